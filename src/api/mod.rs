@@ -1,0 +1,343 @@
+//! The Ironic-compatible v1 API: the subset the `baremetal` CLI needs to
+//! enroll, manage, adopt, deploy and delete nodes, served with Ironic's
+//! paths, bodies, status codes and error format.
+
+pub mod auth;
+pub mod error;
+pub mod nodes;
+pub mod ports;
+pub mod provision;
+pub mod types;
+pub mod version;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{FromRequest, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use crate::conductor::Conductor;
+use auth::{Caller, Htpasswd};
+use error::ApiError;
+use types::Render;
+use version::Version;
+
+/// Limits of the API listener.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_limit: usize,
+    pub request_timeout: Duration,
+    pub max_concurrent_requests: usize,
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub conductor: Conductor,
+    pub htpasswd: Option<Arc<Htpasswd>>,
+    pub limits: Limits,
+}
+
+/// A JSON body read within the size limit; errors in Ironic's format.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let limit = state.limits.max_body_bytes;
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return Err(ApiError::too_large(limit));
+        }
+        let bytes = axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map_err(|_| ApiError::too_large(limit))?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::bad_request(format!("Invalid JSON request body: {e}")))
+    }
+}
+
+/// The scheme and host links should point at.
+pub fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c)))
+        .unwrap_or("localhost:6385");
+    format!("http://{host}")
+}
+
+/// Builds the rendering context for a request.
+pub fn render<'a>(base: &'a str, version: Version, state: &'a AppState) -> Render<'a> {
+    Render { base, version, host: state.conductor.host() }
+}
+
+/// Parses `fields=a,b` against what exists at this version.
+pub fn parse_fields(
+    q: &HashMap<String, String>,
+    version: Version,
+    known: impl Fn(&str, Version) -> bool,
+) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(raw) = q.get("fields") else { return Ok(None) };
+    if !version.at_least(8) {
+        return Err(ApiError::not_acceptable("The fields parameter needs API version 1.8 or later"));
+    }
+    let fields: Vec<String> = raw.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    let unknown: Vec<&str> = fields.iter().filter(|f| !known(f, version)).map(String::as_str).collect();
+    if !unknown.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "Field(s) \"{}\" are not valid",
+            unknown.join(", ")
+        )));
+    }
+    Ok(Some(fields))
+}
+
+/// Parses a boolean query parameter.
+pub fn query_bool(q: &HashMap<String, String>, key: &str) -> Result<Option<bool>, ApiError> {
+    match q.get(key) {
+        None => Ok(None),
+        Some(v) => crate::conductor::update::parse_bool(key, &Value::String(v.clone()))
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("Invalid value for {key}: {v:?} is not a boolean"))),
+    }
+}
+
+/// Parses `limit`, `marker` and `sort_dir` into a page request.
+pub fn parse_page(q: &HashMap<String, String>, state: &AppState) -> Result<crate::store::Page, ApiError> {
+    let limit = match q.get("limit") {
+        None => state.limits.max_limit,
+        Some(l) => match l.parse::<i64>() {
+            Ok(0) => state.limits.max_limit,
+            Ok(n) if n > 0 => (n as usize).min(state.limits.max_limit),
+            _ => return Err(ApiError::bad_request(format!("Limit must be positive: {l}"))),
+        },
+    };
+    let marker = match q.get("marker") {
+        None => None,
+        Some(m) => Some(
+            m.parse::<uuid::Uuid>()
+                .map_err(|_| ApiError::bad_request(format!("Expected a UUID for marker: {m}")))?,
+        ),
+    };
+    if let Some(key) = q.get("sort_key") {
+        if !matches!(key.as_str(), "id" | "created_at") {
+            return Err(ApiError::bad_request(format!(
+                "The sort_key value \"{key}\" is not supported by rackboot; listings are sorted by creation (id, created_at)"
+            )));
+        }
+    }
+    let descending = match q.get("sort_dir").map(String::as_str) {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid sort direction: {other}. Acceptable values are 'asc' or 'desc'"
+            )))
+        }
+    };
+    Ok(crate::store::Page { marker, limit, descending })
+}
+
+/// The `next` link of a full page.
+pub fn next_link(base: &str, path: &str, q: &HashMap<String, String>, limit: usize, last: &str) -> String {
+    let mut parts: Vec<String> = q
+        .iter()
+        .filter(|(k, _)| k.as_str() != "limit" && k.as_str() != "marker")
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect();
+    parts.sort();
+    parts.push(format!("limit={limit}"));
+    parts.push(format!("marker={last}"));
+    format!("{base}{path}?{}", parts.join("&"))
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b',' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn version_object(base: &str) -> Value {
+    json!({
+        "id": "v1",
+        "links": [{"href": format!("{base}/v1/"), "rel": "self"}],
+        "status": "CURRENT",
+        "min_version": format!("1.{}", version::MIN_MINOR),
+        "version": format!("1.{}", version::MAX_MINOR),
+    })
+}
+
+async fn root(headers: HeaderMap) -> Json<Value> {
+    let base = base_url(&headers);
+    let v = version_object(&base);
+    Json(json!({
+        "name": "OpenStack Ironic API",
+        "description": "Ironic is an OpenStack project which enables the provision and management of baremetal machines. (served by rackboot)",
+        "default_version": v,
+        "versions": [v],
+    }))
+}
+
+async fn v1(headers: HeaderMap) -> Json<Value> {
+    let base = base_url(&headers);
+    let link = |kind: &str| json!([
+        {"href": format!("{base}/v1/{kind}/"), "rel": "self"},
+        {"href": format!("{base}/{kind}/"), "rel": "bookmark"}
+    ]);
+    Json(json!({
+        "id": "v1",
+        "links": [
+            {"href": format!("{base}/v1/"), "rel": "self"},
+            {"href": "https://docs.openstack.org/ironic/latest/contributor/webapi.html", "rel": "describedby", "type": "text/html"}
+        ],
+        "media_types": {"base": "application/json", "type": "application/vnd.openstack.ironic.v1+json"},
+        "nodes": link("nodes"),
+        "ports": link("ports"),
+        "drivers": link("drivers"),
+        "version": version_object(&base),
+    }))
+}
+
+async fn drivers_list(State(state): State<AppState>, _c: Caller, headers: HeaderMap) -> Json<Value> {
+    let base = base_url(&headers);
+    let host = state.conductor.host().to_string();
+    let list: Vec<Value> = state
+        .conductor
+        .registry()
+        .hardware_types()
+        .iter()
+        .map(|t| driver_json(t, &base, &host))
+        .collect();
+    Json(json!({ "drivers": list }))
+}
+
+fn driver_json(t: &crate::drivers::HardwareType, base: &str, host: &str) -> Value {
+    let mut v = json!({
+        "name": t.name,
+        "hosts": [host],
+        "type": "dynamic",
+        "links": [
+            {"href": format!("{base}/v1/drivers/{}", t.name), "rel": "self"},
+            {"href": format!("{base}/drivers/{}", t.name), "rel": "bookmark"}
+        ],
+        "properties": [
+            {"href": format!("{base}/v1/drivers/{}/properties", t.name), "rel": "self"},
+            {"href": format!("{base}/drivers/{}/properties", t.name), "rel": "bookmark"}
+        ],
+    });
+    for (kind, list) in &t.supported {
+        v[format!("default_{kind}_interface")] = json!(list[0]);
+        v[format!("enabled_{kind}_interfaces")] = json!(list);
+    }
+    v
+}
+
+async fn driver_show(
+    State(state): State<AppState>,
+    _c: Caller,
+    headers: HeaderMap,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let base = base_url(&headers);
+    let t = state
+        .conductor
+        .registry()
+        .hardware_type(&name)
+        .map_err(|_| ApiError::not_found(format!("Could not find the following driver(s) or hardware type(s): {name}.")))?;
+    Ok(Json(driver_json(t, &base, state.conductor.host())))
+}
+
+async fn driver_properties(
+    State(state): State<AppState>,
+    _c: Caller,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state
+        .conductor
+        .registry()
+        .hardware_type(&name)
+        .map_err(|_| ApiError::not_found(format!("Could not find the following driver(s) or hardware type(s): {name}.")))?;
+    Ok(Json(json!(state.conductor.registry().driver_properties(&name))))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("The resource could not be found.")
+}
+
+/// Turns axum's own rejections (bad path, wrong method) into Ironic's body.
+async fn ironic_errors(req: Request, next: axum::middleware::Next) -> Response {
+    let resp = next.run(req).await;
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if resp.status().is_client_error() && !is_json {
+        let status = resp.status();
+        let msg = match status {
+            StatusCode::METHOD_NOT_ALLOWED => "The method is not allowed for the requested URL.".to_string(),
+            StatusCode::NOT_FOUND => "The resource could not be found.".to_string(),
+            StatusCode::PAYLOAD_TOO_LARGE => "The request body is too large.".to_string(),
+            s => format!("The request could not be processed ({s})."),
+        };
+        return ApiError::new(status, msg).into_response();
+    }
+    resp
+}
+
+/// The API router with every route, limit and layer.
+pub fn router(state: AppState) -> Router {
+    let timeout = state.limits.request_timeout;
+    let concurrency = state.limits.max_concurrent_requests;
+    Router::new()
+        .route("/", get(root))
+        .route("/v1", get(v1))
+        .route("/v1/", get(v1))
+        .route("/v1/nodes", get(nodes::list).post(nodes::create))
+        .route("/v1/nodes/", get(nodes::list).post(nodes::create))
+        .route("/v1/nodes/detail", get(nodes::list_detail))
+        .route("/v1/nodes/{ident}", get(nodes::show).patch(nodes::patch).delete(nodes::delete))
+        .route("/v1/nodes/{ident}/ports", get(ports::list_for_node))
+        .route("/v1/nodes/{ident}/ports/detail", get(ports::list_for_node_detail))
+        .route("/v1/nodes/{ident}/history", get(nodes::history))
+        .route("/v1/nodes/{ident}/states", get(provision::states))
+        .route("/v1/nodes/{ident}/states/provision", put(provision::provision))
+        .route("/v1/nodes/{ident}/states/power", put(provision::power))
+        .route("/v1/nodes/{ident}/maintenance", put(provision::maintenance_on).delete(provision::maintenance_off))
+        .route("/v1/nodes/{ident}/validate", get(provision::validate))
+        .route("/v1/nodes/{ident}/management/boot_device", get(provision::boot_device_get).put(provision::boot_device_set))
+        .route("/v1/nodes/{ident}/management/boot_device/supported", get(provision::boot_device_supported))
+        .route("/v1/ports", get(ports::list).post(ports::create))
+        .route("/v1/ports/", get(ports::list).post(ports::create))
+        .route("/v1/ports/detail", get(ports::list_detail))
+        .route("/v1/ports/{ident}", get(ports::show).patch(ports::patch).delete(ports::delete))
+        .route("/v1/drivers", get(drivers_list))
+        .route("/v1/drivers/", get(drivers_list))
+        .route("/v1/drivers/{name}", get(driver_show))
+        .route("/v1/drivers/{name}/properties", get(driver_properties))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(ironic_errors))
+        .layer(axum::middleware::from_fn(version::negotiate))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .layer(tower::limit::ConcurrencyLimitLayer::new(concurrency))
+        .with_state(state)
+}
+
+/// Query parameters as a map (repeated keys: the last wins).
+pub type Params = Query<HashMap<String, String>>;

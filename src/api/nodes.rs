@@ -1,0 +1,233 @@
+//! `/v1/nodes`: create, list, show, update, delete, history.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::types::{self, NodeCreate};
+use super::version::Version;
+use super::{base_url, next_link, parse_fields, parse_page, query_bool, render, AppState, JsonBody, Params};
+use crate::conductor::update::{check_name, parse_bool};
+use crate::conductor::PatchOp;
+use crate::model::{now, Node, State as PState};
+use crate::store::NodeFilter;
+
+/// Checks that a path ident is a UUID or a valid name (Ironic's 400
+/// InvalidUuidOrName otherwise).
+pub fn check_ident(ident: &str) -> Result<(), ApiError> {
+    if ident.parse::<Uuid>().is_ok() || check_name(ident).is_ok() {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!("Expected a logical name or UUID but received {ident}.")))
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: super::auth::Caller,
+    Extension(version): Extension<Version>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<NodeCreate>,
+) -> Result<Response, ApiError> {
+    let registry = state.conductor.registry();
+    let driver = body.driver.clone().ok_or_else(|| ApiError::bad_request("'driver' is a required property"))?;
+    let hw = registry.hardware_type(&driver)?;
+    let uuid = match &body.uuid {
+        None => Uuid::new_v4(),
+        Some(u) => u.parse().map_err(|_| ApiError::bad_request(format!("Expected a UUID but received {u}.")))?,
+    };
+    if let Some(c) = &body.chassis_uuid {
+        return Err(ApiError::bad_request(format!(
+            "Chassis {c} could not be found: rackboot has no chassis; leave chassis_uuid unset"
+        )));
+    }
+    let initial = if version.at_least(11) { PState::Enroll } else { PState::Available };
+    let mut node = Node::new(uuid, &driver, hw.defaults(), initial, now());
+    for (kind, name) in body.interfaces() {
+        registry.check_interface(&driver, kind, name)?;
+        if let Some(slot) = node.interfaces.get_mut(kind) {
+            *slot = name.to_string();
+        }
+    }
+    if let Some(name) = &body.name {
+        check_name(name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    }
+    if let Some(i) = &body.instance_uuid {
+        i.parse::<Uuid>()
+            .map_err(|_| ApiError::bad_request(format!("Expected a UUID for instance_uuid: {i}")))?;
+    }
+    let b = |field: &str, v: &Option<Value>| -> Result<Option<bool>, ApiError> {
+        v.as_ref()
+            .map(|v| parse_bool(field, v).map_err(|e| ApiError::bad_request(e.to_string())))
+            .transpose()
+    };
+    node.name = body.name;
+    node.driver_info = body.driver_info.unwrap_or_default();
+    node.instance_info = body.instance_info.unwrap_or_default();
+    node.properties = body.properties.unwrap_or_default();
+    node.extra = body.extra.unwrap_or_default();
+    node.instance_uuid = body.instance_uuid;
+    node.resource_class = body.resource_class;
+    node.conductor_group = body.conductor_group.unwrap_or_default();
+    node.description = body.description;
+    node.owner = body.owner;
+    node.lessee = body.lessee;
+    node.network_data = body.network_data.unwrap_or_default();
+    node.automated_clean = b("automated_clean", &body.automated_clean)?;
+    node.retired = b("retired", &body.retired)?.unwrap_or(false);
+    node.retired_reason = body.retired_reason;
+    node.shard = body.shard;
+    node.parent_node = body.parent_node;
+    node.disable_power_off = b("disable_power_off", &body.disable_power_off)?.unwrap_or(false);
+    let node = state.conductor.create_node(node, caller.user.clone()).await?;
+    let base = base_url(&headers);
+    let r = render(&base, version, &state);
+    let location = format!("{base}/v1/nodes/{}", node.uuid);
+    let mut resp = (StatusCode::CREATED, Json(types::node_json(&node, None, &r))).into_response();
+    if let Ok(v) = location.parse() {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+fn filter(q: &HashMap<String, String>, version: Version) -> Result<NodeFilter, ApiError> {
+    let provision_state = match q.get("provision_state") {
+        None => None,
+        Some(s) => Some(s.parse::<PState>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "The provision state {s} is not valid. Valid states are: {}",
+                PState::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            ))
+        })?),
+    };
+    if provision_state.is_some() && !version.at_least(9) {
+        return Err(ApiError::not_acceptable("Filtering by provision_state needs API version 1.9 or later"));
+    }
+    if q.contains_key("driver") && !version.at_least(16) {
+        return Err(ApiError::not_acceptable("Filtering by driver needs API version 1.16 or later"));
+    }
+    Ok(NodeFilter {
+        provision_state,
+        driver: q.get("driver").cloned(),
+        maintenance: query_bool(q, "maintenance")?,
+        associated: query_bool(q, "associated")?,
+        instance_uuid: q.get("instance_uuid").cloned(),
+        resource_class: q.get("resource_class").cloned(),
+        conductor_group: q.get("conductor_group").map(|g| g.to_lowercase()),
+        fault: q.get("fault").cloned(),
+        owner: q.get("owner").cloned(),
+    })
+}
+
+async fn list_inner(state: AppState, version: Version, headers: HeaderMap, q: HashMap<String, String>, detail: bool, path: &str) -> Result<Json<Value>, ApiError> {
+    let detail = detail || query_bool(&q, "detail")?.unwrap_or(false);
+    let fields = parse_fields(&q, version, types::node_field_known)?;
+    if detail && fields.is_some() {
+        return Err(ApiError::bad_request("Can not specify ?detail=True and fields in the same request."));
+    }
+    let f = filter(&q, version)?;
+    let page = parse_page(&q, &state)?;
+    let nodes = state.conductor.store().call(move |s| s.list_nodes(&f, page)).await?;
+    let base = base_url(&headers);
+    let r = render(&base, version, &state);
+    let list: Vec<Value> = nodes
+        .iter()
+        .map(|n| match (&fields, detail) {
+            (Some(f), _) => types::node_json(n, Some(f), &r),
+            (None, true) => types::node_json(n, None, &r),
+            (None, false) => types::node_short_json(n, &r),
+        })
+        .collect();
+    let mut body = json!({ "nodes": list });
+    if nodes.len() == page.limit {
+        if let Some(last) = nodes.last() {
+            body["next"] = Value::String(next_link(&base, path, &q, page.limit, &last.uuid.to_string()));
+        }
+    }
+    Ok(Json(body))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    _c: super::auth::Caller,
+    Extension(version): Extension<Version>,
+    headers: HeaderMap,
+    axum::extract::Query(q): Params,
+) -> Result<Json<Value>, ApiError> {
+    list_inner(state, version, headers, q, false, "/v1/nodes").await
+}
+
+pub async fn list_detail(
+    State(state): State<AppState>,
+    _c: super::auth::Caller,
+    Extension(version): Extension<Version>,
+    headers: HeaderMap,
+    axum::extract::Query(q): Params,
+) -> Result<Json<Value>, ApiError> {
+    list_inner(state, version, headers, q, true, "/v1/nodes/detail").await
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    _c: super::auth::Caller,
+    Extension(version): Extension<Version>,
+    headers: HeaderMap,
+    Path(ident): Path<String>,
+    axum::extract::Query(q): Params,
+) -> Result<Json<Value>, ApiError> {
+    check_ident(&ident)?;
+    let fields = parse_fields(&q, version, types::node_field_known)?;
+    let node = state.conductor.store().call(move |s| s.get_node(&ident)).await?;
+    let base = base_url(&headers);
+    Ok(Json(types::node_json(&node, fields.as_deref(), &render(&base, version, &state))))
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    _c: super::auth::Caller,
+    Extension(version): Extension<Version>,
+    headers: HeaderMap,
+    Path(ident): Path<String>,
+    axum::extract::Query(q): Params,
+    JsonBody(ops): JsonBody<Vec<PatchOp>>,
+) -> Result<Json<Value>, ApiError> {
+    check_ident(&ident)?;
+    let reset = query_bool(&q, "reset_interfaces")?;
+    let node = state.conductor.update_node(&ident, ops, reset).await?;
+    let base = base_url(&headers);
+    Ok(Json(types::node_json(&node, None, &render(&base, version, &state))))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    _c: super::auth::Caller,
+    Path(ident): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    check_ident(&ident)?;
+    state.conductor.delete_node(&ident).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn history(
+    State(state): State<AppState>,
+    _c: super::auth::Caller,
+    Path(ident): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    check_ident(&ident)?;
+    let entries = state
+        .conductor
+        .store()
+        .call(move |s| -> crate::store::Result<_> {
+            let node = s.get_node(&ident)?;
+            s.node_history(node.uuid)
+        })
+        .await?;
+    let list: Vec<Value> = entries.iter().map(types::history_json).collect();
+    Ok(Json(json!({ "history": list })))
+}

@@ -1,0 +1,303 @@
+//! `/v1/ports` and `/v1/nodes/{ident}/ports`.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::types::{self, PortCreate};
+use super::version::Version;
+use super::{base_url, next_link, parse_fields, parse_page, render, AppState, JsonBody, Params};
+use crate::conductor::update::parse_bool;
+use crate::conductor::PatchOp;
+use crate::model::{now, Mac, Port};
+use crate::store::PortFilter;
+
+fn bad_mac(m: &str) -> ApiError {
+    ApiError::bad_request(format!("Expected a MAC address but received {m}."))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    _c: super::auth::Caller,
+    Extension(version): Extension<Version>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<PortCreate>,
+) -> Result<Response, ApiError> {
+    let address = body.address.as_deref().ok_or_else(|| ApiError::bad_request("'address' is a required property"))?;
+    let mac: Mac = address.parse().map_err(|_| bad_mac(address))?;
+    let node = match (&body.node_uuid, &body.node_ident) {
+        (Some(_), Some(_)) => return Err(ApiError::bad_request("Specify only one of node_uuid and node_ident")),
+        (None, None) => return Err(ApiError::bad_request("'node_uuid' is a required property")),
+        (Some(u), None) => {
+            u.parse::<Uuid>().map_err(|_| ApiError::bad_request(format!("Expected UUID for node_uuid: {u}")))?;
+            u.clone()
+        }
+        (None, Some(i)) => {
+            if !version.at_least(94) {
+                return Err(ApiError::not_acceptable("node_ident needs API version 1.94 or later"));
+            }
+            i.clone()
+        }
+    };
+    if body.portgroup_uuid.is_some() {
+        return Err(ApiError::bad_request("Port groups are not supported by rackboot; leave portgroup_uuid unset"));
+    }
+    let uuid = match &body.uuid {
+        None => Uuid::new_v4(),
+        Some(u) => u.parse().map_err(|_| ApiError::bad_request(format!("Expected a UUID but received {u}.")))?,
+    };
+    let flag = |field: &str, v: &Option<Value>, default: bool| -> Result<bool, ApiError> {
+        match v {
+            None | Some(Value::Null) => Ok(default),
+            Some(v) => parse_bool(field, v).map_err(|e| ApiError::bad_request(e.to_string())),
+        }
+    };
+    let pxe_enabled = flag("pxe_enabled", &body.pxe_enabled, true)?;
+    let is_smartnic = flag("is_smartnic", &body.is_smartnic, false)?;
+    let store = state.conductor.store().clone();
+    let port = store
+        .call(move |s| -> Result<Port, ApiError> {
+            let node = s.get_node(&node).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let port = Port {
+                uuid,
+                address: mac,
+                node_uuid: node.uuid,
+                pxe_enabled,
+                local_link_connection: body.local_link_connection.unwrap_or_default(),
+                physical_network: body.physical_network,
+                internal_info: Map::new(),
+                extra: body.extra.unwrap_or_default(),
+                is_smartnic,
+                name: body.name,
+                description: body.description,
+                vendor: body.vendor,
+                category: body.category,
+                created_at: now(),
+                updated_at: None,
+            };
+            s.create_port(&port)?;
+            Ok(port)
+        })
+        .await?;
+    tracing::info!(port = %port.uuid, node = %port.node_uuid, mac = %port.address, "port created");
+    let base = base_url(&headers);
+    let mut resp = (StatusCode::CREATED, Json(types::port_json(&port, None, &render(&base, version, &state)))).into_response();
+    if let Ok(v) = format!("{base}/v1/ports/{}", port.uuid).parse() {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+async fn list_inner(
+    state: AppState,
+    version: Version,
+    headers: HeaderMap,
+    q: HashMap<String, String>,
+    node: Option<String>,
+    detail: bool,
+    path: String,
+) -> Result<Json<Value>, ApiError> {
+    let detail = detail || super::query_bool(&q, "detail")?.unwrap_or(false);
+    let fields = parse_fields(&q, version, types::port_field_known)?;
+    let page = parse_page(&q, &state)?;
+    let node = node.or_else(|| q.get("node").cloned()).or_else(|| q.get("node_uuid").cloned());
+    let address = match q.get("address") {
+        None => None,
+        Some(a) => Some(a.parse::<Mac>().map_err(|_| bad_mac(a))?),
+    };
+    let ports = state
+        .conductor
+        .store()
+        .call(move |s| -> crate::store::Result<Vec<Port>> {
+            let node_uuid = match node {
+                None => None,
+                Some(n) => Some(s.get_node(&n)?.uuid),
+            };
+            s.list_ports(&PortFilter { node_uuid, address }, page)
+        })
+        .await?;
+    let base = base_url(&headers);
+    let r = render(&base, version, &state);
+    let list: Vec<Value> = ports
+        .iter()
+        .map(|p| match (&fields, detail) {
+            (Some(f), _) => types::port_json(p, Some(f), &r),
+            (None, true) => types::port_json(p, None, &r),
+            (None, false) => types::port_short_json(p, &r),
+        })
+        .collect();
+    let mut body = json!({ "ports": list });
+    if ports.len() == page.limit {
+        if let Some(last) = ports.last() {
+            body["next"] = Value::String(next_link(&base, &path, &q, page.limit, &last.uuid.to_string()));
+        }
+    }
+    Ok(Json(body))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    _c: super::auth::Caller,
+    Extension(version): Extension<Version>,
+    headers: HeaderMap,
+    axum::extract::Query(q): Params,
+) -> Result<Json<Value>, ApiError> {
+    list_inner(state, version, headers, q, None, false, "/v1/ports".into()).await
+}
+
+pub async fn list_detail(
+    State(state): State<AppState>,
+    _c: super::auth::Caller,
+    Extension(version): Extension<Version>,
+    headers: HeaderMap,
+    axum::extract::Query(q): Params,
+) -> Result<Json<Value>, ApiError> {
+    list_inner(state, version, headers, q, None, true, "/v1/ports/detail".into()).await
+}
+
+pub async fn list_for_node(
+    State(state): State<AppState>,
+    _c: super::auth::Caller,
+    Extension(version): Extension<Version>,
+    headers: HeaderMap,
+    Path(ident): Path<String>,
+    axum::extract::Query(q): Params,
+) -> Result<Json<Value>, ApiError> {
+    super::nodes::check_ident(&ident)?;
+    let path = format!("/v1/nodes/{ident}/ports");
+    list_inner(state, version, headers, q, Some(ident), false, path).await
+}
+
+pub async fn list_for_node_detail(
+    State(state): State<AppState>,
+    _c: super::auth::Caller,
+    Extension(version): Extension<Version>,
+    headers: HeaderMap,
+    Path(ident): Path<String>,
+    axum::extract::Query(q): Params,
+) -> Result<Json<Value>, ApiError> {
+    super::nodes::check_ident(&ident)?;
+    let path = format!("/v1/nodes/{ident}/ports/detail");
+    list_inner(state, version, headers, q, Some(ident), true, path).await
+}
+
+fn check_port_ident(ident: &str) -> Result<(), ApiError> {
+    if ident.parse::<Uuid>().is_ok() || ident.parse::<Mac>().is_ok() {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!("Expected a UUID but received {ident}.")))
+    }
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    _c: super::auth::Caller,
+    Extension(version): Extension<Version>,
+    headers: HeaderMap,
+    Path(ident): Path<String>,
+    axum::extract::Query(q): Params,
+) -> Result<Json<Value>, ApiError> {
+    check_port_ident(&ident)?;
+    let fields = parse_fields(&q, version, types::port_field_known)?;
+    let port = state.conductor.store().call(move |s| s.get_port(&ident)).await?;
+    let base = base_url(&headers);
+    Ok(Json(types::port_json(&port, fields.as_deref(), &render(&base, version, &state))))
+}
+
+/// Applies a JSON patch to a port: address, node_uuid, pxe_enabled, extra,
+/// local_link_connection, physical_network, name, description, vendor, category.
+fn patch_port(old: &Port, ops: &[PatchOp]) -> Result<Port, ApiError> {
+    const ALLOWED: &[&str] = &[
+        "address", "node_uuid", "pxe_enabled", "extra", "local_link_connection", "physical_network",
+        "is_smartnic", "name", "description", "vendor", "category",
+    ];
+    if ops.is_empty() {
+        return Err(ApiError::bad_request("The patch is empty: send a JSON list of operations"));
+    }
+    for op in ops {
+        let top = op.path.trim_start_matches('/').split('/').next().unwrap_or_default();
+        if !ALLOWED.contains(&top) {
+            return Err(ApiError::bad_request(format!("'/{top}' can not be updated on a port")));
+        }
+        if !matches!(op.op.as_str(), "add" | "replace" | "remove") {
+            return Err(ApiError::bad_request(format!("Invalid patch operation {:?}", op.op)));
+        }
+    }
+    let mut doc = serde_json::to_value(old).map_err(ApiError::internal)?;
+    let patch: json_patch::Patch = serde_json::from_value(serde_json::to_value(
+        ops.iter()
+            .map(|o| json!({"op": o.op, "path": o.path, "value": o.value.clone().unwrap_or(Value::Null)}))
+            .collect::<Vec<_>>(),
+    ).map_err(ApiError::internal)?)
+    .map_err(|e| ApiError::bad_request(format!("Invalid patch: {e}")))?;
+    json_patch::patch(&mut doc, &patch).map_err(|e| ApiError::bad_request(format!("Patch could not be applied: {e}")))?;
+    if let Some(Value::String(a)) = doc.get("address") {
+        let mac: Mac = a.parse().map_err(|_| bad_mac(a))?;
+        doc["address"] = Value::String(mac.to_string());
+    }
+    for key in ["pxe_enabled", "is_smartnic"] {
+        if let Some(v) = doc.get(key).cloned() {
+            doc[key] = Value::Bool(match v {
+                Value::Null => key == "pxe_enabled",
+                v => parse_bool(key, &v).map_err(|e| ApiError::bad_request(e.to_string()))?,
+            });
+        }
+    }
+    for key in ["extra", "local_link_connection", "internal_info"] {
+        if doc.get(key).is_none_or(Value::is_null) {
+            doc[key] = json!({});
+        }
+    }
+    let mut port: Port = serde_json::from_value(doc).map_err(|e| ApiError::bad_request(format!("Invalid port after patch: {e}")))?;
+    port.updated_at = Some(now());
+    Ok(port)
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    _c: super::auth::Caller,
+    Extension(version): Extension<Version>,
+    headers: HeaderMap,
+    Path(ident): Path<String>,
+    JsonBody(ops): JsonBody<Vec<PatchOp>>,
+) -> Result<Json<Value>, ApiError> {
+    check_port_ident(&ident)?;
+    let port = state
+        .conductor
+        .store()
+        .call(move |s| -> Result<Port, ApiError> {
+            let old = s.get_port(&ident)?;
+            let new = patch_port(&old, &ops)?;
+            s.save_port(&new).map_err(|e| match e {
+                crate::store::Error::NodeNotFound(n) => ApiError::bad_request(format!("Node {n} could not be found.")),
+                e => e.into(),
+            })?;
+            Ok(new)
+        })
+        .await?;
+    let base = base_url(&headers);
+    Ok(Json(types::port_json(&port, None, &render(&base, version, &state))))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    _c: super::auth::Caller,
+    Path(ident): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    check_port_ident(&ident)?;
+    state
+        .conductor
+        .store()
+        .call(move |s| -> crate::store::Result<()> {
+            let port = s.get_port(&ident)?;
+            s.delete_port(port.uuid)
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

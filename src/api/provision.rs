@@ -1,0 +1,205 @@
+//! `/v1/nodes/{ident}/states…`, maintenance, validate and boot device.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde_json::{json, Map, Value};
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::nodes::check_ident;
+use super::types::{self, BootDeviceRequest, MaintenanceRequest, PowerRequest, ProvisionRequest};
+use super::version::Version;
+use super::{base_url, render, AppState, JsonBody};
+use crate::conductor::update::parse_bool;
+use crate::conductor::ProvisionOptions;
+use crate::model::states;
+use crate::model::PowerState;
+
+/// Verbs the appliance runs today; the others are refused with a clear 400.
+const SUPPORTED_TARGETS: &[&str] = &["manage", "provide", "adopt", "active", "deploy", "deleted", "undeploy", "rebuild", "abort"];
+
+pub async fn states(
+    State(state): State<AppState>,
+    _c: Caller,
+    Extension(version): Extension<Version>,
+    headers: HeaderMap,
+    Path(ident): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    check_ident(&ident)?;
+    let node = state.conductor.store().call(move |s| s.get_node(&ident)).await?;
+    let base = base_url(&headers);
+    Ok(Json(types::states_json(&node, &render(&base, version, &state))))
+}
+
+fn accepted(headers: &HeaderMap, ident: &str) -> Response {
+    let mut resp = StatusCode::ACCEPTED.into_response();
+    if let Ok(v) = format!("{}/v1/nodes/{ident}/states", base_url(headers)).parse() {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+pub async fn provision(
+    State(state): State<AppState>,
+    caller: Caller,
+    Extension(version): Extension<Version>,
+    headers: HeaderMap,
+    Path(ident): Path<String>,
+    JsonBody(body): JsonBody<ProvisionRequest>,
+) -> Result<Response, ApiError> {
+    check_ident(&ident)?;
+    let target = body.target.as_str();
+    let Some(api) = states::api_target(target) else {
+        return Err(ApiError::bad_request(format!("The requested action \"{target}\" could not be understood.")));
+    };
+    if let Some(min) = api.min_version {
+        // Ironic gates "undeploy" by the raw target, which is never in its
+        // version table; the alias is accepted at any version, as there.
+        if target != "undeploy" && !version.at_least(min) {
+            return Err(ApiError::not_acceptable(format!(
+                "The \"{target}\" action needs API version 1.{min} or later; the request was made at 1.{}",
+                version.0
+            )));
+        }
+    }
+    if target == "abort" {
+        // aborting a deploy wait needs 1.110, as in Ironic
+        let node_ident = ident.clone();
+        let node = state.conductor.store().call(move |s| s.get_node(&node_ident)).await?;
+        if node.provision_state == states::State::WaitCallBack && !version.at_least(110) {
+            return Err(ApiError::not_acceptable("Aborting a node in wait call-back needs API version 1.110 or later"));
+        }
+    }
+    if !SUPPORTED_TARGETS.contains(&target) {
+        return Err(ApiError::bad_request(format!(
+            "The requested action \"{target}\" is not supported by rackboot yet; supported actions: {}",
+            SUPPORTED_TARGETS.join(", ")
+        )));
+    }
+    if body.configdrive.is_some() && !matches!(target, "active" | "deploy" | "rebuild") {
+        return Err(ApiError::bad_request("Adding a config drive is only supported when setting provision state to active or rebuild"));
+    }
+    let confirm = match &body.confirm_destructive {
+        None => false,
+        Some(v) => parse_bool("confirm_destructive", v).map_err(|e| ApiError::bad_request(e.to_string()))?,
+    };
+    let opts = ProvisionOptions { confirm_destructive: confirm, user: caller.user.clone() };
+    state.conductor.provision(&ident, target, opts).await?;
+    Ok(accepted(&headers, &ident))
+}
+
+pub async fn power(
+    State(state): State<AppState>,
+    caller: Caller,
+    Extension(version): Extension<Version>,
+    headers: HeaderMap,
+    Path(ident): Path<String>,
+    JsonBody(body): JsonBody<PowerRequest>,
+) -> Result<Response, ApiError> {
+    check_ident(&ident)?;
+    let target: PowerState = body.target.parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "The requested action \"{}\" can not be performed on node \"{ident}\": valid power targets are power on, power off, rebooting, soft rebooting, soft power off",
+            body.target
+        ))
+    })?;
+    if target == PowerState::Error {
+        return Err(ApiError::bad_request("\"error\" is not a power target"));
+    }
+    if matches!(target, PowerState::SoftOff | PowerState::SoftRebooting) && !version.at_least(27) {
+        return Err(ApiError::not_acceptable("Soft power actions need API version 1.27 or later"));
+    }
+    if let Some(t) = &body.timeout {
+        if !version.at_least(27) {
+            return Err(ApiError::not_acceptable("The power timeout needs API version 1.27 or later"));
+        }
+        if t.as_i64().is_none_or(|n| n < 1) {
+            return Err(ApiError::bad_request(format!("Invalid timeout value {t}: it must be a positive integer")));
+        }
+    }
+    state.conductor.set_power(&ident, target, caller.user.clone()).await?;
+    Ok(accepted(&headers, &ident))
+}
+
+pub async fn maintenance_on(
+    State(state): State<AppState>,
+    _c: Caller,
+    Path(ident): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<StatusCode, ApiError> {
+    check_ident(&ident)?;
+    let reason = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        serde_json::from_slice::<MaintenanceRequest>(&body)
+            .map_err(|e| ApiError::bad_request(format!("Invalid JSON request body: {e}")))?
+            .reason
+    };
+    state.conductor.set_maintenance(&ident, true, reason).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+pub async fn maintenance_off(
+    State(state): State<AppState>,
+    _c: Caller,
+    Path(ident): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    check_ident(&ident)?;
+    state.conductor.set_maintenance(&ident, false, None).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+pub async fn validate(
+    State(state): State<AppState>,
+    _c: Caller,
+    Path(ident): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    check_ident(&ident)?;
+    let results = state.conductor.validate(&ident).await?;
+    let mut m = Map::new();
+    for (kind, result, reason) in results {
+        let mut entry = json!({ "result": result });
+        if let Some(r) = reason {
+            entry["reason"] = Value::String(r);
+        }
+        m.insert(kind.to_string(), entry);
+    }
+    Ok(Json(Value::Object(m)))
+}
+
+pub async fn boot_device_get(
+    State(state): State<AppState>,
+    _c: Caller,
+    Path(ident): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    check_ident(&ident)?;
+    let (device, persistent) = state.conductor.get_boot_device(&ident).await?;
+    Ok(Json(json!({ "boot_device": device, "persistent": persistent })))
+}
+
+pub async fn boot_device_set(
+    State(state): State<AppState>,
+    _c: Caller,
+    Path(ident): Path<String>,
+    JsonBody(body): JsonBody<BootDeviceRequest>,
+) -> Result<StatusCode, ApiError> {
+    check_ident(&ident)?;
+    let persistent = match &body.persistent {
+        None => false,
+        Some(v) => parse_bool("persistent", v).map_err(|e| ApiError::bad_request(e.to_string()))?,
+    };
+    state.conductor.set_boot_device(&ident, &body.boot_device, persistent).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn boot_device_supported(
+    State(state): State<AppState>,
+    _c: Caller,
+    Path(ident): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    check_ident(&ident)?;
+    let list = state.conductor.supported_boot_devices(&ident).await?;
+    Ok(Json(json!({ "supported_boot_devices": list })))
+}

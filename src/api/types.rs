@@ -1,0 +1,485 @@
+//! What the API shows: nodes and ports rendered as Ironic renders them —
+//! version-gated fields, masked secrets, links — and the request bodies it
+//! accepts. Never the model types themselves.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::version::Version;
+use crate::model::{HistoryEntry, Interfaces, Node, Port};
+
+/// Key fragments whose values are never shown (oslo's sanitize keys).
+const SECRET_KEYS: &[&str] = &[
+    "password", "secret", "token", "admin_pass", "configdrive", "private_key", "passphrase",
+    "snmp_auth_key", "snmp_priv_key", "fernetkey", "sslkey", "cephkey", "encrypted_key", "access_key",
+    "cert_key", "vnc_key", "keystone_key", "chappassword", "sys_pswd", "new_pass",
+];
+
+fn is_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    SECRET_KEYS.iter().any(|s| k.contains(s))
+}
+
+/// A copy of `m` with secret values replaced by `******`.
+pub fn mask(m: &Map<String, Value>, extra_keys: &[&str]) -> Map<String, Value> {
+    m.iter()
+        .map(|(k, v)| {
+            let v = if is_secret(k) || extra_keys.contains(&k.as_str()) {
+                Value::String("******".into())
+            } else {
+                match v {
+                    Value::Object(inner) => Value::Object(mask(inner, extra_keys)),
+                    Value::String(s) => Value::String(crate::images::redact(s)),
+                    other => other.clone(),
+                }
+            };
+            (k.clone(), v)
+        })
+        .collect()
+}
+
+fn links(base: &str, kind: &str, id: &str, sub: &str) -> Value {
+    serde_json::json!([
+        {"href": format!("{base}/v1/{kind}/{id}{sub}"), "rel": "self"},
+        {"href": format!("{base}/{kind}/{id}{sub}"), "rel": "bookmark"}
+    ])
+}
+
+/// Fields hidden below a microversion (Ironic's VERSIONED_FIELDS).
+fn min_version(field: &str) -> u32 {
+    match field {
+        "name" => 5,
+        "inspection_finished_at" | "inspection_started_at" => 6,
+        "clean_step" => 7,
+        "raid_config" | "target_raid_config" => 12,
+        "states" => 14,
+        "network_interface" => 20,
+        "resource_class" => 21,
+        "storage_interface" => 33,
+        "traits" => 37,
+        "rescue_interface" => 38,
+        "bios_interface" => 40,
+        "fault" => 42,
+        "deploy_step" => 44,
+        "conductor_group" => 46,
+        "automated_clean" => 47,
+        "protected" | "protected_reason" => 48,
+        "conductor" => 49,
+        "owner" => 50,
+        "description" => 51,
+        "allocation_uuid" => 52,
+        "retired" | "retired_reason" => 61,
+        "network_data" => 66,
+        "lessee" => 65,
+        "boot_mode" | "secure_boot" => 75,
+        "shard" => 82,
+        "parent_node" => 83,
+        "firmware_interface" => 86,
+        "service_step" => 87,
+        "disable_power_off" => 95,
+        "instance_name" => 104,
+        "health" => 109,
+        "boot_interface" | "console_interface" | "deploy_interface" | "inspect_interface"
+        | "management_interface" | "power_interface" | "raid_interface" | "vendor_interface" => 31,
+        _ => 1,
+    }
+}
+
+/// Every field of the full node object, in Ironic's order.
+pub const NODE_FIELDS: &[&str] = &[
+    "allocation_uuid", "automated_clean", "bios_interface", "boot_interface", "boot_mode", "chassis_uuid",
+    "clean_step", "conductor", "conductor_group", "console_enabled", "console_interface", "created_at",
+    "deploy_interface", "deploy_step", "description", "disable_power_off", "driver", "driver_info",
+    "driver_internal_info", "extra", "fault", "firmware_interface", "health", "inspect_interface",
+    "inspection_finished_at", "inspection_started_at", "instance_info", "instance_name", "instance_uuid",
+    "last_error", "lessee", "links", "maintenance", "maintenance_reason", "management_interface", "name",
+    "network_data", "network_interface", "owner", "parent_node", "portgroups", "ports", "power_interface",
+    "power_state", "properties", "protected", "protected_reason", "provision_state",
+    "provision_updated_at", "raid_config", "raid_interface", "rescue_interface", "reservation",
+    "resource_class", "retired", "retired_reason", "secure_boot", "service_step", "shard", "states",
+    "storage_interface", "target_power_state", "target_provision_state", "target_raid_config", "traits",
+    "updated_at", "uuid", "vendor_interface", "volume",
+];
+
+/// Fields of the short node listing.
+pub const NODE_LIST_FIELDS: &[&str] =
+    &["instance_uuid", "maintenance", "name", "power_state", "provision_state", "uuid", "links"];
+
+/// Context for rendering: where links point and at which version.
+#[derive(Debug, Clone)]
+pub struct Render<'a> {
+    pub base: &'a str,
+    pub version: Version,
+    pub host: &'a str,
+}
+
+fn opt(v: &Option<String>) -> Value {
+    v.as_ref().map(|s| Value::String(s.clone())).unwrap_or(Value::Null)
+}
+
+/// One field of a node as the API shows it.
+fn node_field(node: &Node, field: &str, r: &Render) -> Option<Value> {
+    let id = node.uuid.to_string();
+    Some(match field {
+        "uuid" => Value::String(id),
+        "name" => opt(&node.name),
+        "driver" => Value::String(node.driver.clone()),
+        "driver_info" => Value::Object(mask(&node.driver_info, &[])),
+        "driver_internal_info" => Value::Object(mask(&node.driver_internal_info, &[])),
+        "instance_info" => Value::Object(mask(&node.instance_info, &["image_url"])),
+        "instance_uuid" => opt(&node.instance_uuid),
+        "instance_name" => opt(&node.instance_name),
+        "properties" => Value::Object(node.properties.clone()),
+        "extra" => Value::Object(node.extra.clone()),
+        "provision_state" => {
+            if node.provision_state == crate::model::State::Available && !r.version.at_least(2) {
+                Value::Null
+            } else if node.provision_state == crate::model::State::InspectWait && !r.version.at_least(39) {
+                Value::String("inspecting".into())
+            } else {
+                Value::String(node.provision_state.to_string())
+            }
+        }
+        "target_provision_state" => node.target_provision_state.map(|s| Value::String(s.to_string())).unwrap_or(Value::Null),
+        "provision_updated_at" => opt(&node.provision_updated_at),
+        "power_state" => node.power_state.map(|s| Value::String(s.to_string())).unwrap_or(Value::Null),
+        "target_power_state" => node.target_power_state.map(|s| Value::String(s.to_string())).unwrap_or(Value::Null),
+        "last_error" => opt(&node.last_error),
+        "maintenance" => Value::Bool(node.maintenance),
+        "maintenance_reason" => opt(&node.maintenance_reason),
+        "fault" => opt(&node.fault),
+        "reservation" => opt(&node.reservation),
+        "console_enabled" => Value::Bool(false),
+        "protected" => Value::Bool(node.protected),
+        "protected_reason" => opt(&node.protected_reason),
+        "retired" => Value::Bool(node.retired),
+        "retired_reason" => opt(&node.retired_reason),
+        "owner" => opt(&node.owner),
+        "lessee" => opt(&node.lessee),
+        "description" => opt(&node.description),
+        "conductor" => Value::String(r.host.to_string()),
+        "conductor_group" => Value::String(node.conductor_group.clone()),
+        "resource_class" => opt(&node.resource_class),
+        "chassis_uuid" | "allocation_uuid" | "health" | "inspection_started_at" | "inspection_finished_at" => Value::Null,
+        "automated_clean" => node.automated_clean.map(Value::Bool).unwrap_or(Value::Null),
+        "clean_step" | "deploy_step" | "service_step" | "raid_config" | "target_raid_config" => Value::Object(Map::new()),
+        "traits" => Value::Array(Vec::new()),
+        "network_data" => Value::Object(node.network_data.clone()),
+        "boot_mode" => opt(&node.boot_mode),
+        "secure_boot" => node.secure_boot.map(Value::Bool).unwrap_or(Value::Null),
+        "shard" => opt(&node.shard),
+        "parent_node" => opt(&node.parent_node),
+        "disable_power_off" => Value::Bool(node.disable_power_off),
+        "created_at" => Value::String(node.created_at.clone()),
+        "updated_at" => opt(&node.updated_at),
+        "links" => links(r.base, "nodes", &id, ""),
+        "ports" => links(r.base, "nodes", &id, "/ports"),
+        "portgroups" => links(r.base, "nodes", &id, "/portgroups"),
+        "states" => links(r.base, "nodes", &id, "/states"),
+        "volume" => links(r.base, "nodes", &id, "/volume"),
+        f => {
+            let kind = f.strip_suffix("_interface")?;
+            Value::String(node.interfaces.get(kind)?.to_string())
+        }
+    })
+}
+
+/// Whether a field name exists on a node at this version.
+pub fn node_field_known(field: &str, version: Version) -> bool {
+    NODE_FIELDS.contains(&field) && version.at_least(min_version(field))
+}
+
+/// Renders a node with `fields` (all when `None`).
+pub fn node_json(node: &Node, fields: Option<&[String]>, r: &Render) -> Value {
+    let mut m = Map::new();
+    match fields {
+        Some(list) => {
+            for f in list {
+                if let Some(v) = node_field(node, f, r) {
+                    m.insert(f.clone(), v);
+                }
+            }
+        }
+        None => {
+            for f in NODE_FIELDS {
+                if r.version.at_least(min_version(f)) {
+                    if let Some(v) = node_field(node, f, r) {
+                        m.insert((*f).to_string(), v);
+                    }
+                }
+            }
+        }
+    }
+    Value::Object(m)
+}
+
+/// The short listing form of a node.
+pub fn node_short_json(node: &Node, r: &Render) -> Value {
+    let mut m = Map::new();
+    for f in NODE_LIST_FIELDS {
+        if r.version.at_least(min_version(f)) {
+            if let Some(v) = node_field(node, f, r) {
+                m.insert((*f).to_string(), v);
+            }
+        }
+    }
+    Value::Object(m)
+}
+
+/// `GET …/states`.
+pub fn states_json(node: &Node, r: &Render) -> Value {
+    let mut m = Map::new();
+    for f in ["console_enabled", "last_error", "power_state", "provision_state", "provision_updated_at", "target_power_state", "target_provision_state"] {
+        m.insert(f.into(), node_field(node, f, r).unwrap_or(Value::Null));
+    }
+    if r.version.at_least(12) {
+        m.insert("raid_config".into(), Value::Object(Map::new()));
+        m.insert("target_raid_config".into(), Value::Object(Map::new()));
+    }
+    if r.version.at_least(75) {
+        m.insert("boot_mode".into(), opt(&node.boot_mode));
+        m.insert("secure_boot".into(), node.secure_boot.map(Value::Bool).unwrap_or(Value::Null));
+    }
+    Value::Object(m)
+}
+
+/// Every field of the full port object.
+pub const PORT_FIELDS: &[&str] = &[
+    "uuid", "address", "node_uuid", "portgroup_uuid", "pxe_enabled", "local_link_connection",
+    "physical_network", "internal_info", "extra", "is_smartnic", "name", "description", "vendor",
+    "category", "created_at", "updated_at", "links",
+];
+
+fn port_min_version(field: &str) -> u32 {
+    match field {
+        "pxe_enabled" | "local_link_connection" => 19,
+        "portgroup_uuid" => 24,
+        "physical_network" => 34,
+        "is_smartnic" => 53,
+        "name" => 88,
+        "description" => 97,
+        "vendor" => 100,
+        "category" => 101,
+        _ => 1,
+    }
+}
+
+fn port_field(p: &Port, field: &str, r: &Render) -> Option<Value> {
+    Some(match field {
+        "uuid" => Value::String(p.uuid.to_string()),
+        "address" => Value::String(p.address.to_string()),
+        "node_uuid" => Value::String(p.node_uuid.to_string()),
+        "portgroup_uuid" => Value::Null,
+        "pxe_enabled" => Value::Bool(p.pxe_enabled),
+        "local_link_connection" => Value::Object(p.local_link_connection.clone()),
+        "physical_network" => opt(&p.physical_network),
+        "internal_info" => Value::Object(p.internal_info.clone()),
+        "extra" => Value::Object(p.extra.clone()),
+        "is_smartnic" => Value::Bool(p.is_smartnic),
+        "name" => opt(&p.name),
+        "description" => opt(&p.description),
+        "vendor" => opt(&p.vendor),
+        "category" => opt(&p.category),
+        "created_at" => Value::String(p.created_at.clone()),
+        "updated_at" => opt(&p.updated_at),
+        "links" => links(r.base, "ports", &p.uuid.to_string(), ""),
+        _ => return None,
+    })
+}
+
+pub fn port_field_known(field: &str, version: Version) -> bool {
+    PORT_FIELDS.contains(&field) && version.at_least(port_min_version(field))
+}
+
+/// Renders a port with `fields` (all when `None`).
+pub fn port_json(p: &Port, fields: Option<&[String]>, r: &Render) -> Value {
+    let mut m = Map::new();
+    let all: Vec<String>;
+    let list: &[String] = match fields {
+        Some(l) => l,
+        None => {
+            all = PORT_FIELDS
+                .iter()
+                .filter(|f| r.version.at_least(port_min_version(f)))
+                .map(|f| f.to_string())
+                .collect();
+            &all
+        }
+    };
+    for f in list {
+        if let Some(v) = port_field(p, f, r) {
+            m.insert(f.clone(), v);
+        }
+    }
+    Value::Object(m)
+}
+
+/// The short listing form of a port.
+pub fn port_short_json(p: &Port, r: &Render) -> Value {
+    port_json(p, Some(&["uuid".into(), "address".into(), "links".into()]), r)
+}
+
+/// A history entry as `GET …/history` shows it.
+pub fn history_json(h: &HistoryEntry) -> Value {
+    serde_json::json!({
+        "uuid": h.uuid,
+        "created_at": h.created_at,
+        "severity": h.severity.as_str(),
+        "event_type": h.event_type,
+        "event": h.event,
+        "conductor": h.conductor,
+        "user": h.user,
+    })
+}
+
+/// `POST /v1/nodes` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeCreate {
+    pub uuid: Option<String>,
+    pub name: Option<String>,
+    pub driver: Option<String>,
+    #[serde(default)]
+    pub driver_info: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub instance_info: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub properties: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub extra: Option<Map<String, Value>>,
+    pub instance_uuid: Option<String>,
+    pub chassis_uuid: Option<String>,
+    pub resource_class: Option<String>,
+    pub conductor_group: Option<String>,
+    pub description: Option<String>,
+    pub owner: Option<String>,
+    pub lessee: Option<String>,
+    #[serde(default)]
+    pub network_data: Option<Map<String, Value>>,
+    pub automated_clean: Option<Value>,
+    pub retired: Option<Value>,
+    pub retired_reason: Option<String>,
+    pub shard: Option<String>,
+    pub parent_node: Option<String>,
+    pub disable_power_off: Option<Value>,
+    pub bios_interface: Option<String>,
+    pub boot_interface: Option<String>,
+    pub console_interface: Option<String>,
+    pub deploy_interface: Option<String>,
+    pub firmware_interface: Option<String>,
+    pub inspect_interface: Option<String>,
+    pub management_interface: Option<String>,
+    pub network_interface: Option<String>,
+    pub power_interface: Option<String>,
+    pub raid_interface: Option<String>,
+    pub rescue_interface: Option<String>,
+    pub storage_interface: Option<String>,
+    pub vendor_interface: Option<String>,
+}
+
+impl NodeCreate {
+    /// The `*_interface` fields that were given, by kind.
+    pub fn interfaces(&self) -> Vec<(&'static str, &str)> {
+        let all: [(&'static str, &Option<String>); 13] = [
+            ("bios", &self.bios_interface),
+            ("boot", &self.boot_interface),
+            ("console", &self.console_interface),
+            ("deploy", &self.deploy_interface),
+            ("firmware", &self.firmware_interface),
+            ("inspect", &self.inspect_interface),
+            ("management", &self.management_interface),
+            ("network", &self.network_interface),
+            ("power", &self.power_interface),
+            ("raid", &self.raid_interface),
+            ("rescue", &self.rescue_interface),
+            ("storage", &self.storage_interface),
+            ("vendor", &self.vendor_interface),
+        ];
+        debug_assert_eq!(all.len(), Interfaces::KINDS.len());
+        all.into_iter().filter_map(|(k, v)| v.as_deref().map(|v| (k, v))).collect()
+    }
+}
+
+/// `POST /v1/ports` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortCreate {
+    pub address: Option<String>,
+    pub node_uuid: Option<String>,
+    pub node_ident: Option<String>,
+    pub uuid: Option<String>,
+    pub pxe_enabled: Option<Value>,
+    #[serde(default)]
+    pub local_link_connection: Option<Map<String, Value>>,
+    pub physical_network: Option<String>,
+    #[serde(default)]
+    pub extra: Option<Map<String, Value>>,
+    pub portgroup_uuid: Option<String>,
+    pub is_smartnic: Option<Value>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub vendor: Option<String>,
+    pub category: Option<String>,
+}
+
+/// `PUT …/states/provision` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisionRequest {
+    pub target: String,
+    pub configdrive: Option<Value>,
+    pub clean_steps: Option<Value>,
+    pub deploy_steps: Option<Value>,
+    pub service_steps: Option<Value>,
+    pub rescue_password: Option<String>,
+    pub disable_ramdisk: Option<Value>,
+    pub runbook: Option<String>,
+    /// rackboot's own: consent to a destructive action on an adopted node.
+    pub confirm_destructive: Option<Value>,
+}
+
+/// `PUT …/states/power` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PowerRequest {
+    pub target: String,
+    pub timeout: Option<Value>,
+}
+
+/// `PUT …/management/boot_device` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootDeviceRequest {
+    pub boot_device: String,
+    pub persistent: Option<Value>,
+}
+
+/// `PUT …/maintenance` body.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceRequest {
+    pub reason: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn secrets_are_masked_recursively() {
+        let m = json!({
+            "ipmi_address": "10.0.0.5",
+            "ipmi_password": "hunter2",
+            "nested": {"auth_token": "abc", "x": 1},
+            "url": "http://u:pw@h/x?token=t"
+        });
+        let masked = Value::Object(mask(m.as_object().unwrap(), &[]));
+        assert_eq!(masked["ipmi_password"], "******");
+        assert_eq!(masked["nested"]["auth_token"], "******");
+        assert_eq!(masked["nested"]["x"], 1);
+        assert_eq!(masked["ipmi_address"], "10.0.0.5");
+        assert!(!masked.to_string().contains("hunter2"));
+        assert!(!masked.to_string().contains("pw@"));
+    }
+}

@@ -1,0 +1,770 @@
+//! The conductor: the only writer of `provision_state`.
+//!
+//! Every verb takes the node's lock (Ironic's `reservation`), moves the node
+//! with [`states::next`] and commits the transient state, its target and a
+//! history row in one transaction *before* the caller is answered; a worker
+//! task then runs the workflow through the node's driver interfaces and
+//! commits the outcome the same way. A busy node answers `NodeLocked`.
+//! At start-up, nodes left in transient states are failed as Ironic fails
+//! them, with a `last_error` saying the appliance restarted.
+
+pub mod update;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{Notify, Semaphore};
+use uuid::Uuid;
+
+use crate::drivers::{self, Bundle, DeployOutcome, Registry, Task};
+use crate::model::states::{self, Event, State};
+use crate::model::{now, HistoryEntry, Node, PowerState, Severity};
+use crate::store::{self, PortFilter, Store};
+
+pub use update::PatchOp;
+
+/// Conductor failures, each mapped to one Ironic error by the API.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error("Node {node} is locked by host {host}, please retry after the current operation is completed.")]
+    NodeLocked { node: String, host: String },
+    #[error("The requested action \"{action}\" can not be performed on node \"{node}\" while it is in state \"{state}\".")]
+    InvalidStateRequested { action: String, node: String, state: String },
+    /// A conflict with the node's current state (Ironic's InvalidState, 409).
+    #[error("{0}")]
+    InvalidState(String),
+    #[error("The {action} action can not be performed on node {node} because it is in maintenance mode.")]
+    NodeInMaintenance { action: String, node: String },
+    #[error("Node {node} is protected and cannot be undeployed, rebuilt or deleted")]
+    NodeProtected { node: String },
+    #[error("Node {node} is associated with instance {instance}.")]
+    NodeAssociated { node: String, instance: String },
+    /// Bad input (Ironic's InvalidParameterValue, 400).
+    #[error("{0}")]
+    Invalid(String),
+    /// A request refused to protect a production machine (400).
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Driver(#[from] drivers::ChoiceError),
+    #[error("No free conductor workers available")]
+    NoFreeWorker,
+    #[error("The appliance is shutting down; retry once it is back")]
+    ShuttingDown,
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Conductor settings from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// This appliance's name, shown as the `reservation` and `conductor`.
+    pub host: String,
+    /// Clean nodes on provide and undeploy (default off).
+    pub automated_clean: bool,
+    /// Workflows that may run at once.
+    pub max_workers: usize,
+    /// How long a request waits for a busy node's lock before NodeLocked.
+    pub node_locked_wait: Duration,
+    /// Interface limits.
+    pub drivers: drivers::Settings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            host: "rackboot".into(),
+            automated_clean: false,
+            max_workers: 256,
+            node_locked_wait: Duration::from_secs(1),
+            drivers: drivers::Settings::default(),
+        }
+    }
+}
+
+/// Options of a provisioning request beyond its target.
+#[derive(Debug, Clone, Default)]
+pub struct ProvisionOptions {
+    /// Explicit consent to a destructive action on an adopted node.
+    pub confirm_destructive: bool,
+    /// Who asked (for the history).
+    pub user: Option<String>,
+}
+
+/// The conductor. Cheap to clone.
+#[derive(Clone)]
+pub struct Conductor {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    registry: Arc<Registry>,
+    settings: Settings,
+    http: reqwest::Client,
+    locks: Mutex<HashSet<Uuid>>,
+    released: Notify,
+    workers: Arc<Semaphore>,
+    running: AtomicUsize,
+    idle: Notify,
+    stopping: AtomicBool,
+}
+
+/// Holds a node's lock; dropping it releases the lock.
+struct LockGuard {
+    inner: Arc<Inner>,
+    uuid: Uuid,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        self.inner.locks.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.uuid);
+        self.inner.released.notify_waiters();
+    }
+}
+
+/// The workflow a worker runs after the transition was committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Job {
+    Verify,
+    Adopt,
+    Clean,
+    Deploy,
+    TearDown,
+    Power(PowerState),
+}
+
+/// A worker slot and the node's lock, carried by a spawned workflow.
+struct WorkerTicket {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    lock: LockGuard,
+}
+
+fn history(severity: Severity, event_type: &str, event: impl Into<String>, user: &Option<String>) -> HistoryEntry {
+    let mut h = HistoryEntry::new(severity, event_type, event);
+    h.user = user.clone();
+    h
+}
+
+impl Conductor {
+    pub fn new(store: Store, registry: Arc<Registry>, settings: Settings) -> Conductor {
+        let http = reqwest::Client::builder()
+            .connect_timeout(settings.drivers.image_check_timeout)
+            .timeout(settings.drivers.image_check_timeout)
+            .user_agent(concat!("rackboot/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        let workers = Arc::new(Semaphore::new(settings.max_workers.max(1)));
+        Conductor {
+            inner: Arc::new(Inner {
+                store,
+                registry,
+                settings,
+                http,
+                locks: Mutex::new(HashSet::new()),
+                released: Notify::new(),
+                workers,
+                running: AtomicUsize::new(0),
+                idle: Notify::new(),
+                stopping: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    pub fn host(&self) -> &str {
+        &self.inner.settings.host
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    // ---- start-up and shutdown --------------------------------------------
+
+    /// Clears stale reservations and fails nodes left in transient states, as
+    /// Ironic does when a conductor starts. Returns how many nodes moved.
+    pub async fn recover(&self) -> Result<usize> {
+        let host = self.host().to_string();
+        self.store()
+            .call(move |s| -> Result<usize> {
+                s.clear_reservations()?;
+                let stuck: Vec<State> = State::ALL.iter().copied().filter(|s| s.is_stuck_after_restart()).collect();
+                let nodes = s.nodes_in_states(&stuck)?;
+                let count = nodes.len();
+                for mut node in nodes {
+                    let from = node.provision_state;
+                    let Some(to) = states::next(from, Event::Fail) else { continue };
+                    let msg = format!(
+                        "The {from} state can't be resumed by conductor {host}: the appliance restarted while the node was {from}. Moving to fail state."
+                    );
+                    node.provision_state = to;
+                    node.target_provision_state = if to.is_stable() { None } else { to.default_target() };
+                    node.last_error = Some(msg.clone());
+                    node.provision_updated_at = Some(now());
+                    node.updated_at = Some(now());
+                    tracing::warn!(node = %node.uuid, %from, %to, "failing node left in a transient state at start-up");
+                    s.save_node(&node, &[HistoryEntry::new(Severity::Error, "startup", format!("{from} -> {to}: {msg}"))])?;
+                }
+                Ok(count)
+            })
+            .await
+    }
+
+    /// Stops accepting work and waits up to `timeout` for running workflows.
+    /// Returns how many were still running when the wait ended.
+    pub async fn drain(&self, timeout: Duration) -> usize {
+        self.inner.stopping.store(true, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let idle = self.inner.idle.notified();
+            let running = self.inner.running.load(Ordering::SeqCst);
+            if running == 0 {
+                return 0;
+            }
+            if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                return self.inner.running.load(Ordering::SeqCst);
+            }
+        }
+    }
+
+    // ---- locking -----------------------------------------------------------
+
+    async fn lock(&self, uuid: Uuid, ident: &str) -> Result<LockGuard> {
+        let deadline = tokio::time::Instant::now() + self.inner.settings.node_locked_wait;
+        loop {
+            let released = self.inner.released.notified();
+            if self.inner.locks.lock().unwrap_or_else(|p| p.into_inner()).insert(uuid) {
+                return Ok(LockGuard { inner: self.inner.clone(), uuid });
+            }
+            if tokio::time::timeout_at(deadline, released).await.is_err() {
+                return Err(Error::NodeLocked { node: ident.to_string(), host: self.host().to_string() });
+            }
+        }
+    }
+
+    fn worker_ticket(&self, lock: LockGuard) -> Result<WorkerTicket> {
+        if self.inner.stopping.load(Ordering::SeqCst) {
+            return Err(Error::ShuttingDown);
+        }
+        let permit = self.inner.workers.clone().try_acquire_owned().map_err(|_| Error::NoFreeWorker)?;
+        Ok(WorkerTicket { _permit: permit, lock })
+    }
+
+    async fn load(&self, ident: &str) -> Result<Node> {
+        let ident = ident.to_string();
+        Ok(self.store().call(move |s| s.get_node(&ident)).await?)
+    }
+
+    async fn save(&self, node: Node, history: Vec<HistoryEntry>) -> Result<()> {
+        Ok(self.store().call(move |s| s.save_node(&node, &history)).await?)
+    }
+
+    fn bundle(&self, node: &Node) -> Result<Bundle> {
+        Ok(self.inner.registry.bundle(node)?)
+    }
+
+    async fn task(&self, node: Node) -> Result<Task> {
+        let uuid = node.uuid;
+        let ports = self
+            .store()
+            .call(move |s| s.list_ports(&PortFilter { node_uuid: Some(uuid), address: None }, store::Page { marker: None, limit: usize::MAX >> 1, descending: false }))
+            .await?;
+        Ok(Task::new(node, ports, self.inner.http.clone(), self.inner.settings.drivers.clone()))
+    }
+
+    // ---- nodes -------------------------------------------------------------
+
+    /// Creates a node (in `enroll`, or `available` for API < 1.11).
+    pub async fn create_node(&self, node: Node, user: Option<String>) -> Result<Node> {
+        self.inner.registry.hardware_type(&node.driver)?;
+        for kind in ["power", "management", "boot", "deploy", "network"] {
+            let name = node.interfaces.get(kind).unwrap_or_default();
+            self.inner.registry.check_interface(&node.driver, kind, name)?;
+        }
+        let h = history(
+            Severity::Info,
+            "provisioning",
+            format!("node created in {} with driver {}", node.provision_state, node.driver),
+            &user,
+        );
+        let n = node.clone();
+        self.store().call(move |s| s.create_node(&n, &h)).await?;
+        tracing::info!(node = %node.uuid, driver = %node.driver, "node created");
+        Ok(node)
+    }
+
+    /// Applies a JSON patch to a node under its lock.
+    pub async fn update_node(&self, ident: &str, ops: Vec<PatchOp>, reset_interfaces: Option<bool>) -> Result<Node> {
+        let node = self.load(ident).await?;
+        let _lock = self.lock(node.uuid, ident).await?;
+        let old = self.load(&node.uuid.to_string()).await?;
+        let new = update::apply(&old, &ops, &self.inner.registry, reset_interfaces)?;
+        let changed: Vec<&str> = ops.iter().map(|o| o.path.as_str()).collect();
+        let h = HistoryEntry::new(Severity::Info, "api", format!("node updated: {}", changed.join(", ")));
+        self.save(new.clone(), vec![h]).await?;
+        Ok(new)
+    }
+
+    /// Deletes a node and its ports, without cleaning or touching the machine.
+    pub async fn delete_node(&self, ident: &str) -> Result<()> {
+        let node = self.load(ident).await?;
+        let _lock = self.lock(node.uuid, ident).await?;
+        let node = self.load(&node.uuid.to_string()).await?;
+        if node.protected {
+            return Err(Error::NodeProtected { node: ident.to_string() });
+        }
+        if !node.maintenance {
+            if let Some(instance) = &node.instance_uuid {
+                return Err(Error::NodeAssociated { node: ident.to_string(), instance: instance.clone() });
+            }
+            if !node.provision_state.delete_allowed() {
+                return Err(Error::InvalidState(format!(
+                    "Can not delete node \"{ident}\" while it is in provision state \"{}\". Valid provision states to perform deletion are: \"manageable, enroll, adopt failed, available\", or set the node into maintenance mode",
+                    node.provision_state
+                )));
+            }
+        }
+        let uuid = node.uuid;
+        self.store().call(move |s| s.delete_node(uuid)).await?;
+        tracing::info!(node = %uuid, state = %node.provision_state, "node deleted (no cleaning, no power action)");
+        Ok(())
+    }
+
+    /// Sets or clears maintenance.
+    pub async fn set_maintenance(&self, ident: &str, on: bool, reason: Option<String>) -> Result<()> {
+        let node = self.load(ident).await?;
+        let _lock = self.lock(node.uuid, ident).await?;
+        let mut node = self.load(&node.uuid.to_string()).await?;
+        node.maintenance = on;
+        if on {
+            node.maintenance_reason = reason;
+        } else {
+            node.maintenance_reason = None;
+            node.fault = None;
+        }
+        node.updated_at = Some(now());
+        let h = HistoryEntry::new(Severity::Info, "maintenance", if on { "maintenance set" } else { "maintenance cleared" });
+        self.save(node, vec![h]).await
+    }
+
+    // ---- provisioning ------------------------------------------------------
+
+    /// Runs a provision verb (`manage`, `adopt`, `provide`, `active`, …).
+    /// Returns once the node is in its next state (transient or final).
+    pub async fn provision(&self, ident: &str, target: &str, opts: ProvisionOptions) -> Result<()> {
+        let api = states::api_target(target).ok_or_else(|| Error::InvalidStateRequested {
+            action: target.to_string(),
+            node: ident.to_string(),
+            state: "unknown".into(),
+        })?;
+        let event = api.event;
+        let node = self.load(ident).await?;
+        let not_actionable = |node: &Node| Error::InvalidStateRequested {
+            action: target.to_string(),
+            node: ident.to_string(),
+            state: node.provision_state.to_string(),
+        };
+        if !states::is_actionable(node.provision_state, event) {
+            if node.reservation.is_some() {
+                return Err(Error::NodeLocked { node: ident.to_string(), host: self.host().to_string() });
+            }
+            return Err(not_actionable(&node));
+        }
+        if matches!(event, Event::Deploy | Event::Rebuild) && node.maintenance {
+            return Err(Error::NodeInMaintenance { action: target.to_string(), node: ident.to_string() });
+        }
+        let lock = self.lock(node.uuid, ident).await?;
+        let mut node = self.load(&node.uuid.to_string()).await?;
+        let from = node.provision_state;
+        let Some(to) = states::next(from, event) else {
+            return Err(not_actionable(&node));
+        };
+        self.check_provision(&node, event, target, &opts)?;
+
+        let job = match (from, event) {
+            (State::Enroll, Event::Manage) => Some(Job::Verify),
+            (_, Event::Adopt) => Some(Job::Adopt),
+            (State::Manageable, Event::Provide) => Some(Job::Clean),
+            (_, Event::Deploy) | (_, Event::Rebuild) => Some(Job::Deploy),
+            (_, Event::Delete) => Some(Job::TearDown),
+            _ => None,
+        };
+        let Some(job) = job else {
+            // Synchronous transitions: manage back to manageable, abort.
+            node.provision_state = to;
+            node.target_provision_state = if to.is_stable() { None } else { to.default_target() };
+            if event == Event::Abort {
+                node.last_error = Some(format!("{from} aborted by request"));
+            }
+            node.provision_updated_at = Some(now());
+            node.updated_at = Some(now());
+            let h = history(Severity::Info, "provisioning", format!("{target}: {from} -> {to}"), &opts.user);
+            self.save(node, vec![h]).await?;
+            drop(lock);
+            return Ok(());
+        };
+        let ticket = self.worker_ticket(lock)?;
+        node.provision_state = to;
+        node.target_provision_state = to.default_target();
+        node.last_error = None;
+        node.reservation = Some(self.host().to_string());
+        node.provision_updated_at = Some(now());
+        node.updated_at = Some(now());
+        let target_text = node.target_provision_state.map(|t| t.to_string()).unwrap_or_else(|| "none".into());
+        let h = history(
+            Severity::Info,
+            "provisioning",
+            format!("{target}: {from} -> {to} (target {target_text})"),
+            &opts.user,
+        );
+        self.save(node.clone(), vec![h]).await?;
+        self.spawn(ticket, node, job);
+        Ok(())
+    }
+
+    /// Refusals that depend on the node, checked under its lock.
+    fn check_provision(&self, node: &Node, event: Event, target: &str, opts: &ProvisionOptions) -> Result<()> {
+        let ident = node.ident();
+        if matches!(event, Event::Delete | Event::Rebuild) && node.protected {
+            return Err(Error::NodeProtected { node: ident });
+        }
+        let bundle = self.bundle(node)?;
+        match event {
+            Event::Manage if node.provision_state == State::Enroll => {}
+            Event::Deploy | Event::Rebuild => {
+                bundle.power.validate(node).map_err(|e| Error::Invalid(format!("Failed to validate power driver interface for node {}: {e}", node.uuid)))?;
+                bundle.deploy.validate(node).map_err(|e| Error::Invalid(format!("Failed to validate deploy driver interface for node {}: {e}", node.uuid)))?;
+            }
+            Event::Delete => {
+                bundle.power.validate(node).map_err(|e| Error::Invalid(format!("Failed to validate power driver interface for node {}: {e}", node.uuid)))?;
+            }
+            _ => {}
+        }
+        if node.is_adopted() && matches!(event, Event::Provide | Event::Rebuild | Event::Delete) {
+            self.check_adopted_guard(node, target, opts, &bundle)?;
+        }
+        Ok(())
+    }
+
+    /// Goes beyond Ironic: an adopted machine may not be what the appliance
+    /// thinks it is, so actions that could re-image or clean it need consent.
+    fn check_adopted_guard(&self, node: &Node, target: &str, opts: &ProvisionOptions, bundle: &Bundle) -> Result<()> {
+        let consent = opts.confirm_destructive
+            || match node.extra.get("rackboot_allow_destructive") {
+                Some(Value::Bool(b)) => *b,
+                Some(Value::String(s)) => matches!(s.to_ascii_lowercase().as_str(), "true" | "yes" | "1"),
+                _ => false,
+            };
+        if consent {
+            return Ok(());
+        }
+        let has_checksum = ["image_checksum", "image_os_hash_value"]
+            .iter()
+            .any(|k| node.instance_info.get(*k).and_then(Value::as_str).is_some_and(|s| !s.is_empty()));
+        let cleans = self.automated_clean(node) && bundle.deploy.cleaning_touches_disks();
+        let why = match (has_checksum, cleans) {
+            (_, true) => "automated cleaning would wipe its disks",
+            (false, false) => "its instance_info has no image_checksum, so the recorded image may not be the one it runs and a re-deploy could wipe it",
+            (true, false) => return Ok(()),
+        };
+        let ident = node.ident();
+        Err(Error::Refused(format!(
+            "Refusing \"{target}\" on node {ident}: it was adopted and {why}. To go ahead anyway, run \
+             `baremetal node set {ident} --extra rackboot_allow_destructive=true` (or `rackboot node {} {ident} --confirm-destructive`), \
+             or record the image's checksum with `baremetal node set {ident} --instance-info image_checksum=<sha256>`.",
+            match target {
+                "deleted" => "undeploy",
+                "active" => "deploy",
+                t => t,
+            }
+        )))
+    }
+
+    fn automated_clean(&self, node: &Node) -> bool {
+        node.automated_clean.unwrap_or(self.inner.settings.automated_clean)
+    }
+
+    // ---- power -------------------------------------------------------------
+
+    /// Starts a power action; returns once `target_power_state` is recorded.
+    pub async fn set_power(&self, ident: &str, target: PowerState, user: Option<String>) -> Result<()> {
+        let node = self.load(ident).await?;
+        if matches!(node.provision_state, State::Cleaning | State::CleanWait) {
+            return Err(Error::InvalidStateRequested {
+                action: target.to_string(),
+                node: ident.to_string(),
+                state: node.provision_state.to_string(),
+            });
+        }
+        let lock = self.lock(node.uuid, ident).await?;
+        let mut node = self.load(&node.uuid.to_string()).await?;
+        if matches!(target, PowerState::Off | PowerState::SoftOff) && node.disable_power_off {
+            return Err(Error::InvalidState(format!("Node {ident} cannot be powered off: disable_power_off is set")));
+        }
+        let bundle = self.bundle(&node)?;
+        bundle
+            .power
+            .validate(&node)
+            .map_err(|e| Error::Invalid(format!("Failed to validate power driver interface for node {}: {e}", node.uuid)))?;
+        let ticket = self.worker_ticket(lock)?;
+        node.target_power_state = Some(target.settled());
+        node.last_error = None;
+        node.reservation = Some(self.host().to_string());
+        node.updated_at = Some(now());
+        let h = history(Severity::Info, "power", format!("power action requested: {target}"), &user);
+        self.save(node.clone(), vec![h]).await?;
+        self.spawn(ticket, node, Job::Power(target));
+        Ok(())
+    }
+
+    /// Sets the boot device through the management interface.
+    pub async fn set_boot_device(&self, ident: &str, device: &str, persistent: bool) -> Result<()> {
+        let node = self.load(ident).await?;
+        let _lock = self.lock(node.uuid, ident).await?;
+        let node = self.load(&node.uuid.to_string()).await?;
+        let bundle = self.bundle(&node)?;
+        if !bundle.management.supported_boot_devices().contains(&device) {
+            return Err(Error::Invalid(format!(
+                "Invalid boot device {device} specified; supported: {}",
+                bundle.management.supported_boot_devices().join(", ")
+            )));
+        }
+        bundle.management.validate(&node).map_err(|e| Error::Invalid(e.to_string()))?;
+        let task = self.task(node).await?;
+        let res = bundle.management.set_boot_device(&task, device, persistent).await;
+        let mut records = task.take_records();
+        if let Err(e) = &res {
+            records.push(HistoryEntry::new(Severity::Error, "management", format!("set boot device {device} failed: {e}")));
+        }
+        let uuid = task.node.uuid;
+        self.store().call(move |s| s.add_history(uuid, &records)).await?;
+        res.map_err(|e| Error::Invalid(e.to_string()))
+    }
+
+    /// Reads the boot device through the management interface.
+    pub async fn get_boot_device(&self, ident: &str) -> Result<(Option<String>, Option<bool>)> {
+        let node = self.load(ident).await?;
+        let bundle = self.bundle(&node)?;
+        let task = self.task(node).await?;
+        bundle.management.get_boot_device(&task).await.map_err(|e| Error::Invalid(e.to_string()))
+    }
+
+    /// The boot devices a node's management interface supports.
+    pub async fn supported_boot_devices(&self, ident: &str) -> Result<Vec<String>> {
+        let node = self.load(ident).await?;
+        let bundle = self.bundle(&node)?;
+        Ok(bundle.management.supported_boot_devices().iter().map(|s| s.to_string()).collect())
+    }
+
+    /// Validates every interface of a node, as `GET …/validate` reports it.
+    pub async fn validate(&self, ident: &str) -> Result<Vec<(&'static str, Option<bool>, Option<String>)>> {
+        let node = self.load(ident).await?;
+        let bundle = self.bundle(&node)?;
+        let task = self.task(node.clone()).await?;
+        let verdict = |r: drivers::Result<()>| match r {
+            Ok(()) => (Some(true), None),
+            Err(e) => (Some(false), Some(e.to_string())),
+        };
+        let mut out = Vec::new();
+        for kind in ["bios", "boot", "console", "deploy", "firmware", "inspect", "management", "network", "power", "raid", "rescue", "storage"] {
+            let (result, reason) = match kind {
+                "power" => verdict(bundle.power.validate(&node)),
+                "management" => verdict(bundle.management.validate(&node)),
+                "boot" => verdict(bundle.boot.validate(&task).await),
+                "deploy" => verdict(bundle.deploy.validate(&node)),
+                "network" => (Some(true), None),
+                other => match node.interfaces.get(other) {
+                    Some("fake") => (Some(true), None),
+                    _ => (None, Some("not supported".to_string())),
+                },
+            };
+            out.push((kind, result, reason));
+        }
+        Ok(out)
+    }
+
+    // ---- workers -----------------------------------------------------------
+
+    fn spawn(&self, ticket: WorkerTicket, node: Node, job: Job) {
+        let this = self.clone();
+        self.inner.running.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(async move {
+            let uuid = node.uuid;
+            if let Err(e) = this.run(node, job).await {
+                tracing::error!(node = %uuid, ?job, error = %e, "workflow could not record its outcome");
+            }
+            drop(ticket);
+            if this.inner.running.fetch_sub(1, Ordering::SeqCst) == 1 {
+                this.inner.idle.notify_waiters();
+            }
+        });
+    }
+
+    async fn run(&self, node: Node, job: Job) -> Result<()> {
+        let bundle = match self.bundle(&node) {
+            Ok(b) => b,
+            Err(e) => return self.finish(node, Err(e.to_string()), Vec::new(), job).await,
+        };
+        let mut task = self.task(node).await?;
+        let outcome = match job {
+            Job::Verify => self.verify(&mut task, &bundle).await,
+            Job::Adopt => self.adopt(&mut task, &bundle).await,
+            Job::Clean => self.clean(&mut task, &bundle).await,
+            Job::Deploy => self.deploy(&mut task, &bundle).await,
+            Job::TearDown => self.tear_down(&mut task, &bundle).await,
+            Job::Power(target) => self.power_action(&mut task, &bundle, target).await,
+        };
+        let records = task.take_records();
+        self.finish(task.node, outcome, records, job).await
+    }
+
+    /// Commits a workflow's outcome, its records and the release of the
+    /// reservation in one transaction.
+    async fn finish(&self, mut node: Node, outcome: std::result::Result<Option<Event>, String>, mut records: Vec<HistoryEntry>, job: Job) -> Result<()> {
+        node.reservation = None;
+        node.updated_at = Some(now());
+        if let Job::Power(target) = job {
+            node.target_power_state = None;
+            match outcome {
+                Ok(_) => records.push(HistoryEntry::new(Severity::Info, "power", format!("power action {target} done; power state {}", node.power_state.map(|p| p.to_string()).unwrap_or_else(|| "unknown".into())))),
+                Err(e) => {
+                    let msg = format!("Failed to change power state to '{}' for node {}: {e}", target.settled(), node.uuid);
+                    records.push(HistoryEntry::new(Severity::Error, "power", msg.clone()));
+                    node.last_error = Some(msg);
+                }
+            }
+            return self.save(node, records).await;
+        }
+        let from = node.provision_state;
+        let (event, error) = match outcome {
+            Ok(Some(ev)) => (ev, None),
+            Ok(None) => (Event::Done, None),
+            Err(e) => (Event::Fail, Some(e)),
+        };
+        let to = states::next(from, event).unwrap_or(from);
+        node.provision_state = to;
+        node.target_provision_state = if to.is_stable() { None } else { to.default_target() };
+        node.provision_updated_at = Some(now());
+        match &error {
+            Some(e) => {
+                node.last_error = Some(e.clone());
+                records.push(HistoryEntry::new(Severity::Error, "provisioning", format!("{from} -> {to}: {e}")));
+                tracing::warn!(node = %node.uuid, %from, %to, error = %e, "workflow failed");
+            }
+            None => {
+                records.push(HistoryEntry::new(Severity::Info, "provisioning", format!("{from} -> {to}")));
+                tracing::info!(node = %node.uuid, %from, %to, "workflow done");
+            }
+        }
+        self.save(node, records).await
+    }
+
+    async fn verify(&self, task: &mut Task, b: &Bundle) -> std::result::Result<Option<Event>, String> {
+        let uuid = task.node.uuid;
+        b.power
+            .validate(&task.node)
+            .map_err(|e| format!("Failed to validate power driver interface for node {uuid}. Error: {e}"))?;
+        let state = b
+            .power
+            .get_power_state(task)
+            .await
+            .map_err(|e| format!("Failed to get power state for node {uuid}. Error: {e}"))?;
+        task.node.power_state = Some(state);
+        task.node
+            .driver_internal_info
+            .insert("first_power_state".into(), Value::String(state.to_string()));
+        task.record(Severity::Info, "power", format!("first observed power state: {state} (recorded for enforcement)"));
+        Ok(None)
+    }
+
+    /// Adoption: validates boot, stages, takes over. Sends nothing to the
+    /// machine — no power, boot-device or disk command.
+    async fn adopt(&self, task: &mut Task, b: &Bundle) -> std::result::Result<Option<Event>, String> {
+        let uuid = task.node.uuid;
+        let wrap = |step: &str, e: drivers::Error| format!("Error while attempting to adopt node {uuid}: {step} failed: {e}.");
+        b.boot.validate(task).await.map_err(|e| wrap("boot interface validation", e))?;
+        b.deploy.prepare(task).await.map_err(|e| wrap("deploy preparation", e))?;
+        b.boot.prepare_instance(task).await.map_err(|e| wrap("boot preparation", e))?;
+        b.deploy.take_over(task).await.map_err(|e| wrap("takeover", e))?;
+        task.node.driver_internal_info.insert("adopted".into(), Value::Bool(true));
+        task.node.driver_internal_info.insert("adopted_at".into(), Value::String(now()));
+        Ok(None)
+    }
+
+    async fn clean(&self, task: &mut Task, b: &Bundle) -> std::result::Result<Option<Event>, String> {
+        if self.automated_clean(&task.node) && b.deploy.cleaning_touches_disks() {
+            return Err(format!(
+                "Automated cleaning with the {} deploy interface needs the boot services, which this rackboot version does not have yet; \
+                 set automated_clean=false on the node or use deploy_interface=fake",
+                task.node.interfaces.deploy
+            ));
+        }
+        task.record(Severity::Info, "provisioning", "cleaning skipped (automated cleaning off or nothing to clean)");
+        Ok(None)
+    }
+
+    async fn deploy(&self, task: &mut Task, b: &Bundle) -> std::result::Result<Option<Event>, String> {
+        let uuid = task.node.uuid;
+        b.deploy
+            .validate(&task.node)
+            .map_err(|e| format!("Failed to validate deploy interface for node {uuid}: {e}"))?;
+        let outcome = b
+            .deploy
+            .deploy(task, b.power.as_ref(), b.management.as_ref())
+            .await
+            .map_err(|e| format!("Deploy of node {uuid} failed: {e}"))?;
+        task.node.driver_internal_info.remove("adopted");
+        Ok(Some(match outcome {
+            DeployOutcome::Done => Event::Done,
+            DeployOutcome::Wait => Event::Wait,
+        }))
+    }
+
+    /// Tear-down then (maybe) cleaning: deleting → cleaning → available.
+    async fn tear_down(&self, task: &mut Task, b: &Bundle) -> std::result::Result<Option<Event>, String> {
+        let uuid = task.node.uuid;
+        b.deploy
+            .tear_down(task, b.power.as_ref())
+            .await
+            .map_err(|e| format!("Failed to tear down node {uuid}: {e}"))?;
+        task.node.instance_info.clear();
+        task.node.instance_uuid = None;
+        task.node.driver_internal_info.remove("boot_decision");
+        task.node.driver_internal_info.remove("adopted");
+        // deleting --clean--> cleaning, recorded before cleaning runs.
+        let mut node = task.node.clone();
+        node.provision_state = State::Cleaning;
+        node.target_provision_state = State::Cleaning.default_target();
+        node.provision_updated_at = Some(now());
+        let mut records = task.take_records();
+        records.push(HistoryEntry::new(Severity::Info, "provisioning", "deleting -> cleaning"));
+        self.save(node.clone(), records).await.map_err(|e| e.to_string())?;
+        task.node = node;
+        self.clean(task, b).await
+    }
+
+    async fn power_action(&self, task: &mut Task, b: &Bundle, target: PowerState) -> std::result::Result<Option<Event>, String> {
+        let timeout = task.settings.power_state_change_timeout;
+        match tokio::time::timeout(timeout, b.power.set_power_state(task, target)).await {
+            Err(_) => Err(format!("no result within {}s", timeout.as_secs())),
+            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Ok(())) => {
+                task.node.power_state = Some(target.settled());
+                Ok(None)
+            }
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! Configuration: TOML with embedded defaults, validated once with errors that
+//! say which key is wrong and how to fix it. Every limit lives here.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+/// A duration written as `500ms`, `30s`, `5m`, `1h` or `2d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl Dur {
+    pub fn parse(s: &str) -> Result<Dur, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("{s:?} is not a duration; write e.g. \"500ms\", \"30s\", \"5m\", \"1h\""))?;
+        let d = match unit {
+            "ms" => Duration::from_millis(n),
+            "s" | "" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n * 60),
+            "h" => Duration::from_secs(n * 3600),
+            "d" => Duration::from_secs(n * 86400),
+            _ => return Err(format!("{s:?} has an unknown unit {unit:?}; use ms, s, m, h or d")),
+        };
+        Ok(Dur(d))
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Secs(u64),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Text(s) => Dur::parse(&s).map_err(serde::de::Error::custom),
+            Raw::Secs(n) => Ok(Dur(Duration::from_secs(n))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub data: Data,
+    pub api: Api,
+    pub http: Http,
+    pub tftp: Tftp,
+    pub dhcp: Dhcp,
+    pub conductor: Conductor,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Data {
+    /// Where the database (and later the image cache) lives.
+    pub dir: PathBuf,
+    /// History rows kept per node.
+    pub history_max_entries: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Auth {
+    None,
+    HttpBasic,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Api {
+    pub listen: SocketAddr,
+    pub auth: Auth,
+    /// htpasswd file with bcrypt entries, for `auth = "http_basic"`.
+    pub htpasswd: Option<PathBuf>,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Longest a request may take.
+    pub request_timeout: Dur,
+    /// Requests served at once; more wait.
+    pub max_concurrent_requests: usize,
+    /// Largest page a listing returns (Ironic's `[api]max_limit`).
+    pub max_limit: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    pub listen: SocketAddr,
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tftp {
+    pub listen: SocketAddr,
+    pub root: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dhcp {
+    pub mode: String,
+    pub interface: Option<String>,
+    pub range: Vec<String>,
+    pub lease_time: Dur,
+    pub router: Option<String>,
+    pub dns: Vec<String>,
+    pub unknown: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Conductor {
+    /// Name shown as `reservation`/`conductor`; default: the host name.
+    pub host: Option<String>,
+    pub sync_power_state_interval: Dur,
+    pub force_power_state_during_sync: bool,
+    pub power_state_sync_max_retries: u32,
+    pub automated_clean: bool,
+    /// Workflows (manage, adopt, deploy, power…) running at once.
+    pub max_workers: usize,
+    /// How long a request waits for a busy node before 409 NodeLocked.
+    pub node_locked_wait: Dur,
+    pub power_state_change_timeout: Dur,
+    /// Deadline of one image reachability check.
+    pub image_check_timeout: Dur,
+    /// How long SIGTERM waits for running workflows.
+    pub shutdown_timeout: Dur,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data: Data::default(),
+            api: Api::default(),
+            http: Http::default(),
+            tftp: Tftp::default(),
+            dhcp: Dhcp::default(),
+            conductor: Conductor::default(),
+        }
+    }
+}
+
+impl Default for Data {
+    fn default() -> Self {
+        Data { dir: PathBuf::from("./rackboot-data"), history_max_entries: 300 }
+    }
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Api {
+            listen: "127.0.0.1:6385".parse().expect("literal address"),
+            auth: Auth::None,
+            htpasswd: None,
+            max_body_bytes: 1 << 20,
+            request_timeout: Dur(Duration::from_secs(60)),
+            max_concurrent_requests: 512,
+            max_limit: 1000,
+        }
+    }
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http { listen: "0.0.0.0:8080".parse().expect("literal address"), public_url: None }
+    }
+}
+
+impl Default for Tftp {
+    fn default() -> Self {
+        Tftp { listen: "0.0.0.0:69".parse().expect("literal address"), root: PathBuf::from("boot-assets") }
+    }
+}
+
+impl Default for Dhcp {
+    fn default() -> Self {
+        Dhcp {
+            mode: "off".into(),
+            interface: None,
+            range: Vec::new(),
+            lease_time: Dur(Duration::from_secs(3600)),
+            router: None,
+            dns: Vec::new(),
+            unknown: "ignore".into(),
+        }
+    }
+}
+
+impl Default for Conductor {
+    fn default() -> Self {
+        Conductor {
+            host: None,
+            sync_power_state_interval: Dur(Duration::from_secs(60)),
+            force_power_state_during_sync: true,
+            power_state_sync_max_retries: 3,
+            automated_clean: false,
+            max_workers: 256,
+            node_locked_wait: Dur(Duration::from_secs(1)),
+            power_state_change_timeout: Dur(Duration::from_secs(60)),
+            image_check_timeout: Dur(Duration::from_secs(10)),
+            shutdown_timeout: Dur(Duration::from_secs(30)),
+        }
+    }
+}
+
+impl Config {
+    /// Loads `path`, or the embedded defaults when `None`.
+    pub fn load(path: Option<&Path>) -> Result<Config, Error> {
+        let config = match path {
+            None => Config::default(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| Error::Read { path: p.into(), source })?;
+                Config::parse(&text).map_err(|message| Error::Parse { path: p.into(), message })?
+            }
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text (no validation).
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Checks the values that types alone do not.
+    pub fn validate(&self) -> Result<(), Error> {
+        let api = &self.api;
+        if api.auth == Auth::None && !api.listen.ip().is_loopback() {
+            return Err(Error::Invalid(format!(
+                "[api] listen = \"{}\" is not a loopback address, and the API refuses to serve without authentication off loopback; \
+                 set [api] auth = \"http_basic\" and htpasswd = \"/path/to/htpasswd\" (bcrypt entries: htpasswd -B -c FILE USER), \
+                 or listen on 127.0.0.1",
+                api.listen
+            )));
+        }
+        if api.auth == Auth::HttpBasic && api.htpasswd.is_none() {
+            return Err(Error::Invalid(
+                "[api] auth = \"http_basic\" needs [api] htpasswd = \"/path/to/htpasswd\" (create it with: htpasswd -B -c FILE USER)".into(),
+            ));
+        }
+        if api.max_body_bytes < 1024 {
+            return Err(Error::Invalid("[api] max_body_bytes must be at least 1024".into()));
+        }
+        if api.max_limit == 0 || api.max_concurrent_requests == 0 {
+            return Err(Error::Invalid("[api] max_limit and max_concurrent_requests must be at least 1".into()));
+        }
+        if self.conductor.max_workers == 0 {
+            return Err(Error::Invalid("[conductor] max_workers must be at least 1".into()));
+        }
+        if self.data.history_max_entries == 0 {
+            return Err(Error::Invalid("[data] history_max_entries must be at least 1".into()));
+        }
+        match self.dhcp.mode.as_str() {
+            "off" => {}
+            "authoritative" | "proxy" => {
+                return Err(Error::Invalid(format!(
+                    "[dhcp] mode = \"{}\" is not supported by this rackboot version yet; set mode = \"off\"",
+                    self.dhcp.mode
+                )))
+            }
+            other => {
+                return Err(Error::Invalid(format!(
+                    "[dhcp] mode = \"{other}\" is invalid; use \"off\", \"authoritative\" or \"proxy\""
+                )))
+            }
+        }
+        if self.dhcp.unknown != "ignore" {
+            return Err(Error::Invalid("[dhcp] unknown: only \"ignore\" is supported".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_match_design() {
+        let c = Config::load(None).unwrap();
+        assert_eq!(c.api.listen.to_string(), "127.0.0.1:6385");
+        assert_eq!(c.data.dir, PathBuf::from("./rackboot-data"));
+        assert_eq!(c.dhcp.mode, "off");
+        assert_eq!(c.conductor.sync_power_state_interval, Dur(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn design_example_parses() {
+        let text = r#"
+[data]
+dir = "./rackboot-data"
+[api]
+listen = "127.0.0.1:6385"
+auth = "none"
+[http]
+listen = "0.0.0.0:8080"
+public_url = "http://10.77.0.1:8080"
+[tftp]
+listen = "0.0.0.0:69"
+root = "boot-assets"
+[dhcp]
+mode = "off"
+interface = "br0"
+range = ["10.77.0.100", "10.77.0.199"]
+lease_time = "1h"
+router = "10.77.0.1"
+dns = []
+unknown = "ignore"
+[conductor]
+sync_power_state_interval = "60s"
+force_power_state_during_sync = true
+automated_clean = false
+"#;
+        let c = Config::parse(text).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.dhcp.lease_time, Dur(Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn bad_configs_say_why() {
+        let cases = [
+            ("[api]\nlisten = \"0.0.0.0:6385\"\n", "http_basic"),
+            ("[api]\nauth = \"http_basic\"\n", "htpasswd"),
+            ("[api]\nlisten = \"nonsense\"\n", "listen"),
+            ("[apii]\n", "apii"),
+            ("[conductor]\nnode_locked_wait = \"5 parsecs\"\n", "unit"),
+            ("[dhcp]\nmode = \"authoritative\"\n", "not supported"),
+        ];
+        for (text, want) in cases {
+            let err = match Config::parse(text) {
+                Err(e) => e,
+                Ok(c) => c.validate().unwrap_err().to_string(),
+            };
+            assert!(err.contains(want), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(Dur::parse("500ms").unwrap(), Dur(Duration::from_millis(500)));
+        assert_eq!(Dur::parse("2m").unwrap(), Dur(Duration::from_secs(120)));
+        assert!(Dur::parse("").is_err());
+        assert!(Dur::parse("-1s").is_err());
+    }
+}

@@ -1,0 +1,361 @@
+//! Hardware types and their interfaces.
+//!
+//! A hardware type is a bundle of interfaces — power, management, boot,
+//! deploy, network and the optional rest — each chosen per node through its
+//! `*_interface` fields. The conductor reaches hardware only through the
+//! traits here. Every method says whether it is idempotent (safe to retry).
+
+pub mod fake;
+pub mod ipmi;
+pub mod pxe;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::model::{HistoryEntry, Interfaces, Node, Port, PowerState, Severity};
+
+/// A boxed future, so the traits stay object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why an interface refused or failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// A required driver_info / instance_info key is missing.
+    #[error("{0}")]
+    MissingParameter(String),
+    /// A parameter is present but wrong.
+    #[error("{0}")]
+    InvalidParameter(String),
+    /// The interface cannot do this (yet).
+    #[error("{0}")]
+    Unsupported(String),
+    /// The hardware or a resource it needs failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Everything an interface may look at while working on one node. Interfaces
+/// record what they did with [`Task::record`]; the conductor writes those
+/// records into the node history together with the outcome.
+pub struct Task {
+    pub node: Node,
+    pub ports: Vec<Port>,
+    pub http: reqwest::Client,
+    pub settings: Settings,
+    records: Mutex<Vec<HistoryEntry>>,
+}
+
+/// Limits the interfaces honour, from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long an image reachability check may take.
+    pub image_check_timeout: Duration,
+    /// How long a power action may take to settle.
+    pub power_state_change_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            image_check_timeout: Duration::from_secs(10),
+            power_state_change_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Task {
+    pub fn new(node: Node, ports: Vec<Port>, http: reqwest::Client, settings: Settings) -> Task {
+        Task { node, ports, http, settings, records: Mutex::new(Vec::new()) }
+    }
+
+    /// Notes an event for the node history (and the log).
+    pub fn record(&self, severity: Severity, event_type: &str, event: impl Into<String>) {
+        let event = event.into();
+        tracing::info!(node = %self.node.uuid, event_type, "{event}");
+        self.records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(HistoryEntry::new(severity, event_type, event));
+    }
+
+    /// Takes the records noted so far.
+    pub fn take_records(&self) -> Vec<HistoryEntry> {
+        std::mem::take(&mut *self.records.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// Power control.
+pub trait Power: Send + Sync {
+    /// Checks driver_info without contacting the BMC. Idempotent.
+    fn validate(&self, node: &Node) -> Result<()>;
+    /// Reads the power state. Idempotent, safe to retry.
+    fn get_power_state<'a>(&'a self, task: &'a Task) -> BoxFuture<'a, Result<PowerState>>;
+    /// Moves the node to `target` and waits until it is there. `power on` /
+    /// `power off` are idempotent; reboots are not.
+    fn set_power_state<'a>(&'a self, task: &'a Task, target: PowerState) -> BoxFuture<'a, Result<()>>;
+}
+
+/// Boot devices a management interface can set.
+pub const BOOT_DEVICES: &[&str] = &["pxe", "disk", "cdrom", "bios", "safe"];
+
+/// Boot-device control.
+pub trait Management: Send + Sync {
+    /// Checks driver_info without contacting the BMC. Idempotent.
+    fn validate(&self, node: &Node) -> Result<()>;
+    /// Sets the next boot device. Idempotent.
+    fn set_boot_device<'a>(&'a self, task: &'a Task, device: &'a str, persistent: bool) -> BoxFuture<'a, Result<()>>;
+    /// Reads the boot device, if the hardware tells. Idempotent.
+    fn get_boot_device<'a>(&'a self, task: &'a Task) -> BoxFuture<'a, Result<(Option<String>, Option<bool>)>>;
+    /// The devices `set_boot_device` accepts.
+    fn supported_boot_devices(&self) -> &'static [&'static str] {
+        BOOT_DEVICES
+    }
+}
+
+/// What a node boots and how it is told.
+pub trait Boot: Send + Sync {
+    /// Checks that a later network boot of this node can work: ports, deploy
+    /// images, the instance image. Touches no hardware; may read images.
+    /// Idempotent.
+    fn validate<'a>(&'a self, task: &'a Task) -> BoxFuture<'a, Result<()>>;
+    /// Records what the node should boot from now on (its boot decision),
+    /// without touching the machine. Idempotent.
+    fn prepare_instance<'a>(&'a self, task: &'a mut Task) -> BoxFuture<'a, Result<()>>;
+}
+
+/// How a deploy ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeployOutcome {
+    /// The node is deployed.
+    Done,
+    /// The node is booting and will call back.
+    Wait,
+}
+
+/// Deployment and takeover.
+pub trait Deploy: Send + Sync {
+    /// Checks instance_info for a deploy. Idempotent.
+    fn validate(&self, node: &Node) -> Result<()>;
+    /// Stages what a later boot needs (images), without touching the
+    /// machine. Idempotent.
+    fn prepare<'a>(&'a self, task: &'a mut Task) -> BoxFuture<'a, Result<()>>;
+    /// Takes over a node that is already running (adoption). Touches nothing.
+    /// Idempotent.
+    fn take_over<'a>(&'a self, task: &'a mut Task) -> BoxFuture<'a, Result<()>>;
+    /// Deploys the node. Not idempotent.
+    fn deploy<'a>(&'a self, task: &'a mut Task, power: &'a dyn Power, mgmt: &'a dyn Management) -> BoxFuture<'a, Result<DeployOutcome>>;
+    /// Tears the deployment down. Idempotent.
+    fn tear_down<'a>(&'a self, task: &'a mut Task, power: &'a dyn Power) -> BoxFuture<'a, Result<()>>;
+    /// Whether cleaning with this interface would write to the node's disks.
+    fn cleaning_touches_disks(&self) -> bool;
+}
+
+/// One hardware type: the interfaces it supports per kind, default first.
+#[derive(Debug, Clone)]
+pub struct HardwareType {
+    pub name: &'static str,
+    pub supported: BTreeMap<&'static str, Vec<&'static str>>,
+}
+
+impl HardwareType {
+    /// The default interface of every kind (the first supported).
+    pub fn defaults(&self) -> Interfaces {
+        let mut i = Interfaces::default();
+        for kind in Interfaces::KINDS {
+            if let (Some(slot), Some(list)) = (i.get_mut(kind), self.supported.get(kind)) {
+                *slot = list[0].to_string();
+            }
+        }
+        i
+    }
+}
+
+/// Interfaces of the optional kinds this appliance implements only as "none".
+fn optional_kinds(with_fake: bool) -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut v = vec![
+        ("bios", vec!["no-bios"]),
+        ("console", vec!["no-console"]),
+        ("firmware", vec!["no-firmware"]),
+        ("inspect", vec!["no-inspect"]),
+        ("raid", vec!["no-raid"]),
+        ("rescue", vec!["no-rescue"]),
+        ("storage", vec!["noop"]),
+        ("vendor", vec!["no-vendor"]),
+    ];
+    if with_fake {
+        for (_, list) in v.iter_mut() {
+            list.push("fake");
+        }
+    }
+    v
+}
+
+/// The hardware types and interface implementations this appliance has.
+pub struct Registry {
+    types: Vec<HardwareType>,
+    power: BTreeMap<&'static str, Arc<dyn Power>>,
+    management: BTreeMap<&'static str, Arc<dyn Management>>,
+    boot: BTreeMap<&'static str, Arc<dyn Boot>>,
+    deploy: BTreeMap<&'static str, Arc<dyn Deploy>>,
+}
+
+/// A node's resolved interfaces.
+#[derive(Clone)]
+pub struct Bundle {
+    pub power: Arc<dyn Power>,
+    pub management: Arc<dyn Management>,
+    pub boot: Arc<dyn Boot>,
+    pub deploy: Arc<dyn Deploy>,
+}
+
+/// Why a node's driver or interface choice is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChoiceError {
+    #[error("No valid host was found. Reason: No conductor service registered which supports driver {0} for conductor group \"\".")]
+    UnknownDriver(String),
+    #[error("Could not find the following interface in the 'ironic.hardware.interfaces.{kind}' entrypoint: {name}. Valid interfaces are {valid}.")]
+    UnknownInterface { kind: String, name: String, valid: String },
+}
+
+impl Registry {
+    /// The standard registry: `fake-hardware` and `ipmi`.
+    pub fn standard() -> Registry {
+        let mut fake_hw = BTreeMap::new();
+        fake_hw.insert("power", vec!["fake"]);
+        fake_hw.insert("management", vec!["fake"]);
+        fake_hw.insert("boot", vec!["fake", "ipxe", "pxe"]);
+        fake_hw.insert("deploy", vec!["fake", "ramdisk"]);
+        fake_hw.insert("network", vec!["noop", "flat"]);
+        for (k, v) in optional_kinds(true) {
+            fake_hw.insert(k, v);
+        }
+        let mut ipmi_hw = BTreeMap::new();
+        ipmi_hw.insert("power", vec!["ipmi", "ipmitool"]);
+        ipmi_hw.insert("management", vec!["ipmi", "ipmitool"]);
+        ipmi_hw.insert("boot", vec!["ipxe", "pxe"]);
+        ipmi_hw.insert("deploy", vec!["ramdisk"]);
+        ipmi_hw.insert("network", vec!["noop", "flat"]);
+        for (k, v) in optional_kinds(false) {
+            ipmi_hw.insert(k, v);
+        }
+        let mut power: BTreeMap<&'static str, Arc<dyn Power>> = BTreeMap::new();
+        power.insert("fake", Arc::new(fake::FakePower));
+        power.insert("ipmi", Arc::new(ipmi::IpmiPower { name: "ipmi" }));
+        power.insert("ipmitool", Arc::new(ipmi::IpmiPower { name: "ipmitool" }));
+        let mut management: BTreeMap<&'static str, Arc<dyn Management>> = BTreeMap::new();
+        management.insert("fake", Arc::new(fake::FakeManagement));
+        management.insert("ipmi", Arc::new(ipmi::IpmiManagement));
+        management.insert("ipmitool", Arc::new(ipmi::IpmiManagement));
+        let mut boot: BTreeMap<&'static str, Arc<dyn Boot>> = BTreeMap::new();
+        boot.insert("fake", Arc::new(fake::FakeBoot));
+        boot.insert("ipxe", Arc::new(pxe::PxeBoot { name: "ipxe" }));
+        boot.insert("pxe", Arc::new(pxe::PxeBoot { name: "pxe" }));
+        let mut deploy: BTreeMap<&'static str, Arc<dyn Deploy>> = BTreeMap::new();
+        deploy.insert("fake", Arc::new(fake::FakeDeploy));
+        deploy.insert("ramdisk", Arc::new(pxe::RamdiskDeploy));
+        Registry {
+            types: vec![
+                HardwareType { name: "fake-hardware", supported: fake_hw },
+                HardwareType { name: "ipmi", supported: ipmi_hw },
+            ],
+            power,
+            management,
+            boot,
+            deploy,
+        }
+    }
+
+    pub fn hardware_types(&self) -> &[HardwareType] {
+        &self.types
+    }
+
+    pub fn hardware_type(&self, name: &str) -> std::result::Result<&HardwareType, ChoiceError> {
+        self.types
+            .iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| ChoiceError::UnknownDriver(name.to_string()))
+    }
+
+    /// Checks that `name` is an interface of `kind` that `driver` supports.
+    pub fn check_interface(&self, driver: &str, kind: &str, name: &str) -> std::result::Result<(), ChoiceError> {
+        let hw = self.hardware_type(driver)?;
+        let valid = hw.supported.get(kind).cloned().unwrap_or_default();
+        if valid.contains(&name) {
+            Ok(())
+        } else {
+            Err(ChoiceError::UnknownInterface {
+                kind: kind.to_string(),
+                name: name.to_string(),
+                valid: format!("{valid:?} for hardware type {driver}"),
+            })
+        }
+    }
+
+    /// Resolves a node's interfaces to implementations.
+    pub fn bundle(&self, node: &Node) -> std::result::Result<Bundle, ChoiceError> {
+        let i = &node.interfaces;
+        for kind in ["power", "management", "boot", "deploy"] {
+            self.check_interface(&node.driver, kind, i.get(kind).unwrap_or(""))?;
+        }
+        let missing = |kind: &str, name: &str| ChoiceError::UnknownInterface {
+            kind: kind.to_string(),
+            name: name.to_string(),
+            valid: "none".to_string(),
+        };
+        Ok(Bundle {
+            power: self.power.get(i.power.as_str()).cloned().ok_or_else(|| missing("power", &i.power))?,
+            management: self
+                .management
+                .get(i.management.as_str())
+                .cloned()
+                .ok_or_else(|| missing("management", &i.management))?,
+            boot: self.boot.get(i.boot.as_str()).cloned().ok_or_else(|| missing("boot", &i.boot))?,
+            deploy: self.deploy.get(i.deploy.as_str()).cloned().ok_or_else(|| missing("deploy", &i.deploy))?,
+        })
+    }
+
+    /// driver_info keys a hardware type understands, with their meaning.
+    pub fn driver_properties(&self, driver: &str) -> BTreeMap<&'static str, &'static str> {
+        let mut p = BTreeMap::new();
+        if driver == "ipmi" {
+            p.extend(ipmi::PROPERTIES.iter().copied());
+        } else {
+            p.extend(fake::PROPERTIES.iter().copied());
+        }
+        p.extend(pxe::PROPERTIES.iter().copied());
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_choices() {
+        let r = Registry::standard();
+        let fake = r.hardware_type("fake-hardware").unwrap().defaults();
+        assert_eq!((fake.power.as_str(), fake.boot.as_str(), fake.deploy.as_str()), ("fake", "fake", "fake"));
+        let ipmi = r.hardware_type("ipmi").unwrap().defaults();
+        assert_eq!((ipmi.power.as_str(), ipmi.boot.as_str(), ipmi.deploy.as_str()), ("ipmi", "ipxe", "ramdisk"));
+        assert_eq!(ipmi.vendor, "no-vendor");
+        let cases = [
+            ("fake-hardware", "boot", "ipxe", true),
+            ("fake-hardware", "deploy", "ramdisk", true),
+            ("fake-hardware", "power", "ipmi", false),
+            ("ipmi", "power", "fake", false),
+            ("ipmi", "power", "ipmitool", true),
+            ("ipmi", "power", "redfish", false),
+            ("ipmi", "nonsense", "fake", false),
+        ];
+        for (driver, kind, name, ok) in cases {
+            assert_eq!(r.check_interface(driver, kind, name).is_ok(), ok, "{driver} {kind} {name}");
+        }
+        assert!(matches!(r.hardware_type("redfish"), Err(ChoiceError::UnknownDriver(_))));
+    }
+}

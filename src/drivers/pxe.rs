@@ -1,0 +1,175 @@
+//! Network-boot interfaces: `ipxe`/`pxe` boot and the `ramdisk` deploy.
+//!
+//! Boot validation checks what a later network boot of the node needs — a
+//! port with a MAC, the deploy kernel and ramdisk, a reachable instance image
+//! — and touches no hardware. Takeover (adoption) records the node's boot
+//! decision and nothing else: no boot device is set on a running machine.
+
+use serde_json::Value;
+
+use super::{BoxFuture, Boot, DeployOutcome, Deploy, Error, Management, Power, Result, Task};
+use crate::images;
+use crate::model::{Node, PowerState, Severity};
+
+/// driver_info keys the network-boot interfaces read.
+pub const PROPERTIES: &[(&str, &str)] = &[
+    ("deploy_kernel", "URL (http, https, file) or absolute path of the deploy kernel. Required for network boot."),
+    ("deploy_ramdisk", "URL (http, https, file) or absolute path of the deploy ramdisk. Required for network boot."),
+];
+
+/// Checks that an image reference is a string naming a supported source.
+pub fn check_image_ref(key: &str, value: &Value) -> Result<()> {
+    match value {
+        Value::String(s) if images::Source::parse(s).is_ok() => Ok(()),
+        Value::String(s) => Err(Error::InvalidParameter(format!(
+            "{key} {:?} is not an http://, https:// or file:// URL or an absolute path",
+            images::redact(s)
+        ))),
+        _ => Err(Error::InvalidParameter(format!("{key} must be a string (a URL or an absolute path)"))),
+    }
+}
+
+fn required_ref<'a>(node: &'a Node, key: &str) -> Result<&'a str> {
+    match node.driver_info.get(key) {
+        None | Some(Value::Null) => Err(Error::MissingParameter(format!(
+            "driver_info/{key} is not set; a later network boot of this node needs it. \
+             Set it with: baremetal node set {} --driver-info {key}=<URL>",
+            node.ident()
+        ))),
+        Some(v) => {
+            check_image_ref(&format!("driver_info/{key}"), v)?;
+            Ok(v.as_str().unwrap_or_default())
+        }
+    }
+}
+
+/// The image a network boot of the instance would use: `boot_iso` if set,
+/// else `image_source`. Returns (instance_info key, reference).
+fn instance_image(node: &Node) -> Result<(&'static str, &str)> {
+    for key in ["boot_iso", "image_source"] {
+        match node.instance_info.get(key) {
+            None | Some(Value::Null) => continue,
+            Some(v) => {
+                check_image_ref(&format!("instance_info/{key}"), v)?;
+                return Ok((key, v.as_str().unwrap_or_default()));
+            }
+        }
+    }
+    Err(Error::MissingParameter(format!(
+        "instance_info/image_source is not set; it must name the image the node runs (the file may be empty). \
+         Set it with: baremetal node set {} --instance-info image_source=<URL>",
+        node.ident()
+    )))
+}
+
+/// iPXE / PXE boot.
+pub struct PxeBoot {
+    pub name: &'static str,
+}
+
+impl Boot for PxeBoot {
+    fn validate<'a>(&'a self, task: &'a Task) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let node = &task.node;
+            if !task.ports.iter().any(|p| p.pxe_enabled) {
+                return Err(Error::MissingParameter(format!(
+                    "node {} has no PXE-enabled port with a MAC address; create one with: \
+                     baremetal port create <MAC> --node {}",
+                    node.ident(),
+                    node.uuid
+                )));
+            }
+            required_ref(node, "deploy_kernel")?;
+            required_ref(node, "deploy_ramdisk")?;
+            let (key, reference) = instance_image(node)?;
+            images::check_reachable(&task.http, reference, task.settings.image_check_timeout)
+                .await
+                .map_err(|why| {
+                    Error::Failed(format!(
+                        "instance_info/{key} {} is not reachable: {why}",
+                        images::redact(reference)
+                    ))
+                })?;
+            task.record(
+                Severity::Info,
+                "provisioning",
+                format!("boot validation: instance_info/{key} {} is reachable", images::redact(reference)),
+            );
+            Ok(())
+        })
+    }
+
+    fn prepare_instance<'a>(&'a self, task: &'a mut Task) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let decision = if task.node.interfaces.deploy == "ramdisk" { "network" } else { "local" };
+            task.node
+                .driver_internal_info
+                .insert("boot_decision".into(), Value::String(decision.into()));
+            task.record(
+                Severity::Info,
+                "provisioning",
+                format!("boot decision recorded: {decision} (boot device left unchanged)"),
+            );
+            Ok(())
+        })
+    }
+}
+
+/// Ironic's `ramdisk` deploy: the instance is a kernel+ramdisk or ISO booted
+/// over the network.
+pub struct RamdiskDeploy;
+
+impl Deploy for RamdiskDeploy {
+    fn validate(&self, node: &Node) -> Result<()> {
+        let has = |k: &str| node.instance_info.get(k).is_some_and(|v| !v.is_null());
+        if has("boot_iso") && has("image_source") {
+            return Err(Error::InvalidParameter(
+                "instance_info/boot_iso and instance_info/image_source are mutually exclusive".into(),
+            ));
+        }
+        if !(has("boot_iso") || has("image_source") || (has("kernel") && has("ramdisk"))) {
+            return Err(Error::MissingParameter(
+                "the ramdisk deploy needs instance_info/boot_iso, or instance_info/kernel and instance_info/ramdisk, \
+                 or instance_info/image_source"
+                    .into(),
+            ));
+        }
+        for key in ["boot_iso", "image_source", "kernel", "ramdisk"] {
+            if let Some(v) = node.instance_info.get(key).filter(|v| !v.is_null()) {
+                check_image_ref(&format!("instance_info/{key}"), v)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn prepare<'a>(&'a self, _task: &'a mut Task) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn take_over<'a>(&'a self, _task: &'a mut Task) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn deploy<'a>(&'a self, _task: &'a mut Task, _power: &'a dyn Power, _mgmt: &'a dyn Management) -> BoxFuture<'a, Result<DeployOutcome>> {
+        Box::pin(async {
+            Err(Error::Unsupported(
+                "deploying with the ramdisk deploy interface needs the boot services (DHCP/TFTP/HTTP), \
+                 which this rackboot version does not have yet; use deploy_interface=fake"
+                    .into(),
+            ))
+        })
+    }
+
+    fn tear_down<'a>(&'a self, task: &'a mut Task, power: &'a dyn Power) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            power.set_power_state(task, PowerState::Off).await?;
+            task.node.power_state = Some(PowerState::Off);
+            task.node.driver_internal_info.remove("boot_decision");
+            Ok(())
+        })
+    }
+
+    fn cleaning_touches_disks(&self) -> bool {
+        true
+    }
+}

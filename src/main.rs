@@ -1,0 +1,77 @@
+//! rackboot: a rack bootstrap appliance in one binary.
+//!
+//! `rackboot serve` runs the appliance; `rackboot node …` and `rackboot port …`
+//! are a client for its Ironic-compatible API.
+
+mod api;
+mod app;
+mod cli;
+mod conductor;
+mod config;
+mod drivers;
+mod images;
+mod model;
+mod store;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "rackboot", version, about = "Rack bootstrap appliance: Ironic-compatible node adoption and provisioning")]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the appliance.
+    Serve {
+        /// TOML configuration file (default: embedded defaults).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Manage nodes (like `baremetal node …`).
+    Node(cli::NodeArgs),
+    /// Manage ports (like `baremetal port …`).
+    Port(cli::PortArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    match args.command {
+        Command::Serve { config } => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            let config = match config::Config::load(config.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("rackboot: {e}");
+                    return std::process::ExitCode::from(2);
+                }
+            };
+            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("rackboot: cannot start the runtime: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(app::serve(config)) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("rackboot: {e:#}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Node(a) => cli::run(cli::Cmd::Node(a)),
+        Command::Port(a) => cli::run(cli::Cmd::Port(a)),
+    }
+}

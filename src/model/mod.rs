@@ -1,0 +1,34 @@
+//! Pure types of the inventory: nodes, ports, MAC addresses, power states and
+//! Ironic's provision state machine. No I/O here.
+
+pub mod mac;
+pub mod node;
+pub mod port;
+pub mod power;
+pub mod states;
+
+pub use mac::Mac;
+pub use node::{HistoryEntry, Interfaces, Node, Severity};
+pub use port::Port;
+pub use power::PowerState;
+pub use states::{Event, State};
+
+/// The current time in Ironic's timestamp format
+/// (`2016-08-18T22:28:48.643434+00:00`).
+pub fn now() -> String {
+    format_timestamp(jiff::Timestamp::now())
+}
+
+/// Formats a timestamp as Ironic does: UTC, microseconds, explicit offset.
+pub fn format_timestamp(ts: jiff::Timestamp) -> String {
+    ts.strftime("%Y-%m-%dT%H:%M:%S.%6f+00:00").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamp_format_is_ironics() {
+        let ts: jiff::Timestamp = "2016-08-18T22:28:48.643434Z".parse().unwrap();
+        assert_eq!(super::format_timestamp(ts), "2016-08-18T22:28:48.643434+00:00");
+    }
+}

@@ -1,0 +1,254 @@
+//! A bare-metal node with Ironic's fields, and its history entries.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::{PowerState, State};
+
+/// The interface chosen for each capability of a node's hardware type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Interfaces {
+    pub bios: String,
+    pub boot: String,
+    pub console: String,
+    pub deploy: String,
+    pub firmware: String,
+    pub inspect: String,
+    pub management: String,
+    pub network: String,
+    pub power: String,
+    pub raid: String,
+    pub rescue: String,
+    pub storage: String,
+    pub vendor: String,
+}
+
+impl Interfaces {
+    /// The interface kinds, by the name Ironic's `*_interface` fields use.
+    pub const KINDS: [&'static str; 13] = [
+        "bios",
+        "boot",
+        "console",
+        "deploy",
+        "firmware",
+        "inspect",
+        "management",
+        "network",
+        "power",
+        "raid",
+        "rescue",
+        "storage",
+        "vendor",
+    ];
+
+    pub fn get(&self, kind: &str) -> Option<&str> {
+        Some(match kind {
+            "bios" => &self.bios,
+            "boot" => &self.boot,
+            "console" => &self.console,
+            "deploy" => &self.deploy,
+            "firmware" => &self.firmware,
+            "inspect" => &self.inspect,
+            "management" => &self.management,
+            "network" => &self.network,
+            "power" => &self.power,
+            "raid" => &self.raid,
+            "rescue" => &self.rescue,
+            "storage" => &self.storage,
+            "vendor" => &self.vendor,
+            _ => return None,
+        })
+    }
+
+    pub fn get_mut(&mut self, kind: &str) -> Option<&mut String> {
+        Some(match kind {
+            "bios" => &mut self.bios,
+            "boot" => &mut self.boot,
+            "console" => &mut self.console,
+            "deploy" => &mut self.deploy,
+            "firmware" => &mut self.firmware,
+            "inspect" => &mut self.inspect,
+            "management" => &mut self.management,
+            "network" => &mut self.network,
+            "power" => &mut self.power,
+            "raid" => &mut self.raid,
+            "rescue" => &mut self.rescue,
+            "storage" => &mut self.storage,
+            "vendor" => &mut self.vendor,
+            _ => return None,
+        })
+    }
+}
+
+/// A node, with the Ironic fields the appliance keeps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    pub uuid: Uuid,
+    pub name: Option<String>,
+    pub driver: String,
+    #[serde(default)]
+    pub driver_info: Map<String, Value>,
+    #[serde(default)]
+    pub driver_internal_info: Map<String, Value>,
+    #[serde(default)]
+    pub instance_info: Map<String, Value>,
+    pub instance_uuid: Option<String>,
+    #[serde(default)]
+    pub properties: Map<String, Value>,
+    #[serde(default)]
+    pub extra: Map<String, Value>,
+    pub provision_state: State,
+    pub target_provision_state: Option<State>,
+    pub provision_updated_at: Option<String>,
+    pub power_state: Option<PowerState>,
+    pub target_power_state: Option<PowerState>,
+    pub last_error: Option<String>,
+    pub maintenance: bool,
+    pub maintenance_reason: Option<String>,
+    pub fault: Option<String>,
+    pub reservation: Option<String>,
+    pub protected: bool,
+    pub protected_reason: Option<String>,
+    pub retired: bool,
+    pub retired_reason: Option<String>,
+    pub owner: Option<String>,
+    pub lessee: Option<String>,
+    pub description: Option<String>,
+    #[serde(default)]
+    pub conductor_group: String,
+    pub resource_class: Option<String>,
+    pub automated_clean: Option<bool>,
+    #[serde(default)]
+    pub network_data: Map<String, Value>,
+    pub boot_mode: Option<String>,
+    pub secure_boot: Option<bool>,
+    pub shard: Option<String>,
+    pub parent_node: Option<String>,
+    #[serde(default)]
+    pub disable_power_off: bool,
+    pub instance_name: Option<String>,
+    pub interfaces: Interfaces,
+    pub created_at: String,
+    pub updated_at: Option<String>,
+}
+
+impl Node {
+    /// A new node in `state` with no optional fields set.
+    pub fn new(uuid: Uuid, driver: &str, interfaces: Interfaces, state: State, now: String) -> Node {
+        Node {
+            uuid,
+            name: None,
+            driver: driver.to_string(),
+            driver_info: Map::new(),
+            driver_internal_info: Map::new(),
+            instance_info: Map::new(),
+            instance_uuid: None,
+            properties: Map::new(),
+            extra: Map::new(),
+            provision_state: state,
+            target_provision_state: None,
+            provision_updated_at: None,
+            power_state: None,
+            target_power_state: None,
+            last_error: None,
+            maintenance: false,
+            maintenance_reason: None,
+            fault: None,
+            reservation: None,
+            protected: false,
+            protected_reason: None,
+            retired: false,
+            retired_reason: None,
+            owner: None,
+            lessee: None,
+            description: None,
+            conductor_group: String::new(),
+            resource_class: None,
+            automated_clean: None,
+            network_data: Map::new(),
+            boot_mode: None,
+            secure_boot: None,
+            shard: None,
+            parent_node: None,
+            disable_power_off: false,
+            instance_name: None,
+            interfaces,
+            created_at: now,
+            updated_at: None,
+        }
+    }
+
+    /// The name if the node has one, else its UUID: how messages refer to it.
+    pub fn ident(&self) -> String {
+        match &self.name {
+            Some(n) => n.clone(),
+            None => self.uuid.to_string(),
+        }
+    }
+
+    /// True once the node was brought to `active` by adoption rather than by
+    /// a deploy of this appliance.
+    pub fn is_adopted(&self) -> bool {
+        self.driver_internal_info
+            .get("adopted")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    /// A string from `driver_info`, if present and a string.
+    pub fn driver_info_str(&self, key: &str) -> Option<&str> {
+        self.driver_info.get(key).and_then(Value::as_str)
+    }
+
+    /// A string from `instance_info`, if present and a string.
+    pub fn instance_info_str(&self, key: &str) -> Option<&str> {
+        self.instance_info.get(key).and_then(Value::as_str)
+    }
+}
+
+/// How serious a history entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "INFO",
+            Severity::Warning => "WARNING",
+            Severity::Error => "ERROR",
+        }
+    }
+}
+
+/// One row of a node's history (Ironic's node history shape).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub uuid: Uuid,
+    pub created_at: String,
+    pub severity: Severity,
+    /// What kind of event: `provisioning`, `power`, `driver`, `api`, `startup`…
+    pub event_type: String,
+    pub event: String,
+    pub conductor: Option<String>,
+    pub user: Option<String>,
+}
+
+impl HistoryEntry {
+    pub fn new(severity: Severity, event_type: &str, event: impl Into<String>) -> HistoryEntry {
+        HistoryEntry {
+            uuid: Uuid::new_v4(),
+            created_at: super::now(),
+            severity,
+            event_type: event_type.to_string(),
+            event: event.into(),
+            conductor: None,
+            user: None,
+        }
+    }
+}
