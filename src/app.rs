@@ -41,6 +41,7 @@ pub fn build_conductor(config: &Config) -> Result<Conductor> {
         automated_clean: c.automated_clean,
         max_workers: c.max_workers,
         node_locked_wait: c.node_locked_wait.0,
+        answer_wait: c.answer_wait.0,
         drivers: drivers::Settings {
             image_check_timeout: c.image_check_timeout.0,
             power_state_change_timeout: c.power_state_change_timeout.0,

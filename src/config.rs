@@ -140,6 +140,8 @@ pub struct Conductor {
     pub max_workers: usize,
     /// How long a request waits for a busy node before 409 NodeLocked.
     pub node_locked_wait: Dur,
+    /// How long a verb waits for a quick workflow before answering 202.
+    pub answer_wait: Dur,
     pub power_state_change_timeout: Dur,
     /// Deadline of one image reachability check.
     pub image_check_timeout: Dur,
@@ -216,6 +218,7 @@ impl Default for Conductor {
             automated_clean: false,
             max_workers: 256,
             node_locked_wait: Dur(Duration::from_secs(1)),
+            answer_wait: Dur(Duration::from_millis(250)),
             power_state_change_timeout: Dur(Duration::from_secs(60)),
             image_check_timeout: Dur(Duration::from_secs(10)),
             shutdown_timeout: Dur(Duration::from_secs(30)),

@@ -71,6 +71,9 @@ pub struct Settings {
     pub max_workers: usize,
     /// How long a request waits for a busy node's lock before NodeLocked.
     pub node_locked_wait: Duration,
+    /// How long a verb waits for a quick workflow to finish before answering,
+    /// so a client polling at once already sees the end state.
+    pub answer_wait: Duration,
     /// Interface limits.
     pub drivers: drivers::Settings,
 }
@@ -82,6 +85,7 @@ impl Default for Settings {
             automated_clean: false,
             max_workers: 256,
             node_locked_wait: Duration::from_secs(1),
+            answer_wait: Duration::from_millis(250),
             drivers: drivers::Settings::default(),
         }
     }
@@ -142,7 +146,7 @@ enum Job {
 /// A worker slot and the node's lock, carried by a spawned workflow.
 struct WorkerTicket {
     _permit: tokio::sync::OwnedSemaphorePermit,
-    lock: LockGuard,
+    _lock: LockGuard,
 }
 
 fn history(severity: Severity, event_type: &str, event: impl Into<String>, user: &Option<String>) -> HistoryEntry {
@@ -260,7 +264,7 @@ impl Conductor {
             return Err(Error::ShuttingDown);
         }
         let permit = self.inner.workers.clone().try_acquire_owned().map_err(|_| Error::NoFreeWorker)?;
-        Ok(WorkerTicket { _permit: permit, lock })
+        Ok(WorkerTicket { _permit: permit, _lock: lock })
     }
 
     async fn load(&self, ident: &str) -> Result<Node> {
@@ -431,7 +435,8 @@ impl Conductor {
             &opts.user,
         );
         self.save(node.clone(), vec![h]).await?;
-        self.spawn(ticket, node, job);
+        let done = self.spawn(ticket, node, job);
+        let _ = tokio::time::timeout(self.inner.settings.answer_wait, done).await;
         Ok(())
     }
 
@@ -526,7 +531,8 @@ impl Conductor {
         node.updated_at = Some(now());
         let h = history(Severity::Info, "power", format!("power action requested: {target}"), &user);
         self.save(node.clone(), vec![h]).await?;
-        self.spawn(ticket, node, Job::Power(target));
+        let done = self.spawn(ticket, node, Job::Power(target));
+        let _ = tokio::time::timeout(self.inner.settings.answer_wait, done).await;
         Ok(())
     }
 
@@ -598,7 +604,9 @@ impl Conductor {
 
     // ---- workers -----------------------------------------------------------
 
-    fn spawn(&self, ticket: WorkerTicket, node: Node, job: Job) {
+    /// Runs a workflow in its own task; the receiver fires when it is done.
+    fn spawn(&self, ticket: WorkerTicket, node: Node, job: Job) -> tokio::sync::oneshot::Receiver<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
         let this = self.clone();
         self.inner.running.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
@@ -610,7 +618,9 @@ impl Conductor {
             if this.inner.running.fetch_sub(1, Ordering::SeqCst) == 1 {
                 this.inner.idle.notify_waiters();
             }
+            let _ = tx.send(());
         });
+        rx
     }
 
     async fn run(&self, node: Node, job: Job) -> Result<()> {

@@ -1,0 +1,313 @@
+//! Test harness: a real `rackboot serve` on an ephemeral loopback port with its
+//! own data dir, the real `baremetal` CLI, a real HTTP image server
+//! (python3 -m http.server), and a minimal HTTP client for raw requests.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits until something accepts TCP connections on `port`.
+fn wait_for_port(port: u16, child: &mut Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited before listening on port {port}: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{what} did not listen on port {port} within 20 s");
+}
+
+/// A running appliance.
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub child: Option<Child>,
+    extra_config: String,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Server::start_with("")
+    }
+
+    /// Starts with extra TOML appended to the `[api]` section's file.
+    pub fn start_with(extra_config: &str) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Server { dir, port: 0, child: None, extra_config: extra_config.to_string() };
+        s.spawn();
+        s
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.path().join("rackboot.toml")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("rackboot.log")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// (Re)starts the process on a fresh port with the same data dir.
+    pub fn spawn(&mut self) {
+        self.port = free_port();
+        let config = format!(
+            "[data]\ndir = \"{}\"\n[api]\nlisten = \"127.0.0.1:{}\"\n{}\n",
+            self.dir.path().join("data").display(),
+            self.port,
+            self.extra_config
+        );
+        std::fs::write(self.config_path(), config).unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rackboot"))
+            .args(["serve", "--config"])
+            .arg(self.config_path())
+            .env("RUST_LOG", "debug")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start rackboot");
+        wait_for_port(self.port, &mut child, "rackboot");
+        self.child = Some(child);
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// kill -9.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM, then wait for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("server running");
+        let pid = c.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = c.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "rackboot did not exit within 60 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// One raw HTTP request; returns (status, headers, body).
+    pub fn request(&self, method: &str, path: &str, body: Option<&[u8]>, headers: &[(&str, &str)]) -> (u16, String, Vec<u8>) {
+        http(self.port, method, path, body, headers)
+    }
+
+    /// A JSON request at API 1.115.
+    pub fn json(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let b = body.map(|b| b.to_string().into_bytes());
+        let (status, _, resp) = self.request(
+            method,
+            path,
+            b.as_deref(),
+            &[("X-OpenStack-Ironic-API-Version", "1.115"), ("Content-Type", "application/json")],
+        );
+        let v = if resp.is_empty() { Value::Null } else { serde_json::from_slice(&resp).unwrap_or(Value::Null) };
+        (status, v)
+    }
+
+    pub fn node(&self, ident: &str) -> Value {
+        let (status, v) = self.json("GET", &format!("/v1/nodes/{ident}"), None);
+        assert_eq!(status, 200, "GET node {ident}: {v}");
+        v
+    }
+
+    pub fn history(&self, ident: &str) -> Vec<Value> {
+        let (status, v) = self.json("GET", &format!("/v1/nodes/{ident}/history"), None);
+        assert_eq!(status, 200, "history {ident}: {v}");
+        v["history"].as_array().unwrap().clone()
+    }
+
+    /// Polls until the node reaches `state` (bounded).
+    pub fn wait_state(&self, ident: &str, state: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let n = self.node(ident);
+            if n["provision_state"] == state {
+                return n;
+            }
+            assert!(Instant::now() < deadline, "node {ident} never reached {state}: {n}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Minimal HTTP/1.1 client (Connection: close).
+pub fn http(port: u16, method: &str, path: &str, body: Option<&[u8]>, headers: &[(&str, &str)]) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let body = body.unwrap_or(b"");
+    req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    s.write_all(req.as_bytes()).unwrap();
+    // A server may answer (413) and close before reading a large body.
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("HTTP response head");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut body = raw[split + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    (status, head, body)
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(nl) = b.windows(2).position(|w| w == b"\r\n") else { break };
+        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..nl]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[nl + 2..nl + 2 + size]);
+        b = &b[nl + 2 + size + 2..];
+    }
+    out
+}
+
+/// The real `baremetal` CLI from python-ironicclient.
+pub fn baremetal_bin() -> PathBuf {
+    let path = std::env::var_os("RACKBOOT_BAREMETAL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv/bin/baremetal"));
+    assert!(
+        path.exists(),
+        "the baremetal CLI (python-ironicclient) is not at {}; run scripts/test.sh, which installs it into .venv, \
+         or set RACKBOOT_BAREMETAL",
+        path.display()
+    );
+    path
+}
+
+/// Runs `baremetal ARGS` against `server` with no auth.
+pub fn baremetal(server: &Server, args: &[&str]) -> Output {
+    baremetal_env(server, args, &[("OS_AUTH_TYPE", "none")])
+}
+
+pub fn baremetal_env(server: &Server, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(baremetal_bin());
+    cmd.args(args)
+        .env_remove("OS_CLOUD")
+        .env_remove("OS_BAREMETAL_API_VERSION")
+        .env("OS_ENDPOINT", server.endpoint())
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run baremetal")
+}
+
+/// Runs the CLI and insists it succeeds; returns stdout.
+pub fn ok(out: Output, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{what} failed ({}):\nstdout: {stdout}\nstderr: {stderr}", out.status);
+    stdout
+}
+
+/// Runs the CLI and insists it fails; returns stdout+stderr.
+pub fn fails(out: Output, what: &str) -> String {
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "{what} should have failed but succeeded:\n{text}");
+    text
+}
+
+/// `python3 -m http.server` serving a directory on loopback.
+pub struct ImageServer {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: Child,
+}
+
+impl ImageServer {
+    pub fn start() -> ImageServer {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("blankimage"), b"").unwrap();
+        std::fs::write(dir.path().join("deploy.kernel"), b"kernel").unwrap();
+        std::fs::write(dir.path().join("deploy.initramfs"), b"ramdisk").unwrap();
+        let port = free_port();
+        let mut child = Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string(), "--directory"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 -m http.server (python3 is needed for the image server)");
+        wait_for_port(port, &mut child, "python3 -m http.server");
+        ImageServer { dir, port, child }
+    }
+
+    pub fn url(&self, name: &str) -> String {
+        format!("http://127.0.0.1:{}/{name}", self.port)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for ImageServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Events of fake power calls in a node's history.
+pub fn power_calls(history: &[Value]) -> Vec<String> {
+    history
+        .iter()
+        .filter_map(|h| h["event"].as_str())
+        .filter(|e| e.starts_with("fake power call"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// History entries after the first whose event contains `marker`.
+pub fn after<'a>(history: &'a [Value], marker: &str) -> &'a [Value] {
+    let i = history
+        .iter()
+        .position(|h| h["event"].as_str().is_some_and(|e| e.contains(marker)))
+        .unwrap_or_else(|| panic!("no history entry contains {marker:?}: {history:?}"));
+    &history[i..]
+}

@@ -1,0 +1,8 @@
+//! Integration tests: one binary, a real appliance per test, real peers.
+
+mod common;
+
+mod bad_input;
+mod cli_adoption;
+mod native_cli;
+mod restart;
