@@ -32,7 +32,10 @@ pub fn build_conductor(config: &Config) -> Result<Conductor> {
     let db = config.data.dir.join("rackboot.db");
     let store = Store::open(
         &db,
-        store::Options { history_max_entries: config.data.history_max_entries, readers: 2 },
+        store::Options {
+            history_max_entries: config.data.history_max_entries,
+            readers: 2,
+        },
     )
     .with_context(|| format!("cannot open database {}", db.display()))?;
     let c = &config.conductor;
@@ -47,7 +50,11 @@ pub fn build_conductor(config: &Config) -> Result<Conductor> {
             power_state_change_timeout: c.power_state_change_timeout.0,
         },
     };
-    Ok(Conductor::new(store, Arc::new(Registry::standard()), settings))
+    Ok(Conductor::new(
+        store,
+        Arc::new(Registry::standard()),
+        settings,
+    ))
 }
 
 async fn shutdown_signal() {
@@ -71,20 +78,34 @@ async fn shutdown_signal() {
 }
 
 fn watchdog_interval() -> Option<Duration> {
-    sd_notify::watchdog_enabled().map(|d| d / 2).filter(|d| !d.is_zero())
+    sd_notify::watchdog_enabled()
+        .map(|d| d / 2)
+        .filter(|d| !d.is_zero())
 }
 
 /// `rackboot serve`.
 pub async fn serve(config: Config) -> Result<()> {
     let conductor = build_conductor(&config)?;
     let (nodes, ports) = conductor.store().call(|s| s.counts()).await?;
+    let schema = conductor.store().call(|s| s.schema_version()).await?;
     let recovered = conductor.recover().await?;
-    tracing::info!(nodes, ports, recovered, host = conductor.host(), "inventory loaded");
+    tracing::info!(
+        nodes,
+        ports,
+        schema,
+        recovered,
+        host = conductor.host(),
+        "inventory loaded"
+    );
 
     let htpasswd = match config.api.auth {
         Auth::None => None,
         Auth::HttpBasic => {
-            let path = config.api.htpasswd.as_ref().context("[api] htpasswd is required for http_basic")?;
+            let path = config
+                .api
+                .htpasswd
+                .as_ref()
+                .context("[api] htpasswd is required for http_basic")?;
             Some(Arc::new(Htpasswd::load(path)?))
         }
     };
@@ -122,7 +143,10 @@ pub async fn serve(config: Config) -> Result<()> {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     let left = conductor.drain(config.conductor.shutdown_timeout.0).await;
     if left > 0 {
-        tracing::warn!(left, "workflows still running at shutdown; they will be failed at next start");
+        tracing::warn!(
+            left,
+            "workflows still running at shutdown; they will be failed at next start"
+        );
     } else {
         tracing::info!("all workflows finished; store consistent");
     }

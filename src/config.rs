@@ -11,7 +11,10 @@ use serde::{Deserialize, Deserializer};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("config: {0}")]
@@ -27,16 +30,20 @@ impl Dur {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("{s:?} is not a duration; write e.g. \"500ms\", \"30s\", \"5m\", \"1h\""))?;
+        let n: u64 = num.parse().map_err(|_| {
+            format!("{s:?} is not a duration; write e.g. \"500ms\", \"30s\", \"5m\", \"1h\"")
+        })?;
         let d = match unit {
             "ms" => Duration::from_millis(n),
             "s" | "" => Duration::from_secs(n),
             "m" => Duration::from_secs(n * 60),
             "h" => Duration::from_secs(n * 3600),
             "d" => Duration::from_secs(n * 86400),
-            _ => return Err(format!("{s:?} has an unknown unit {unit:?}; use ms, s, m, h or d")),
+            _ => {
+                return Err(format!(
+                    "{s:?} has an unknown unit {unit:?}; use ms, s, m, h or d"
+                ))
+            }
         };
         Ok(Dur(d))
     }
@@ -57,7 +64,7 @@ impl<'de> Deserialize<'de> for Dur {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub data: Data,
@@ -149,22 +156,12 @@ pub struct Conductor {
     pub shutdown_timeout: Dur,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            data: Data::default(),
-            api: Api::default(),
-            http: Http::default(),
-            tftp: Tftp::default(),
-            dhcp: Dhcp::default(),
-            conductor: Conductor::default(),
-        }
-    }
-}
-
 impl Default for Data {
     fn default() -> Self {
-        Data { dir: PathBuf::from("./rackboot-data"), history_max_entries: 300 }
+        Data {
+            dir: PathBuf::from("./rackboot-data"),
+            history_max_entries: 300,
+        }
     }
 }
 
@@ -184,13 +181,19 @@ impl Default for Api {
 
 impl Default for Http {
     fn default() -> Self {
-        Http { listen: "0.0.0.0:8080".parse().expect("literal address"), public_url: None }
+        Http {
+            listen: "0.0.0.0:8080".parse().expect("literal address"),
+            public_url: None,
+        }
     }
 }
 
 impl Default for Tftp {
     fn default() -> Self {
-        Tftp { listen: "0.0.0.0:69".parse().expect("literal address"), root: PathBuf::from("boot-assets") }
+        Tftp {
+            listen: "0.0.0.0:69".parse().expect("literal address"),
+            root: PathBuf::from("boot-assets"),
+        }
     }
 }
 
@@ -232,8 +235,14 @@ impl Config {
         let config = match path {
             None => Config::default(),
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| Error::Read { path: p.into(), source })?;
-                Config::parse(&text).map_err(|message| Error::Parse { path: p.into(), message })?
+                let text = std::fs::read_to_string(p).map_err(|source| Error::Read {
+                    path: p.into(),
+                    source,
+                })?;
+                Config::parse(&text).map_err(|message| Error::Parse {
+                    path: p.into(),
+                    message,
+                })?
             }
         };
         config.validate()?;
@@ -262,16 +271,24 @@ impl Config {
             ));
         }
         if api.max_body_bytes < 1024 {
-            return Err(Error::Invalid("[api] max_body_bytes must be at least 1024".into()));
+            return Err(Error::Invalid(
+                "[api] max_body_bytes must be at least 1024".into(),
+            ));
         }
         if api.max_limit == 0 || api.max_concurrent_requests == 0 {
-            return Err(Error::Invalid("[api] max_limit and max_concurrent_requests must be at least 1".into()));
+            return Err(Error::Invalid(
+                "[api] max_limit and max_concurrent_requests must be at least 1".into(),
+            ));
         }
         if self.conductor.max_workers == 0 {
-            return Err(Error::Invalid("[conductor] max_workers must be at least 1".into()));
+            return Err(Error::Invalid(
+                "[conductor] max_workers must be at least 1".into(),
+            ));
         }
         if self.data.history_max_entries == 0 {
-            return Err(Error::Invalid("[data] history_max_entries must be at least 1".into()));
+            return Err(Error::Invalid(
+                "[data] history_max_entries must be at least 1".into(),
+            ));
         }
         match self.dhcp.mode.as_str() {
             "off" => {}
@@ -288,7 +305,9 @@ impl Config {
             }
         }
         if self.dhcp.unknown != "ignore" {
-            return Err(Error::Invalid("[dhcp] unknown: only \"ignore\" is supported".into()));
+            return Err(Error::Invalid(
+                "[dhcp] unknown: only \"ignore\" is supported".into(),
+            ));
         }
         Ok(())
     }
@@ -304,7 +323,10 @@ mod tests {
         assert_eq!(c.api.listen.to_string(), "127.0.0.1:6385");
         assert_eq!(c.data.dir, PathBuf::from("./rackboot-data"));
         assert_eq!(c.dhcp.mode, "off");
-        assert_eq!(c.conductor.sync_power_state_interval, Dur(Duration::from_secs(60)));
+        assert_eq!(
+            c.conductor.sync_power_state_interval,
+            Dur(Duration::from_secs(60))
+        );
     }
 
     #[test]
@@ -360,7 +382,10 @@ automated_clean = false
 
     #[test]
     fn durations() {
-        assert_eq!(Dur::parse("500ms").unwrap(), Dur(Duration::from_millis(500)));
+        assert_eq!(
+            Dur::parse("500ms").unwrap(),
+            Dur(Duration::from_millis(500))
+        );
         assert_eq!(Dur::parse("2m").unwrap(), Dur(Duration::from_secs(120)));
         assert!(Dur::parse("").is_err());
         assert!(Dur::parse("-1s").is_err());

@@ -18,12 +18,18 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "rackboot", version, about = "Rack bootstrap appliance: Ironic-compatible node adoption and provisioning")]
+#[command(
+    name = "rackboot",
+    version,
+    about = "Rack bootstrap appliance: Ironic-compatible node adoption and provisioning"
+)]
 struct Args {
     #[command(subcommand)]
     command: Command,
 }
 
+// Parsed once per process; the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the appliance.
@@ -56,7 +62,10 @@ fn main() -> std::process::ExitCode {
                     return std::process::ExitCode::from(2);
                 }
             };
-            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("rackboot: cannot start the runtime: {e}");

@@ -25,9 +25,16 @@ pub struct Caller {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read htpasswd file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("htpasswd file {path} line {line}: {why}")]
-    Bad { path: String, line: usize, why: String },
+    Bad {
+        path: String,
+        line: usize,
+        why: String,
+    },
 }
 
 /// Verified-credential cache size and lifetime: bcrypt is deliberately slow,
@@ -45,7 +52,10 @@ pub struct Htpasswd {
 impl Htpasswd {
     pub fn load(path: &Path) -> Result<Htpasswd, Error> {
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: p.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: p.clone(),
+            source,
+        })?;
         Htpasswd::parse(&text, &p)
     }
 
@@ -56,17 +66,33 @@ impl Htpasswd {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let bad = |why: &str| Error::Bad { path: path.to_string(), line: i + 1, why: why.to_string() };
-            let (user, hash) = line.split_once(':').ok_or_else(|| bad("expected user:hash"))?;
+            let bad = |why: &str| Error::Bad {
+                path: path.to_string(),
+                line: i + 1,
+                why: why.to_string(),
+            };
+            let (user, hash) = line
+                .split_once(':')
+                .ok_or_else(|| bad("expected user:hash"))?;
             if !(hash.starts_with("$2y$") || hash.starts_with("$2b$") || hash.starts_with("$2a$")) {
-                return Err(bad("only bcrypt entries are supported (create them with: htpasswd -B FILE USER)"));
+                return Err(bad(
+                    "only bcrypt entries are supported (create them with: htpasswd -B FILE USER)",
+                ));
             }
             users.insert(user.to_string(), hash.to_string());
         }
         if users.is_empty() {
-            return Err(Error::Bad { path: path.to_string(), line: 0, why: "no users".into() });
+            return Err(Error::Bad {
+                path: path.to_string(),
+                line: 0,
+                why: "no users".into(),
+            });
         }
-        Ok(Htpasswd { users, cache: Mutex::new(HashMap::new()), hasher: Default::default() })
+        Ok(Htpasswd {
+            users,
+            cache: Mutex::new(HashMap::new()),
+            hasher: Default::default(),
+        })
     }
 
     /// Checks an `Authorization` header value; returns the user.
@@ -83,8 +109,12 @@ impl Htpasswd {
                 cache.remove(&key);
             }
         }
-        let encoded = header.strip_prefix("Basic ").or_else(|| header.strip_prefix("basic "))?;
-        let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+        let encoded = header
+            .strip_prefix("Basic ")
+            .or_else(|| header.strip_prefix("basic "))?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()?;
         let decoded = String::from_utf8(decoded).ok()?;
         let (user, password) = decoded.split_once(':')?;
         let hash = self.users.get(user)?;
@@ -103,7 +133,10 @@ impl Htpasswd {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let Some(htpasswd) = &state.htpasswd else {
             return Ok(Caller { user: None });
         };
@@ -135,9 +168,21 @@ mod tests {
     fn bcrypt_entries_only() {
         let hash = bcrypt::hash("s3cret", 4).unwrap();
         let h = Htpasswd::parse(&format!("# users\nadmin:{hash}\n"), "f").unwrap();
-        let header = |u: &str, p: &str| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")));
-        assert_eq!(h.check(&header("admin", "s3cret")).as_deref(), Some("admin"));
-        assert_eq!(h.check(&header("admin", "s3cret")).as_deref(), Some("admin"), "cached");
+        let header = |u: &str, p: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            )
+        };
+        assert_eq!(
+            h.check(&header("admin", "s3cret")).as_deref(),
+            Some("admin")
+        );
+        assert_eq!(
+            h.check(&header("admin", "s3cret")).as_deref(),
+            Some("admin"),
+            "cached"
+        );
         assert_eq!(h.check(&header("admin", "wrong")), None);
         assert_eq!(h.check(&header("root", "s3cret")), None);
         assert_eq!(h.check("Bearer x"), None);

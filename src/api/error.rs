@@ -18,7 +18,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError { status, message: message.into() }
+        ApiError {
+            status,
+            message: message.into(),
+        }
     }
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
@@ -35,36 +38,50 @@ impl ApiError {
     pub fn too_large(limit: usize) -> ApiError {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("The request body is larger than the {limit} bytes allowed ([api] max_body_bytes)."),
+            format!(
+                "The request body is larger than the {limit} bytes allowed ([api] max_body_bytes)."
+            ),
         )
     }
     pub fn unauthorized() -> ApiError {
-        ApiError::new(StatusCode::UNAUTHORIZED, "The request you have made requires authentication.")
-    }
-    pub fn method_not_allowed() -> ApiError {
-        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "The method is not allowed for the requested URL.")
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "The request you have made requires authentication.",
+        )
     }
     pub fn internal(message: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %message, "internal error");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("Internal error: {message}"))
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Internal error: {message}"),
+        )
     }
 }
 
 /// Ironic's double-encoded error body.
 pub fn error_body(status: StatusCode, message: &str) -> String {
-    let fault = if status.is_server_error() { "Server" } else { "Client" };
-    let inner = serde_json::json!({"faultcode": fault, "faultstring": message, "debuginfo": null}).to_string();
+    let fault = if status.is_server_error() {
+        "Server"
+    } else {
+        "Client"
+    };
+    let inner = serde_json::json!({"faultcode": fault, "faultstring": message, "debuginfo": null})
+        .to_string();
     serde_json::json!({ "error_message": inner }).to_string()
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut resp = (self.status, error_body(self.status, &self.message)).into_response();
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"Baremetal API\""));
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"Baremetal API\""),
+            );
         }
         resp
     }
@@ -75,9 +92,11 @@ impl From<store::Error> for ApiError {
         use store::Error as E;
         match e {
             E::NodeNotFound(_) | E::PortNotFound(_) => ApiError::not_found(e.to_string()),
-            E::DuplicateName(_) | E::DuplicateNodeUuid(_) | E::DuplicatePortUuid(_) | E::DuplicateMac(_) | E::InstanceAssociated { .. } => {
-                ApiError::conflict(e.to_string())
-            }
+            E::DuplicateName(_)
+            | E::DuplicateNodeUuid(_)
+            | E::DuplicatePortUuid(_)
+            | E::DuplicateMac(_)
+            | E::InstanceAssociated { .. } => ApiError::conflict(e.to_string()),
             E::Database(_) | E::Corrupt(_) => ApiError::internal(e),
         }
     }
@@ -96,12 +115,17 @@ impl From<conductor::Error> for ApiError {
         match e {
             E::Store(s) => s.into(),
             E::Driver(d) => d.into(),
-            E::NodeLocked { .. } | E::InvalidState(_) | E::NodeAssociated { .. } => ApiError::conflict(msg),
-            E::InvalidStateRequested { .. } | E::NodeInMaintenance { .. } | E::Invalid(_) | E::Refused(_) => {
-                ApiError::bad_request(msg)
+            E::NodeLocked { .. } | E::InvalidState(_) | E::NodeAssociated { .. } => {
+                ApiError::conflict(msg)
             }
+            E::InvalidStateRequested { .. }
+            | E::NodeInMaintenance { .. }
+            | E::Invalid(_)
+            | E::Refused(_) => ApiError::bad_request(msg),
             E::NodeProtected { .. } => ApiError::new(StatusCode::FORBIDDEN, msg),
-            E::NoFreeWorker | E::ShuttingDown => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, msg),
+            E::NoFreeWorker | E::ShuttingDown => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, msg)
+            }
         }
     }
 }
@@ -114,11 +138,16 @@ mod tests {
     fn body_is_double_encoded_like_ironics() {
         let body = error_body(StatusCode::NOT_FOUND, "Node x could not be found.");
         let outer: serde_json::Value = serde_json::from_str(&body).unwrap();
-        let inner: serde_json::Value = serde_json::from_str(outer["error_message"].as_str().unwrap()).unwrap();
+        let inner: serde_json::Value =
+            serde_json::from_str(outer["error_message"].as_str().unwrap()).unwrap();
         assert_eq!(inner["faultcode"], "Client");
         assert_eq!(inner["faultstring"], "Node x could not be found.");
         assert!(inner["debuginfo"].is_null());
-        let server: serde_json::Value = serde_json::from_str(&error_body(StatusCode::INTERNAL_SERVER_ERROR, "x")).unwrap();
-        assert!(server["error_message"].as_str().unwrap().contains("\"Server\""));
+        let server: serde_json::Value =
+            serde_json::from_str(&error_body(StatusCode::INTERNAL_SERVER_ERROR, "x")).unwrap();
+        assert!(server["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("\"Server\""));
     }
 }

@@ -75,14 +75,21 @@ pub fn base_url(headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c)))
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c))
+        })
         .unwrap_or("localhost:6385");
     format!("http://{host}")
 }
 
 /// Builds the rendering context for a request.
 pub fn render<'a>(base: &'a str, version: Version, state: &'a AppState) -> Render<'a> {
-    Render { base, version, host: state.conductor.host() }
+    Render {
+        base,
+        version,
+        host: state.conductor.host(),
+    }
 }
 
 /// Parses `fields=a,b` against what exists at this version.
@@ -91,12 +98,24 @@ pub fn parse_fields(
     version: Version,
     known: impl Fn(&str, Version) -> bool,
 ) -> Result<Option<Vec<String>>, ApiError> {
-    let Some(raw) = q.get("fields") else { return Ok(None) };
+    let Some(raw) = q.get("fields") else {
+        return Ok(None);
+    };
     if !version.at_least(8) {
-        return Err(ApiError::not_acceptable("The fields parameter needs API version 1.8 or later"));
+        return Err(ApiError::not_acceptable(
+            "The fields parameter needs API version 1.8 or later",
+        ));
     }
-    let fields: Vec<String> = raw.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-    let unknown: Vec<&str> = fields.iter().filter(|f| !known(f, version)).map(String::as_str).collect();
+    let fields: Vec<String> = raw
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let unknown: Vec<&str> = fields
+        .iter()
+        .filter(|f| !known(f, version))
+        .map(String::as_str)
+        .collect();
     if !unknown.is_empty() {
         return Err(ApiError::bad_request(format!(
             "Field(s) \"{}\" are not valid",
@@ -112,18 +131,27 @@ pub fn query_bool(q: &HashMap<String, String>, key: &str) -> Result<Option<bool>
         None => Ok(None),
         Some(v) => crate::conductor::update::parse_bool(key, &Value::String(v.clone()))
             .map(Some)
-            .map_err(|_| ApiError::bad_request(format!("Invalid value for {key}: {v:?} is not a boolean"))),
+            .map_err(|_| {
+                ApiError::bad_request(format!("Invalid value for {key}: {v:?} is not a boolean"))
+            }),
     }
 }
 
 /// Parses `limit`, `marker` and `sort_dir` into a page request.
-pub fn parse_page(q: &HashMap<String, String>, state: &AppState) -> Result<crate::store::Page, ApiError> {
+pub fn parse_page(
+    q: &HashMap<String, String>,
+    state: &AppState,
+) -> Result<crate::store::Page, ApiError> {
     let limit = match q.get("limit") {
         None => state.limits.max_limit,
         Some(l) => match l.parse::<i64>() {
             Ok(0) => state.limits.max_limit,
             Ok(n) if n > 0 => (n as usize).min(state.limits.max_limit),
-            _ => return Err(ApiError::bad_request(format!("Limit must be positive: {l}"))),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "Limit must be positive: {l}"
+                )))
+            }
         },
     };
     let marker = match q.get("marker") {
@@ -149,11 +177,21 @@ pub fn parse_page(q: &HashMap<String, String>, state: &AppState) -> Result<crate
             )))
         }
     };
-    Ok(crate::store::Page { marker, limit, descending })
+    Ok(crate::store::Page {
+        marker,
+        limit,
+        descending,
+    })
 }
 
 /// The `next` link of a full page.
-pub fn next_link(base: &str, path: &str, q: &HashMap<String, String>, limit: usize, last: &str) -> String {
+pub fn next_link(
+    base: &str,
+    path: &str,
+    q: &HashMap<String, String>,
+    limit: usize,
+    last: &str,
+) -> String {
     let mut parts: Vec<String> = q
         .iter()
         .filter(|(k, _)| k.as_str() != "limit" && k.as_str() != "marker")
@@ -168,7 +206,9 @@ pub fn next_link(base: &str, path: &str, q: &HashMap<String, String>, limit: usi
 fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b',' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b',' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -197,10 +237,12 @@ async fn root(headers: HeaderMap) -> Json<Value> {
 
 async fn v1(headers: HeaderMap) -> Json<Value> {
     let base = base_url(&headers);
-    let link = |kind: &str| json!([
-        {"href": format!("{base}/v1/{kind}/"), "rel": "self"},
-        {"href": format!("{base}/{kind}/"), "rel": "bookmark"}
-    ]);
+    let link = |kind: &str| {
+        json!([
+            {"href": format!("{base}/v1/{kind}/"), "rel": "self"},
+            {"href": format!("{base}/{kind}/"), "rel": "bookmark"}
+        ])
+    };
     Json(json!({
         "id": "v1",
         "links": [
@@ -215,7 +257,11 @@ async fn v1(headers: HeaderMap) -> Json<Value> {
     }))
 }
 
-async fn drivers_list(State(state): State<AppState>, _c: Caller, headers: HeaderMap) -> Json<Value> {
+async fn drivers_list(
+    State(state): State<AppState>,
+    _c: Caller,
+    headers: HeaderMap,
+) -> Json<Value> {
     let base = base_url(&headers);
     let host = state.conductor.host().to_string();
     let list: Vec<Value> = state
@@ -260,7 +306,11 @@ async fn driver_show(
         .conductor
         .registry()
         .hardware_type(&name)
-        .map_err(|_| ApiError::not_found(format!("Could not find the following driver(s) or hardware type(s): {name}.")))?;
+        .map_err(|_| {
+            ApiError::not_found(format!(
+                "Could not find the following driver(s) or hardware type(s): {name}."
+            ))
+        })?;
     Ok(Json(driver_json(t, &base, state.conductor.host())))
 }
 
@@ -273,8 +323,15 @@ async fn driver_properties(
         .conductor
         .registry()
         .hardware_type(&name)
-        .map_err(|_| ApiError::not_found(format!("Could not find the following driver(s) or hardware type(s): {name}.")))?;
-    Ok(Json(json!(state.conductor.registry().driver_properties(&name))))
+        .map_err(|_| {
+            ApiError::not_found(format!(
+                "Could not find the following driver(s) or hardware type(s): {name}."
+            ))
+        })?;
+    Ok(Json(json!(state
+        .conductor
+        .registry()
+        .driver_properties(&name))))
 }
 
 async fn not_found() -> ApiError {
@@ -291,7 +348,9 @@ async fn ironic_errors(req: Request, next: axum::middleware::Next) -> Response {
     if resp.status().is_client_error() && !is_json {
         let status = resp.status();
         let msg = match status {
-            StatusCode::METHOD_NOT_ALLOWED => "The method is not allowed for the requested URL.".to_string(),
+            StatusCode::METHOD_NOT_ALLOWED => {
+                "The method is not allowed for the requested URL.".to_string()
+            }
             StatusCode::NOT_FOUND => "The resource could not be found.".to_string(),
             StatusCode::PAYLOAD_TOO_LARGE => "The request body is too large.".to_string(),
             s => format!("The request could not be processed ({s})."),
@@ -312,21 +371,42 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/nodes", get(nodes::list).post(nodes::create))
         .route("/v1/nodes/", get(nodes::list).post(nodes::create))
         .route("/v1/nodes/detail", get(nodes::list_detail))
-        .route("/v1/nodes/{ident}", get(nodes::show).patch(nodes::patch).delete(nodes::delete))
+        .route(
+            "/v1/nodes/{ident}",
+            get(nodes::show).patch(nodes::patch).delete(nodes::delete),
+        )
         .route("/v1/nodes/{ident}/ports", get(ports::list_for_node))
-        .route("/v1/nodes/{ident}/ports/detail", get(ports::list_for_node_detail))
+        .route(
+            "/v1/nodes/{ident}/ports/detail",
+            get(ports::list_for_node_detail),
+        )
         .route("/v1/nodes/{ident}/history", get(nodes::history))
         .route("/v1/nodes/{ident}/states", get(provision::states))
-        .route("/v1/nodes/{ident}/states/provision", put(provision::provision))
+        .route(
+            "/v1/nodes/{ident}/states/provision",
+            put(provision::provision),
+        )
         .route("/v1/nodes/{ident}/states/power", put(provision::power))
-        .route("/v1/nodes/{ident}/maintenance", put(provision::maintenance_on).delete(provision::maintenance_off))
+        .route(
+            "/v1/nodes/{ident}/maintenance",
+            put(provision::maintenance_on).delete(provision::maintenance_off),
+        )
         .route("/v1/nodes/{ident}/validate", get(provision::validate))
-        .route("/v1/nodes/{ident}/management/boot_device", get(provision::boot_device_get).put(provision::boot_device_set))
-        .route("/v1/nodes/{ident}/management/boot_device/supported", get(provision::boot_device_supported))
+        .route(
+            "/v1/nodes/{ident}/management/boot_device",
+            get(provision::boot_device_get).put(provision::boot_device_set),
+        )
+        .route(
+            "/v1/nodes/{ident}/management/boot_device/supported",
+            get(provision::boot_device_supported),
+        )
         .route("/v1/ports", get(ports::list).post(ports::create))
         .route("/v1/ports/", get(ports::list).post(ports::create))
         .route("/v1/ports/detail", get(ports::list_detail))
-        .route("/v1/ports/{ident}", get(ports::show).patch(ports::patch).delete(ports::delete))
+        .route(
+            "/v1/ports/{ident}",
+            get(ports::show).patch(ports::patch).delete(ports::delete),
+        )
         .route("/v1/drivers", get(drivers_list))
         .route("/v1/drivers/", get(drivers_list))
         .route("/v1/drivers/{name}", get(driver_show))
@@ -334,7 +414,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(axum::middleware::from_fn(ironic_errors))
         .layer(axum::middleware::from_fn(version::negotiate))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ))
         .layer(tower::limit::ConcurrencyLimitLayer::new(concurrency))
         .with_state(state)
 }

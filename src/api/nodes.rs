@@ -12,7 +12,9 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::types::{self, NodeCreate};
 use super::version::Version;
-use super::{base_url, next_link, parse_fields, parse_page, query_bool, render, AppState, JsonBody, Params};
+use super::{
+    base_url, next_link, parse_fields, parse_page, query_bool, render, AppState, JsonBody, Params,
+};
 use crate::conductor::update::{check_name, parse_bool};
 use crate::conductor::PatchOp;
 use crate::model::{now, Node, State as PState};
@@ -24,7 +26,9 @@ pub fn check_ident(ident: &str) -> Result<(), ApiError> {
     if ident.parse::<Uuid>().is_ok() || check_name(ident).is_ok() {
         Ok(())
     } else {
-        Err(ApiError::bad_request(format!("Expected a logical name or UUID but received {ident}.")))
+        Err(ApiError::bad_request(format!(
+            "Expected a logical name or UUID but received {ident}."
+        )))
     }
 }
 
@@ -36,18 +40,27 @@ pub async fn create(
     JsonBody(body): JsonBody<NodeCreate>,
 ) -> Result<Response, ApiError> {
     let registry = state.conductor.registry();
-    let driver = body.driver.clone().ok_or_else(|| ApiError::bad_request("'driver' is a required property"))?;
+    let driver = body
+        .driver
+        .clone()
+        .ok_or_else(|| ApiError::bad_request("'driver' is a required property"))?;
     let hw = registry.hardware_type(&driver)?;
     let uuid = match &body.uuid {
         None => Uuid::new_v4(),
-        Some(u) => u.parse().map_err(|_| ApiError::bad_request(format!("Expected a UUID but received {u}.")))?,
+        Some(u) => u
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("Expected a UUID but received {u}.")))?,
     };
     if let Some(c) = &body.chassis_uuid {
         return Err(ApiError::bad_request(format!(
             "Chassis {c} could not be found: rackboot has no chassis; leave chassis_uuid unset"
         )));
     }
-    let initial = if version.at_least(11) { PState::Enroll } else { PState::Available };
+    let initial = if version.at_least(11) {
+        PState::Enroll
+    } else {
+        PState::Available
+    };
     let mut node = Node::new(uuid, &driver, hw.defaults(), initial, now());
     for (kind, name) in body.interfaces() {
         registry.check_interface(&driver, kind, name)?;
@@ -59,8 +72,9 @@ pub async fn create(
         check_name(name).map_err(|e| ApiError::bad_request(e.to_string()))?;
     }
     if let Some(i) = &body.instance_uuid {
-        i.parse::<Uuid>()
-            .map_err(|_| ApiError::bad_request(format!("Expected a UUID for instance_uuid: {i}")))?;
+        i.parse::<Uuid>().map_err(|_| {
+            ApiError::bad_request(format!("Expected a UUID for instance_uuid: {i}"))
+        })?;
     }
     let b = |field: &str, v: &Option<Value>| -> Result<Option<bool>, ApiError> {
         v.as_ref()
@@ -85,7 +99,10 @@ pub async fn create(
     node.shard = body.shard;
     node.parent_node = body.parent_node;
     node.disable_power_off = b("disable_power_off", &body.disable_power_off)?.unwrap_or(false);
-    let node = state.conductor.create_node(node, caller.user.clone()).await?;
+    let node = state
+        .conductor
+        .create_node(node, caller.user.clone())
+        .await?;
     let base = base_url(&headers);
     let r = render(&base, version, &state);
     let location = format!("{base}/v1/nodes/{}", node.uuid);
@@ -102,15 +119,23 @@ fn filter(q: &HashMap<String, String>, version: Version) -> Result<NodeFilter, A
         Some(s) => Some(s.parse::<PState>().map_err(|_| {
             ApiError::bad_request(format!(
                 "The provision state {s} is not valid. Valid states are: {}",
-                PState::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                PState::ALL
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
         })?),
     };
     if provision_state.is_some() && !version.at_least(9) {
-        return Err(ApiError::not_acceptable("Filtering by provision_state needs API version 1.9 or later"));
+        return Err(ApiError::not_acceptable(
+            "Filtering by provision_state needs API version 1.9 or later",
+        ));
     }
     if q.contains_key("driver") && !version.at_least(16) {
-        return Err(ApiError::not_acceptable("Filtering by driver needs API version 1.16 or later"));
+        return Err(ApiError::not_acceptable(
+            "Filtering by driver needs API version 1.16 or later",
+        ));
     }
     Ok(NodeFilter {
         provision_state,
@@ -125,15 +150,28 @@ fn filter(q: &HashMap<String, String>, version: Version) -> Result<NodeFilter, A
     })
 }
 
-async fn list_inner(state: AppState, version: Version, headers: HeaderMap, q: HashMap<String, String>, detail: bool, path: &str) -> Result<Json<Value>, ApiError> {
+async fn list_inner(
+    state: AppState,
+    version: Version,
+    headers: HeaderMap,
+    q: HashMap<String, String>,
+    detail: bool,
+    path: &str,
+) -> Result<Json<Value>, ApiError> {
     let detail = detail || query_bool(&q, "detail")?.unwrap_or(false);
     let fields = parse_fields(&q, version, types::node_field_known)?;
     if detail && fields.is_some() {
-        return Err(ApiError::bad_request("Can not specify ?detail=True and fields in the same request."));
+        return Err(ApiError::bad_request(
+            "Can not specify ?detail=True and fields in the same request.",
+        ));
     }
     let f = filter(&q, version)?;
     let page = parse_page(&q, &state)?;
-    let nodes = state.conductor.store().call(move |s| s.list_nodes(&f, page)).await?;
+    let nodes = state
+        .conductor
+        .store()
+        .call(move |s| s.list_nodes(&f, page))
+        .await?;
     let base = base_url(&headers);
     let r = render(&base, version, &state);
     let list: Vec<Value> = nodes
@@ -147,7 +185,13 @@ async fn list_inner(state: AppState, version: Version, headers: HeaderMap, q: Ha
     let mut body = json!({ "nodes": list });
     if nodes.len() == page.limit {
         if let Some(last) = nodes.last() {
-            body["next"] = Value::String(next_link(&base, path, &q, page.limit, &last.uuid.to_string()));
+            body["next"] = Value::String(next_link(
+                &base,
+                path,
+                &q,
+                page.limit,
+                &last.uuid.to_string(),
+            ));
         }
     }
     Ok(Json(body))
@@ -183,9 +227,17 @@ pub async fn show(
 ) -> Result<Json<Value>, ApiError> {
     check_ident(&ident)?;
     let fields = parse_fields(&q, version, types::node_field_known)?;
-    let node = state.conductor.store().call(move |s| s.get_node(&ident)).await?;
+    let node = state
+        .conductor
+        .store()
+        .call(move |s| s.get_node(&ident))
+        .await?;
     let base = base_url(&headers);
-    Ok(Json(types::node_json(&node, fields.as_deref(), &render(&base, version, &state))))
+    Ok(Json(types::node_json(
+        &node,
+        fields.as_deref(),
+        &render(&base, version, &state),
+    )))
 }
 
 pub async fn patch(
@@ -201,7 +253,11 @@ pub async fn patch(
     let reset = query_bool(&q, "reset_interfaces")?;
     let node = state.conductor.update_node(&ident, ops, reset).await?;
     let base = base_url(&headers);
-    Ok(Json(types::node_json(&node, None, &render(&base, version, &state))))
+    Ok(Json(types::node_json(
+        &node,
+        None,
+        &render(&base, version, &state),
+    )))
 }
 
 pub async fn delete(

@@ -29,28 +29,42 @@ pub async fn create(
     headers: HeaderMap,
     JsonBody(body): JsonBody<PortCreate>,
 ) -> Result<Response, ApiError> {
-    let address = body.address.as_deref().ok_or_else(|| ApiError::bad_request("'address' is a required property"))?;
+    let address = body
+        .address
+        .as_deref()
+        .ok_or_else(|| ApiError::bad_request("'address' is a required property"))?;
     let mac: Mac = address.parse().map_err(|_| bad_mac(address))?;
     let node = match (&body.node_uuid, &body.node_ident) {
-        (Some(_), Some(_)) => return Err(ApiError::bad_request("Specify only one of node_uuid and node_ident")),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "Specify only one of node_uuid and node_ident",
+            ))
+        }
         (None, None) => return Err(ApiError::bad_request("'node_uuid' is a required property")),
         (Some(u), None) => {
-            u.parse::<Uuid>().map_err(|_| ApiError::bad_request(format!("Expected UUID for node_uuid: {u}")))?;
+            u.parse::<Uuid>()
+                .map_err(|_| ApiError::bad_request(format!("Expected UUID for node_uuid: {u}")))?;
             u.clone()
         }
         (None, Some(i)) => {
             if !version.at_least(94) {
-                return Err(ApiError::not_acceptable("node_ident needs API version 1.94 or later"));
+                return Err(ApiError::not_acceptable(
+                    "node_ident needs API version 1.94 or later",
+                ));
             }
             i.clone()
         }
     };
     if body.portgroup_uuid.is_some() {
-        return Err(ApiError::bad_request("Port groups are not supported by rackboot; leave portgroup_uuid unset"));
+        return Err(ApiError::bad_request(
+            "Port groups are not supported by rackboot; leave portgroup_uuid unset",
+        ));
     }
     let uuid = match &body.uuid {
         None => Uuid::new_v4(),
-        Some(u) => u.parse().map_err(|_| ApiError::bad_request(format!("Expected a UUID but received {u}.")))?,
+        Some(u) => u
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("Expected a UUID but received {u}.")))?,
     };
     let flag = |field: &str, v: &Option<Value>, default: bool| -> Result<bool, ApiError> {
         match v {
@@ -63,7 +77,9 @@ pub async fn create(
     let store = state.conductor.store().clone();
     let port = store
         .call(move |s| -> Result<Port, ApiError> {
-            let node = s.get_node(&node).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let node = s
+                .get_node(&node)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
             let port = Port {
                 uuid,
                 address: mac,
@@ -87,7 +103,15 @@ pub async fn create(
         .await?;
     tracing::info!(port = %port.uuid, node = %port.node_uuid, mac = %port.address, "port created");
     let base = base_url(&headers);
-    let mut resp = (StatusCode::CREATED, Json(types::port_json(&port, None, &render(&base, version, &state)))).into_response();
+    let mut resp = (
+        StatusCode::CREATED,
+        Json(types::port_json(
+            &port,
+            None,
+            &render(&base, version, &state),
+        )),
+    )
+        .into_response();
     if let Ok(v) = format!("{base}/v1/ports/{}", port.uuid).parse() {
         resp.headers_mut().insert(header::LOCATION, v);
     }
@@ -106,7 +130,9 @@ async fn list_inner(
     let detail = detail || super::query_bool(&q, "detail")?.unwrap_or(false);
     let fields = parse_fields(&q, version, types::port_field_known)?;
     let page = parse_page(&q, &state)?;
-    let node = node.or_else(|| q.get("node").cloned()).or_else(|| q.get("node_uuid").cloned());
+    let node = node
+        .or_else(|| q.get("node").cloned())
+        .or_else(|| q.get("node_uuid").cloned());
     let address = match q.get("address") {
         None => None,
         Some(a) => Some(a.parse::<Mac>().map_err(|_| bad_mac(a))?),
@@ -135,7 +161,13 @@ async fn list_inner(
     let mut body = json!({ "ports": list });
     if ports.len() == page.limit {
         if let Some(last) = ports.last() {
-            body["next"] = Value::String(next_link(&base, &path, &q, page.limit, &last.uuid.to_string()));
+            body["next"] = Value::String(next_link(
+                &base,
+                &path,
+                &q,
+                page.limit,
+                &last.uuid.to_string(),
+            ));
         }
     }
     Ok(Json(body))
@@ -158,7 +190,16 @@ pub async fn list_detail(
     headers: HeaderMap,
     axum::extract::Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    list_inner(state, version, headers, q, None, true, "/v1/ports/detail".into()).await
+    list_inner(
+        state,
+        version,
+        headers,
+        q,
+        None,
+        true,
+        "/v1/ports/detail".into(),
+    )
+    .await
 }
 
 pub async fn list_for_node(
@@ -191,7 +232,9 @@ fn check_port_ident(ident: &str) -> Result<(), ApiError> {
     if ident.parse::<Uuid>().is_ok() || ident.parse::<Mac>().is_ok() {
         Ok(())
     } else {
-        Err(ApiError::bad_request(format!("Expected a UUID but received {ident}.")))
+        Err(ApiError::bad_request(format!(
+            "Expected a UUID but received {ident}."
+        )))
     }
 }
 
@@ -205,28 +248,57 @@ pub async fn show(
 ) -> Result<Json<Value>, ApiError> {
     check_port_ident(&ident)?;
     let fields = parse_fields(&q, version, types::port_field_known)?;
-    let port = state.conductor.store().call(move |s| s.get_port(&ident)).await?;
+    let port = state
+        .conductor
+        .store()
+        .call(move |s| s.get_port(&ident))
+        .await?;
     let base = base_url(&headers);
-    Ok(Json(types::port_json(&port, fields.as_deref(), &render(&base, version, &state))))
+    Ok(Json(types::port_json(
+        &port,
+        fields.as_deref(),
+        &render(&base, version, &state),
+    )))
 }
 
 /// Applies a JSON patch to a port: address, node_uuid, pxe_enabled, extra,
 /// local_link_connection, physical_network, name, description, vendor, category.
 fn patch_port(old: &Port, ops: &[PatchOp]) -> Result<Port, ApiError> {
     const ALLOWED: &[&str] = &[
-        "address", "node_uuid", "pxe_enabled", "extra", "local_link_connection", "physical_network",
-        "is_smartnic", "name", "description", "vendor", "category",
+        "address",
+        "node_uuid",
+        "pxe_enabled",
+        "extra",
+        "local_link_connection",
+        "physical_network",
+        "is_smartnic",
+        "name",
+        "description",
+        "vendor",
+        "category",
     ];
     if ops.is_empty() {
-        return Err(ApiError::bad_request("The patch is empty: send a JSON list of operations"));
+        return Err(ApiError::bad_request(
+            "The patch is empty: send a JSON list of operations",
+        ));
     }
     for op in ops {
-        let top = op.path.trim_start_matches('/').split('/').next().unwrap_or_default();
+        let top = op
+            .path
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or_default();
         if !ALLOWED.contains(&top) {
-            return Err(ApiError::bad_request(format!("'/{top}' can not be updated on a port")));
+            return Err(ApiError::bad_request(format!(
+                "'/{top}' can not be updated on a port"
+            )));
         }
         if !matches!(op.op.as_str(), "add" | "replace" | "remove") {
-            return Err(ApiError::bad_request(format!("Invalid patch operation {:?}", op.op)));
+            return Err(ApiError::bad_request(format!(
+                "Invalid patch operation {:?}",
+                op.op
+            )));
         }
     }
     let mut doc = serde_json::to_value(old).map_err(ApiError::internal)?;
@@ -236,7 +308,8 @@ fn patch_port(old: &Port, ops: &[PatchOp]) -> Result<Port, ApiError> {
             .collect::<Vec<_>>(),
     ).map_err(ApiError::internal)?)
     .map_err(|e| ApiError::bad_request(format!("Invalid patch: {e}")))?;
-    json_patch::patch(&mut doc, &patch).map_err(|e| ApiError::bad_request(format!("Patch could not be applied: {e}")))?;
+    json_patch::patch(&mut doc, &patch)
+        .map_err(|e| ApiError::bad_request(format!("Patch could not be applied: {e}")))?;
     if let Some(Value::String(a)) = doc.get("address") {
         let mac: Mac = a.parse().map_err(|_| bad_mac(a))?;
         doc["address"] = Value::String(mac.to_string());
@@ -254,7 +327,8 @@ fn patch_port(old: &Port, ops: &[PatchOp]) -> Result<Port, ApiError> {
             doc[key] = json!({});
         }
     }
-    let mut port: Port = serde_json::from_value(doc).map_err(|e| ApiError::bad_request(format!("Invalid port after patch: {e}")))?;
+    let mut port: Port = serde_json::from_value(doc)
+        .map_err(|e| ApiError::bad_request(format!("Invalid port after patch: {e}")))?;
     port.updated_at = Some(now());
     Ok(port)
 }
@@ -275,14 +349,20 @@ pub async fn patch(
             let old = s.get_port(&ident)?;
             let new = patch_port(&old, &ops)?;
             s.save_port(&new).map_err(|e| match e {
-                crate::store::Error::NodeNotFound(n) => ApiError::bad_request(format!("Node {n} could not be found.")),
+                crate::store::Error::NodeNotFound(n) => {
+                    ApiError::bad_request(format!("Node {n} could not be found."))
+                }
                 e => e.into(),
             })?;
             Ok(new)
         })
         .await?;
     let base = base_url(&headers);
-    Ok(Json(types::port_json(&port, None, &render(&base, version, &state))))
+    Ok(Json(types::port_json(
+        &port,
+        None,
+        &render(&base, version, &state),
+    )))
 }
 
 pub async fn delete(

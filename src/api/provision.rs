@@ -18,7 +18,9 @@ use crate::model::states;
 use crate::model::PowerState;
 
 /// Verbs the appliance runs today; the others are refused with a clear 400.
-const SUPPORTED_TARGETS: &[&str] = &["manage", "provide", "adopt", "active", "deploy", "deleted", "undeploy", "rebuild", "abort"];
+const SUPPORTED_TARGETS: &[&str] = &[
+    "manage", "provide", "adopt", "active", "deploy", "deleted", "undeploy", "rebuild", "abort",
+];
 
 pub async fn states(
     State(state): State<AppState>,
@@ -28,9 +30,16 @@ pub async fn states(
     Path(ident): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     check_ident(&ident)?;
-    let node = state.conductor.store().call(move |s| s.get_node(&ident)).await?;
+    let node = state
+        .conductor
+        .store()
+        .call(move |s| s.get_node(&ident))
+        .await?;
     let base = base_url(&headers);
-    Ok(Json(types::states_json(&node, &render(&base, version, &state))))
+    Ok(Json(types::states_json(
+        &node,
+        &render(&base, version, &state),
+    )))
 }
 
 fn accepted(headers: &HeaderMap, ident: &str) -> Response {
@@ -52,7 +61,9 @@ pub async fn provision(
     check_ident(&ident)?;
     let target = body.target.as_str();
     let Some(api) = states::api_target(target) else {
-        return Err(ApiError::bad_request(format!("The requested action \"{target}\" could not be understood.")));
+        return Err(ApiError::bad_request(format!(
+            "The requested action \"{target}\" could not be understood."
+        )));
     };
     if let Some(min) = api.min_version {
         // Ironic gates "undeploy" by the raw target, which is never in its
@@ -67,9 +78,15 @@ pub async fn provision(
     if target == "abort" {
         // aborting a deploy wait needs 1.110, as in Ironic
         let node_ident = ident.clone();
-        let node = state.conductor.store().call(move |s| s.get_node(&node_ident)).await?;
+        let node = state
+            .conductor
+            .store()
+            .call(move |s| s.get_node(&node_ident))
+            .await?;
         if node.provision_state == states::State::WaitCallBack && !version.at_least(110) {
-            return Err(ApiError::not_acceptable("Aborting a node in wait call-back needs API version 1.110 or later"));
+            return Err(ApiError::not_acceptable(
+                "Aborting a node in wait call-back needs API version 1.110 or later",
+            ));
         }
     }
     if !SUPPORTED_TARGETS.contains(&target) {
@@ -78,14 +95,32 @@ pub async fn provision(
             SUPPORTED_TARGETS.join(", ")
         )));
     }
+    for (field, given) in [
+        ("clean_steps", body.clean_steps.is_some()),
+        ("deploy_steps", body.deploy_steps.is_some()),
+        ("service_steps", body.service_steps.is_some()),
+        ("rescue_password", body.rescue_password.is_some()),
+        ("disable_ramdisk", body.disable_ramdisk.is_some()),
+        ("runbook", body.runbook.is_some()),
+    ] {
+        if given {
+            return Err(ApiError::bad_request(format!(
+                "{field} is not supported by rackboot yet; leave it out"
+            )));
+        }
+    }
     if body.configdrive.is_some() && !matches!(target, "active" | "deploy" | "rebuild") {
         return Err(ApiError::bad_request("Adding a config drive is only supported when setting provision state to active or rebuild"));
     }
     let confirm = match &body.confirm_destructive {
         None => false,
-        Some(v) => parse_bool("confirm_destructive", v).map_err(|e| ApiError::bad_request(e.to_string()))?,
+        Some(v) => parse_bool("confirm_destructive", v)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?,
     };
-    let opts = ProvisionOptions { confirm_destructive: confirm, user: caller.user.clone() };
+    let opts = ProvisionOptions {
+        confirm_destructive: confirm,
+        user: caller.user.clone(),
+    };
     state.conductor.provision(&ident, target, opts).await?;
     Ok(accepted(&headers, &ident))
 }
@@ -109,17 +144,26 @@ pub async fn power(
         return Err(ApiError::bad_request("\"error\" is not a power target"));
     }
     if matches!(target, PowerState::SoftOff | PowerState::SoftRebooting) && !version.at_least(27) {
-        return Err(ApiError::not_acceptable("Soft power actions need API version 1.27 or later"));
+        return Err(ApiError::not_acceptable(
+            "Soft power actions need API version 1.27 or later",
+        ));
     }
     if let Some(t) = &body.timeout {
         if !version.at_least(27) {
-            return Err(ApiError::not_acceptable("The power timeout needs API version 1.27 or later"));
+            return Err(ApiError::not_acceptable(
+                "The power timeout needs API version 1.27 or later",
+            ));
         }
         if t.as_i64().is_none_or(|n| n < 1) {
-            return Err(ApiError::bad_request(format!("Invalid timeout value {t}: it must be a positive integer")));
+            return Err(ApiError::bad_request(format!(
+                "Invalid timeout value {t}: it must be a positive integer"
+            )));
         }
     }
-    state.conductor.set_power(&ident, target, caller.user.clone()).await?;
+    state
+        .conductor
+        .set_power(&ident, target, caller.user.clone())
+        .await?;
     Ok(accepted(&headers, &ident))
 }
 
@@ -137,7 +181,10 @@ pub async fn maintenance_on(
             .map_err(|e| ApiError::bad_request(format!("Invalid JSON request body: {e}")))?
             .reason
     };
-    state.conductor.set_maintenance(&ident, true, reason).await?;
+    state
+        .conductor
+        .set_maintenance(&ident, true, reason)
+        .await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -176,7 +223,9 @@ pub async fn boot_device_get(
 ) -> Result<Json<Value>, ApiError> {
     check_ident(&ident)?;
     let (device, persistent) = state.conductor.get_boot_device(&ident).await?;
-    Ok(Json(json!({ "boot_device": device, "persistent": persistent })))
+    Ok(Json(
+        json!({ "boot_device": device, "persistent": persistent }),
+    ))
 }
 
 pub async fn boot_device_set(
@@ -190,7 +239,10 @@ pub async fn boot_device_set(
         None => false,
         Some(v) => parse_bool("persistent", v).map_err(|e| ApiError::bad_request(e.to_string()))?,
     };
-    state.conductor.set_boot_device(&ident, &body.boot_device, persistent).await?;
+    state
+        .conductor
+        .set_boot_device(&ident, &body.boot_device, persistent)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -10,9 +10,26 @@ use crate::model::{HistoryEntry, Interfaces, Node, Port};
 
 /// Key fragments whose values are never shown (oslo's sanitize keys).
 const SECRET_KEYS: &[&str] = &[
-    "password", "secret", "token", "admin_pass", "configdrive", "private_key", "passphrase",
-    "snmp_auth_key", "snmp_priv_key", "fernetkey", "sslkey", "cephkey", "encrypted_key", "access_key",
-    "cert_key", "vnc_key", "keystone_key", "chappassword", "sys_pswd", "new_pass",
+    "password",
+    "secret",
+    "token",
+    "admin_pass",
+    "configdrive",
+    "private_key",
+    "passphrase",
+    "snmp_auth_key",
+    "snmp_priv_key",
+    "fernetkey",
+    "sslkey",
+    "cephkey",
+    "encrypted_key",
+    "access_key",
+    "cert_key",
+    "vnc_key",
+    "keystone_key",
+    "chappassword",
+    "sys_pswd",
+    "new_pass",
 ];
 
 fn is_secret(key: &str) -> bool {
@@ -79,31 +96,101 @@ fn min_version(field: &str) -> u32 {
         "disable_power_off" => 95,
         "instance_name" => 104,
         "health" => 109,
-        "boot_interface" | "console_interface" | "deploy_interface" | "inspect_interface"
-        | "management_interface" | "power_interface" | "raid_interface" | "vendor_interface" => 31,
+        "boot_interface"
+        | "console_interface"
+        | "deploy_interface"
+        | "inspect_interface"
+        | "management_interface"
+        | "power_interface"
+        | "raid_interface"
+        | "vendor_interface" => 31,
         _ => 1,
     }
 }
 
 /// Every field of the full node object, in Ironic's order.
 pub const NODE_FIELDS: &[&str] = &[
-    "allocation_uuid", "automated_clean", "bios_interface", "boot_interface", "boot_mode", "chassis_uuid",
-    "clean_step", "conductor", "conductor_group", "console_enabled", "console_interface", "created_at",
-    "deploy_interface", "deploy_step", "description", "disable_power_off", "driver", "driver_info",
-    "driver_internal_info", "extra", "fault", "firmware_interface", "health", "inspect_interface",
-    "inspection_finished_at", "inspection_started_at", "instance_info", "instance_name", "instance_uuid",
-    "last_error", "lessee", "links", "maintenance", "maintenance_reason", "management_interface", "name",
-    "network_data", "network_interface", "owner", "parent_node", "portgroups", "ports", "power_interface",
-    "power_state", "properties", "protected", "protected_reason", "provision_state",
-    "provision_updated_at", "raid_config", "raid_interface", "rescue_interface", "reservation",
-    "resource_class", "retired", "retired_reason", "secure_boot", "service_step", "shard", "states",
-    "storage_interface", "target_power_state", "target_provision_state", "target_raid_config", "traits",
-    "updated_at", "uuid", "vendor_interface", "volume",
+    "allocation_uuid",
+    "automated_clean",
+    "bios_interface",
+    "boot_interface",
+    "boot_mode",
+    "chassis_uuid",
+    "clean_step",
+    "conductor",
+    "conductor_group",
+    "console_enabled",
+    "console_interface",
+    "created_at",
+    "deploy_interface",
+    "deploy_step",
+    "description",
+    "disable_power_off",
+    "driver",
+    "driver_info",
+    "driver_internal_info",
+    "extra",
+    "fault",
+    "firmware_interface",
+    "health",
+    "inspect_interface",
+    "inspection_finished_at",
+    "inspection_started_at",
+    "instance_info",
+    "instance_name",
+    "instance_uuid",
+    "last_error",
+    "lessee",
+    "links",
+    "maintenance",
+    "maintenance_reason",
+    "management_interface",
+    "name",
+    "network_data",
+    "network_interface",
+    "owner",
+    "parent_node",
+    "portgroups",
+    "ports",
+    "power_interface",
+    "power_state",
+    "properties",
+    "protected",
+    "protected_reason",
+    "provision_state",
+    "provision_updated_at",
+    "raid_config",
+    "raid_interface",
+    "rescue_interface",
+    "reservation",
+    "resource_class",
+    "retired",
+    "retired_reason",
+    "secure_boot",
+    "service_step",
+    "shard",
+    "states",
+    "storage_interface",
+    "target_power_state",
+    "target_provision_state",
+    "target_raid_config",
+    "traits",
+    "updated_at",
+    "uuid",
+    "vendor_interface",
+    "volume",
 ];
 
 /// Fields of the short node listing.
-pub const NODE_LIST_FIELDS: &[&str] =
-    &["instance_uuid", "maintenance", "name", "power_state", "provision_state", "uuid", "links"];
+pub const NODE_LIST_FIELDS: &[&str] = &[
+    "instance_uuid",
+    "maintenance",
+    "name",
+    "power_state",
+    "provision_state",
+    "uuid",
+    "links",
+];
 
 /// Context for rendering: where links point and at which version.
 #[derive(Debug, Clone)]
@@ -114,7 +201,9 @@ pub struct Render<'a> {
 }
 
 fn opt(v: &Option<String>) -> Value {
-    v.as_ref().map(|s| Value::String(s.clone())).unwrap_or(Value::Null)
+    v.as_ref()
+        .map(|s| Value::String(s.clone()))
+        .unwrap_or(Value::Null)
 }
 
 /// One field of a node as the API shows it.
@@ -134,16 +223,27 @@ fn node_field(node: &Node, field: &str, r: &Render) -> Option<Value> {
         "provision_state" => {
             if node.provision_state == crate::model::State::Available && !r.version.at_least(2) {
                 Value::Null
-            } else if node.provision_state == crate::model::State::InspectWait && !r.version.at_least(39) {
+            } else if node.provision_state == crate::model::State::InspectWait
+                && !r.version.at_least(39)
+            {
                 Value::String("inspecting".into())
             } else {
                 Value::String(node.provision_state.to_string())
             }
         }
-        "target_provision_state" => node.target_provision_state.map(|s| Value::String(s.to_string())).unwrap_or(Value::Null),
+        "target_provision_state" => node
+            .target_provision_state
+            .map(|s| Value::String(s.to_string()))
+            .unwrap_or(Value::Null),
         "provision_updated_at" => opt(&node.provision_updated_at),
-        "power_state" => node.power_state.map(|s| Value::String(s.to_string())).unwrap_or(Value::Null),
-        "target_power_state" => node.target_power_state.map(|s| Value::String(s.to_string())).unwrap_or(Value::Null),
+        "power_state" => node
+            .power_state
+            .map(|s| Value::String(s.to_string()))
+            .unwrap_or(Value::Null),
+        "target_power_state" => node
+            .target_power_state
+            .map(|s| Value::String(s.to_string()))
+            .unwrap_or(Value::Null),
         "last_error" => opt(&node.last_error),
         "maintenance" => Value::Bool(node.maintenance),
         "maintenance_reason" => opt(&node.maintenance_reason),
@@ -160,9 +260,15 @@ fn node_field(node: &Node, field: &str, r: &Render) -> Option<Value> {
         "conductor" => Value::String(r.host.to_string()),
         "conductor_group" => Value::String(node.conductor_group.clone()),
         "resource_class" => opt(&node.resource_class),
-        "chassis_uuid" | "allocation_uuid" | "health" | "inspection_started_at" | "inspection_finished_at" => Value::Null,
+        "chassis_uuid"
+        | "allocation_uuid"
+        | "health"
+        | "inspection_started_at"
+        | "inspection_finished_at" => Value::Null,
         "automated_clean" => node.automated_clean.map(Value::Bool).unwrap_or(Value::Null),
-        "clean_step" | "deploy_step" | "service_step" | "raid_config" | "target_raid_config" => Value::Object(Map::new()),
+        "clean_step" | "deploy_step" | "service_step" | "raid_config" | "target_raid_config" => {
+            Value::Object(Map::new())
+        }
         "traits" => Value::Array(Vec::new()),
         "network_data" => Value::Object(node.network_data.clone()),
         "boot_mode" => opt(&node.boot_mode),
@@ -229,7 +335,15 @@ pub fn node_short_json(node: &Node, r: &Render) -> Value {
 /// `GET …/states`.
 pub fn states_json(node: &Node, r: &Render) -> Value {
     let mut m = Map::new();
-    for f in ["console_enabled", "last_error", "power_state", "provision_state", "provision_updated_at", "target_power_state", "target_provision_state"] {
+    for f in [
+        "console_enabled",
+        "last_error",
+        "power_state",
+        "provision_state",
+        "provision_updated_at",
+        "target_power_state",
+        "target_provision_state",
+    ] {
         m.insert(f.into(), node_field(node, f, r).unwrap_or(Value::Null));
     }
     if r.version.at_least(12) {
@@ -238,16 +352,33 @@ pub fn states_json(node: &Node, r: &Render) -> Value {
     }
     if r.version.at_least(75) {
         m.insert("boot_mode".into(), opt(&node.boot_mode));
-        m.insert("secure_boot".into(), node.secure_boot.map(Value::Bool).unwrap_or(Value::Null));
+        m.insert(
+            "secure_boot".into(),
+            node.secure_boot.map(Value::Bool).unwrap_or(Value::Null),
+        );
     }
     Value::Object(m)
 }
 
 /// Every field of the full port object.
 pub const PORT_FIELDS: &[&str] = &[
-    "uuid", "address", "node_uuid", "portgroup_uuid", "pxe_enabled", "local_link_connection",
-    "physical_network", "internal_info", "extra", "is_smartnic", "name", "description", "vendor",
-    "category", "created_at", "updated_at", "links",
+    "uuid",
+    "address",
+    "node_uuid",
+    "portgroup_uuid",
+    "pxe_enabled",
+    "local_link_connection",
+    "physical_network",
+    "internal_info",
+    "extra",
+    "is_smartnic",
+    "name",
+    "description",
+    "vendor",
+    "category",
+    "created_at",
+    "updated_at",
+    "links",
 ];
 
 fn port_min_version(field: &str) -> u32 {
@@ -316,7 +447,11 @@ pub fn port_json(p: &Port, fields: Option<&[String]>, r: &Render) -> Value {
 
 /// The short listing form of a port.
 pub fn port_short_json(p: &Port, r: &Render) -> Value {
-    port_json(p, Some(&["uuid".into(), "address".into(), "links".into()]), r)
+    port_json(
+        p,
+        Some(&["uuid".into(), "address".into(), "links".into()]),
+        r,
+    )
 }
 
 /// A history entry as `GET …/history` shows it.
@@ -396,7 +531,9 @@ impl NodeCreate {
             ("vendor", &self.vendor_interface),
         ];
         debug_assert_eq!(all.len(), Interfaces::KINDS.len());
-        all.into_iter().filter_map(|(k, v)| v.as_deref().map(|v| (k, v))).collect()
+        all.into_iter()
+            .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+            .collect()
     }
 }
 

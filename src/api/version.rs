@@ -29,11 +29,15 @@ pub fn requested(headers: &HeaderMap) -> Result<Option<Version>, ApiError> {
     let raw = if let Some(v) = headers.get("x-openstack-ironic-api-version") {
         Some(v.to_str().unwrap_or("").trim().to_string())
     } else {
-        headers.get("openstack-api-version").and_then(|v| v.to_str().ok()).and_then(|v| {
-            v.split(',')
-                .map(str::trim)
-                .find_map(|part| part.strip_prefix("baremetal ").map(|s| s.trim().to_string()))
-        })
+        headers
+            .get("openstack-api-version")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.split(',').map(str::trim).find_map(|part| {
+                    part.strip_prefix("baremetal ")
+                        .map(|s| s.trim().to_string())
+                })
+            })
     };
     let Some(raw) = raw else { return Ok(None) };
     if raw.eq_ignore_ascii_case("latest") {
@@ -57,8 +61,14 @@ pub fn requested(headers: &HeaderMap) -> Result<Option<Version>, ApiError> {
 
 fn add_range_headers(resp: &mut Response) {
     let h = resp.headers_mut();
-    h.insert("x-openstack-ironic-api-minimum-version", HeaderValue::from_static("1.1"));
-    h.insert("x-openstack-ironic-api-maximum-version", HeaderValue::from_static("1.115"));
+    h.insert(
+        "x-openstack-ironic-api-minimum-version",
+        HeaderValue::from_static("1.1"),
+    );
+    h.insert(
+        "x-openstack-ironic-api-maximum-version",
+        HeaderValue::from_static("1.115"),
+    );
 }
 
 /// Negotiates the version, stores it in the request, stamps the response.
@@ -75,7 +85,8 @@ pub async fn negotiate(mut req: Request, next: Next) -> Response {
             let mut resp = next.run(req).await;
             add_range_headers(&mut resp);
             if let Ok(value) = HeaderValue::from_str(&format!("1.{}", version.0)) {
-                resp.headers_mut().insert("x-openstack-ironic-api-version", value);
+                resp.headers_mut()
+                    .insert("x-openstack-ironic-api-version", value);
             }
             resp
         }
@@ -88,7 +99,10 @@ mod tests {
 
     fn with(name: &str, value: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_str(value).unwrap());
+        h.insert(
+            axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
         h
     }
 
@@ -102,7 +116,11 @@ mod tests {
             ("openstack-api-version", "compute 2.1", None),
         ];
         for (name, value, want) in ok {
-            assert_eq!(requested(&with(name, value)).unwrap().map(|v| v.0), want, "{value}");
+            assert_eq!(
+                requested(&with(name, value)).unwrap().map(|v| v.0),
+                want,
+                "{value}"
+            );
         }
         for bad in ["1.200", "2.1", "1.0", "one", "1.x", ""] {
             let err = requested(&with("x-openstack-ironic-api-version", bad)).unwrap_err();

@@ -38,6 +38,8 @@ pub struct PortArgs {
     cmd: PortCmd,
 }
 
+// Parsed once per process; the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Cmd {
     Node(NodeArgs),
     Port(PortArgs),
@@ -214,23 +216,40 @@ fn ironic_message(body: &str) -> Option<String> {
 
 impl Client {
     fn new(conn: &Conn) -> Res<Client> {
-        let base = conn.endpoint.clone().unwrap_or_else(|| "http://127.0.0.1:6385".into());
-        let base = base.trim_end_matches('/').trim_end_matches("/v1").to_string();
+        let base = conn
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| "http://127.0.0.1:6385".into());
+        let base = base
+            .trim_end_matches('/')
+            .trim_end_matches("/v1")
+            .to_string();
         let auth = match std::env::var("OS_AUTH_TYPE").ok().as_deref() {
             None | Some("none") | Some("noauth") => None,
             Some("http_basic") => {
-                let user = std::env::var("OS_USERNAME").map_err(|_| Failure("OS_AUTH_TYPE=http_basic needs OS_USERNAME".into()))?;
-                let pass = std::env::var("OS_PASSWORD").map_err(|_| Failure("OS_AUTH_TYPE=http_basic needs OS_PASSWORD".into()))?;
+                let user = std::env::var("OS_USERNAME")
+                    .map_err(|_| Failure("OS_AUTH_TYPE=http_basic needs OS_USERNAME".into()))?;
+                let pass = std::env::var("OS_PASSWORD")
+                    .map_err(|_| Failure("OS_AUTH_TYPE=http_basic needs OS_PASSWORD".into()))?;
                 Some((user, pass))
             }
-            Some(other) => return Err(Failure(format!("OS_AUTH_TYPE={other} is not supported; use none or http_basic"))),
+            Some(other) => {
+                return Err(Failure(format!(
+                    "OS_AUTH_TYPE={other} is not supported; use none or http_basic"
+                )))
+            }
         };
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| Failure(format!("cannot build HTTP client: {e}")))?;
-        Ok(Client { http, base, auth, json: conn.json })
+        Ok(Client {
+            http,
+            base,
+            auth,
+            json: conn.json,
+        })
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Res<Value> {
@@ -258,7 +277,8 @@ impl Client {
         if text.is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_str(&text).map_err(|e| Failure(format!("unreadable answer from {method} {path}: {e}")))
+        serde_json::from_str(&text)
+            .map_err(|e| Failure(format!("unreadable answer from {method} {path}: {e}")))
     }
 
     async fn get(&self, path: &str) -> Res<Value> {
@@ -303,7 +323,11 @@ fn table(headers: &[&str], rows: &[Vec<String>]) {
         println!("+{}+", parts.join("+"));
     };
     let row = |cells: Vec<String>| {
-        let parts: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!(" {c:<w$} ")).collect();
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!(" {c:<w$} "))
+            .collect();
         println!("|{}|", parts.join("|"));
     };
     line();
@@ -325,7 +349,12 @@ impl Client {
             .as_object()
             .map(|m| {
                 m.iter()
-                    .filter(|(k, _)| !matches!(k.as_str(), "links" | "ports" | "states" | "portgroups" | "volume"))
+                    .filter(|(k, _)| {
+                        !matches!(
+                            k.as_str(),
+                            "links" | "ports" | "states" | "portgroups" | "volume"
+                        )
+                    })
                     .map(|(k, v)| vec![k.clone(), show_value(v)])
                     .collect()
             })
@@ -335,7 +364,10 @@ impl Client {
 
     fn print_list(&self, items: &[Value], columns: &[(&str, &str)]) {
         if self.json {
-            println!("{}", serde_json::to_string_pretty(&Value::Array(items.to_vec())).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&Value::Array(items.to_vec())).unwrap_or_default()
+            );
             return;
         }
         let headers: Vec<&str> = columns.iter().map(|(h, _)| *h).collect();
@@ -361,8 +393,12 @@ impl Client {
     }
 
     async fn wait(&self, node: &str, target: &str, limit: Option<u64>) -> Res<()> {
-        let Some(expected) = expected_end_state(target) else { return Ok(()) };
-        let deadline = limit.filter(|s| *s > 0).map(|s| Instant::now() + Duration::from_secs(s));
+        let Some(expected) = expected_end_state(target) else {
+            return Ok(());
+        };
+        let deadline = limit
+            .filter(|s| *s > 0)
+            .map(|s| Instant::now() + Duration::from_secs(s));
         eprintln!("Waiting for provision state {expected} on node(s) {node}");
         loop {
             let n = self.get(&format!("/v1/nodes/{node}")).await?;
@@ -376,14 +412,19 @@ impl Client {
                     show_value(&n["last_error"])
                 )));
             }
-            if n["target_provision_state"].is_null() && state.parse::<State>().is_ok_and(|s| s.is_stable()) {
+            if n["target_provision_state"].is_null()
+                && state.parse::<State>().is_ok_and(|s| s.is_stable())
+            {
                 return Err(Failure(format!(
                     "Node {node} reached unexpected stable state {state} while waiting for {expected}. Error: {}",
                     show_value(&n["last_error"])
                 )));
             }
             if deadline.is_some_and(|d| Instant::now() > d) {
-                return Err(Failure(format!("Node {node} did not reach {expected} within {}s", limit.unwrap_or(0))));
+                return Err(Failure(format!(
+                    "Node {node} did not reach {expected} within {}s",
+                    limit.unwrap_or(0)
+                )));
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
@@ -409,7 +450,12 @@ fn interface_ops(f: &Fields, ops: &mut Vec<Value>) {
 async fn node(c: &Client, cmd: NodeCmd) -> Res<()> {
     use reqwest::Method as M;
     match cmd {
-        NodeCmd::Create { driver, name, uuid, fields } => {
+        NodeCmd::Create {
+            driver,
+            name,
+            uuid,
+            fields,
+        } => {
             let mut body = json!({"driver": driver});
             if let Some(n) = name {
                 body["name"] = json!(n);
@@ -430,13 +476,21 @@ async fn node(c: &Client, cmd: NodeCmd) -> Res<()> {
             let mut ops = Vec::new();
             interface_ops(&fields, &mut ops);
             for op in ops {
-                let field = op["path"].as_str().unwrap_or("/").trim_start_matches('/').to_string();
+                let field = op["path"]
+                    .as_str()
+                    .unwrap_or("/")
+                    .trim_start_matches('/')
+                    .to_string();
                 body[field] = op["value"].clone();
             }
             let n = c.call(M::POST, "/v1/nodes", Some(body)).await?;
             c.print_object(&n);
         }
-        NodeCmd::List { provision_state, driver, long } => {
+        NodeCmd::List {
+            provision_state,
+            driver,
+            long,
+        } => {
             let mut q = Vec::new();
             if let Some(s) = provision_state {
                 q.push(format!("provision_state={}", s.replace(' ', "%20")));
@@ -444,7 +498,11 @@ async fn node(c: &Client, cmd: NodeCmd) -> Res<()> {
             if let Some(d) = driver {
                 q.push(format!("driver={d}"));
             }
-            let path = format!("/v1/nodes{}?{}", if long { "/detail" } else { "" }, q.join("&"));
+            let path = format!(
+                "/v1/nodes{}?{}",
+                if long { "/detail" } else { "" },
+                q.join("&")
+            );
             let nodes = c.list_all(&path, "nodes").await?;
             let mut cols = vec![
                 ("UUID", "uuid"),
@@ -463,9 +521,20 @@ async fn node(c: &Client, cmd: NodeCmd) -> Res<()> {
             let n = c.get(&format!("/v1/nodes/{node}")).await?;
             c.print_object(&n);
         }
-        NodeCmd::Set { node, name, driver, instance_uuid, reset_interfaces, fields } => {
+        NodeCmd::Set {
+            node,
+            name,
+            driver,
+            instance_uuid,
+            reset_interfaces,
+            fields,
+        } => {
             let mut ops = Vec::new();
-            for (field, v) in [("name", &name), ("driver", &driver), ("instance_uuid", &instance_uuid)] {
+            for (field, v) in [
+                ("name", &name),
+                ("driver", &driver),
+                ("instance_uuid", &instance_uuid),
+            ] {
                 if let Some(v) = v {
                     ops.push(json!({"op": "add", "path": format!("/{field}"), "value": v}));
                 }
@@ -484,12 +553,34 @@ async fn node(c: &Client, cmd: NodeCmd) -> Res<()> {
             if ops.is_empty() {
                 return Err(Failure("nothing to set; give at least one field".into()));
             }
-            let q = if reset_interfaces { "?reset_interfaces=true" } else { "" };
-            c.call(M::PATCH, &format!("/v1/nodes/{node}{q}"), Some(Value::Array(ops))).await?;
+            let q = if reset_interfaces {
+                "?reset_interfaces=true"
+            } else {
+                ""
+            };
+            c.call(
+                M::PATCH,
+                &format!("/v1/nodes/{node}{q}"),
+                Some(Value::Array(ops)),
+            )
+            .await?;
         }
-        NodeCmd::Unset { node, driver_info, instance_info, property, extra, instance_uuid, name } => {
+        NodeCmd::Unset {
+            node,
+            driver_info,
+            instance_info,
+            property,
+            extra,
+            instance_uuid,
+            name,
+        } => {
             let mut ops = Vec::new();
-            for (key, keys) in [("driver_info", &driver_info), ("instance_info", &instance_info), ("properties", &property), ("extra", &extra)] {
+            for (key, keys) in [
+                ("driver_info", &driver_info),
+                ("instance_info", &instance_info),
+                ("properties", &property),
+                ("extra", &extra),
+            ] {
                 for k in keys {
                     ops.push(json!({"op": "remove", "path": format!("/{key}/{k}")}));
                 }
@@ -503,7 +594,12 @@ async fn node(c: &Client, cmd: NodeCmd) -> Res<()> {
             if ops.is_empty() {
                 return Err(Failure("nothing to unset; give at least one field".into()));
             }
-            c.call(M::PATCH, &format!("/v1/nodes/{node}"), Some(Value::Array(ops))).await?;
+            c.call(
+                M::PATCH,
+                &format!("/v1/nodes/{node}"),
+                Some(Value::Array(ops)),
+            )
+            .await?;
         }
         NodeCmd::Manage(v) => verb(c, v, "manage").await?,
         NodeCmd::Adopt(v) => verb(c, v, "adopt").await?,
@@ -512,7 +608,12 @@ async fn node(c: &Client, cmd: NodeCmd) -> Res<()> {
         NodeCmd::Undeploy(v) => verb(c, v, "deleted").await?,
         NodeCmd::Rebuild(v) => verb(c, v, "rebuild").await?,
         NodeCmd::Abort { node } => {
-            c.call(M::PUT, &format!("/v1/nodes/{node}/states/provision"), Some(json!({"target": "abort"}))).await?;
+            c.call(
+                M::PUT,
+                &format!("/v1/nodes/{node}/states/provision"),
+                Some(json!({"target": "abort"})),
+            )
+            .await?;
         }
         NodeCmd::Delete { nodes } => {
             for n in nodes {
@@ -528,7 +629,12 @@ async fn node(c: &Client, cmd: NodeCmd) -> Res<()> {
                 ("reboot", false) => "rebooting",
                 _ => "soft rebooting",
             };
-            c.call(M::PUT, &format!("/v1/nodes/{node}/states/power"), Some(json!({"target": target}))).await?;
+            c.call(
+                M::PUT,
+                &format!("/v1/nodes/{node}/states/power"),
+                Some(json!({"target": target})),
+            )
+            .await?;
         }
         NodeCmd::Validate { node } => {
             let v = c.get(&format!("/v1/nodes/{node}/validate")).await?;
@@ -540,12 +646,27 @@ async fn node(c: &Client, cmd: NodeCmd) -> Res<()> {
                         .collect()
                 })
                 .unwrap_or_default();
-            c.print_list(&rows, &[("Interface", "interface"), ("Result", "result"), ("Reason", "reason")]);
+            c.print_list(
+                &rows,
+                &[
+                    ("Interface", "interface"),
+                    ("Result", "result"),
+                    ("Reason", "reason"),
+                ],
+            );
         }
         NodeCmd::History { node } => {
             let h = c.get(&format!("/v1/nodes/{node}/history")).await?;
             let items = h["history"].as_array().cloned().unwrap_or_default();
-            c.print_list(&items, &[("Created At", "created_at"), ("Severity", "severity"), ("Type", "event_type"), ("Event", "event")]);
+            c.print_list(
+                &items,
+                &[
+                    ("Created At", "created_at"),
+                    ("Severity", "severity"),
+                    ("Type", "event_type"),
+                    ("Event", "event"),
+                ],
+            );
         }
     }
     Ok(())
@@ -556,7 +677,12 @@ async fn verb(c: &Client, v: Verb, target: &str) -> Res<()> {
     if v.confirm_destructive {
         body["confirm_destructive"] = json!(true);
     }
-    c.call(reqwest::Method::PUT, &format!("/v1/nodes/{}/states/provision", v.node), Some(body)).await?;
+    c.call(
+        reqwest::Method::PUT,
+        &format!("/v1/nodes/{}/states/provision", v.node),
+        Some(body),
+    )
+    .await?;
     if let Some(limit) = v.wait {
         c.wait(&v.node, target, Some(limit)).await?;
     }
@@ -566,11 +692,18 @@ async fn verb(c: &Client, v: Verb, target: &str) -> Res<()> {
 async fn port(c: &Client, cmd: PortCmd) -> Res<()> {
     use reqwest::Method as M;
     match cmd {
-        PortCmd::Create { address, node, pxe_enabled } => {
+        PortCmd::Create {
+            address,
+            node,
+            pxe_enabled,
+        } => {
             let node_uuid = if node.parse::<uuid::Uuid>().is_ok() {
                 node
             } else {
-                c.get(&format!("/v1/nodes/{node}")).await?["uuid"].as_str().unwrap_or_default().to_string()
+                c.get(&format!("/v1/nodes/{node}")).await?["uuid"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
             };
             let mut body = json!({"address": address, "node_uuid": node_uuid});
             if let Some(p) = pxe_enabled {
@@ -579,7 +712,11 @@ async fn port(c: &Client, cmd: PortCmd) -> Res<()> {
             let p = c.call(M::POST, "/v1/ports", Some(body)).await?;
             c.print_object(&p);
         }
-        PortCmd::List { node, address, long } => {
+        PortCmd::List {
+            node,
+            address,
+            long,
+        } => {
             let mut q = Vec::new();
             if let Some(n) = node {
                 q.push(format!("node={n}"));
@@ -587,11 +724,18 @@ async fn port(c: &Client, cmd: PortCmd) -> Res<()> {
             if let Some(a) = address {
                 q.push(format!("address={a}"));
             }
-            let path = format!("/v1/ports{}?{}", if long { "/detail" } else { "" }, q.join("&"));
+            let path = format!(
+                "/v1/ports{}?{}",
+                if long { "/detail" } else { "" },
+                q.join("&")
+            );
             let ports = c.list_all(&path, "ports").await?;
             let mut cols = vec![("UUID", "uuid"), ("Address", "address")];
             if long {
-                cols.extend([("Node UUID", "node_uuid"), ("PXE boot enabled", "pxe_enabled")]);
+                cols.extend([
+                    ("Node UUID", "node_uuid"),
+                    ("PXE boot enabled", "pxe_enabled"),
+                ]);
             }
             c.print_list(&ports, &cols);
         }
@@ -601,8 +745,12 @@ async fn port(c: &Client, cmd: PortCmd) -> Res<()> {
         }
         PortCmd::Delete { ports } => {
             for p in ports {
-                let uuid = c.get(&format!("/v1/ports/{p}")).await?["uuid"].as_str().unwrap_or_default().to_string();
-                c.call(M::DELETE, &format!("/v1/ports/{uuid}"), None).await?;
+                let uuid = c.get(&format!("/v1/ports/{p}")).await?["uuid"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                c.call(M::DELETE, &format!("/v1/ports/{uuid}"), None)
+                    .await?;
                 eprintln!("Deleted port {p}");
             }
         }
@@ -612,7 +760,10 @@ async fn port(c: &Client, cmd: PortCmd) -> Res<()> {
 
 /// Runs a client command; errors go to stderr with exit code 1.
 pub fn run(cmd: Cmd) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("rackboot: cannot start the runtime: {e}");

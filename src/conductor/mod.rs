@@ -34,7 +34,11 @@ pub enum Error {
     #[error("Node {node} is locked by host {host}, please retry after the current operation is completed.")]
     NodeLocked { node: String, host: String },
     #[error("The requested action \"{action}\" can not be performed on node \"{node}\" while it is in state \"{state}\".")]
-    InvalidStateRequested { action: String, node: String, state: String },
+    InvalidStateRequested {
+        action: String,
+        node: String,
+        state: String,
+    },
     /// A conflict with the node's current state (Ironic's InvalidState, 409).
     #[error("{0}")]
     InvalidState(String),
@@ -127,7 +131,11 @@ struct LockGuard {
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        self.inner.locks.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.uuid);
+        self.inner
+            .locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.uuid);
         self.inner.released.notify_waiters();
     }
 }
@@ -149,7 +157,12 @@ struct WorkerTicket {
     _lock: LockGuard,
 }
 
-fn history(severity: Severity, event_type: &str, event: impl Into<String>, user: &Option<String>) -> HistoryEntry {
+fn history(
+    severity: Severity,
+    event_type: &str,
+    event: impl Into<String>,
+    user: &Option<String>,
+) -> HistoryEntry {
     let mut h = HistoryEntry::new(severity, event_type, event);
     h.user = user.clone();
     h
@@ -190,10 +203,6 @@ impl Conductor {
 
     pub fn host(&self) -> &str {
         &self.inner.settings.host
-    }
-
-    pub fn settings(&self) -> &Settings {
-        &self.inner.settings
     }
 
     // ---- start-up and shutdown --------------------------------------------
@@ -250,11 +259,23 @@ impl Conductor {
         let deadline = tokio::time::Instant::now() + self.inner.settings.node_locked_wait;
         loop {
             let released = self.inner.released.notified();
-            if self.inner.locks.lock().unwrap_or_else(|p| p.into_inner()).insert(uuid) {
-                return Ok(LockGuard { inner: self.inner.clone(), uuid });
+            if self
+                .inner
+                .locks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(uuid)
+            {
+                return Ok(LockGuard {
+                    inner: self.inner.clone(),
+                    uuid,
+                });
             }
             if tokio::time::timeout_at(deadline, released).await.is_err() {
-                return Err(Error::NodeLocked { node: ident.to_string(), host: self.host().to_string() });
+                return Err(Error::NodeLocked {
+                    node: ident.to_string(),
+                    host: self.host().to_string(),
+                });
             }
         }
     }
@@ -263,8 +284,16 @@ impl Conductor {
         if self.inner.stopping.load(Ordering::SeqCst) {
             return Err(Error::ShuttingDown);
         }
-        let permit = self.inner.workers.clone().try_acquire_owned().map_err(|_| Error::NoFreeWorker)?;
-        Ok(WorkerTicket { _permit: permit, _lock: lock })
+        let permit = self
+            .inner
+            .workers
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Error::NoFreeWorker)?;
+        Ok(WorkerTicket {
+            _permit: permit,
+            _lock: lock,
+        })
     }
 
     async fn load(&self, ident: &str) -> Result<Node> {
@@ -273,7 +302,10 @@ impl Conductor {
     }
 
     async fn save(&self, node: Node, history: Vec<HistoryEntry>) -> Result<()> {
-        Ok(self.store().call(move |s| s.save_node(&node, &history)).await?)
+        Ok(self
+            .store()
+            .call(move |s| s.save_node(&node, &history))
+            .await?)
     }
 
     fn bundle(&self, node: &Node) -> Result<Bundle> {
@@ -284,9 +316,26 @@ impl Conductor {
         let uuid = node.uuid;
         let ports = self
             .store()
-            .call(move |s| s.list_ports(&PortFilter { node_uuid: Some(uuid), address: None }, store::Page { marker: None, limit: usize::MAX >> 1, descending: false }))
+            .call(move |s| {
+                s.list_ports(
+                    &PortFilter {
+                        node_uuid: Some(uuid),
+                        address: None,
+                    },
+                    store::Page {
+                        marker: None,
+                        limit: usize::MAX >> 1,
+                        descending: false,
+                    },
+                )
+            })
             .await?;
-        Ok(Task::new(node, ports, self.inner.http.clone(), self.inner.settings.drivers.clone()))
+        Ok(Task::new(
+            node,
+            ports,
+            self.inner.http.clone(),
+            self.inner.settings.drivers.clone(),
+        ))
     }
 
     // ---- nodes -------------------------------------------------------------
@@ -296,12 +345,17 @@ impl Conductor {
         self.inner.registry.hardware_type(&node.driver)?;
         for kind in ["power", "management", "boot", "deploy", "network"] {
             let name = node.interfaces.get(kind).unwrap_or_default();
-            self.inner.registry.check_interface(&node.driver, kind, name)?;
+            self.inner
+                .registry
+                .check_interface(&node.driver, kind, name)?;
         }
         let h = history(
             Severity::Info,
             "provisioning",
-            format!("node created in {} with driver {}", node.provision_state, node.driver),
+            format!(
+                "node created in {} with driver {}",
+                node.provision_state, node.driver
+            ),
             &user,
         );
         let n = node.clone();
@@ -311,13 +365,22 @@ impl Conductor {
     }
 
     /// Applies a JSON patch to a node under its lock.
-    pub async fn update_node(&self, ident: &str, ops: Vec<PatchOp>, reset_interfaces: Option<bool>) -> Result<Node> {
+    pub async fn update_node(
+        &self,
+        ident: &str,
+        ops: Vec<PatchOp>,
+        reset_interfaces: Option<bool>,
+    ) -> Result<Node> {
         let node = self.load(ident).await?;
         let _lock = self.lock(node.uuid, ident).await?;
         let old = self.load(&node.uuid.to_string()).await?;
         let new = update::apply(&old, &ops, &self.inner.registry, reset_interfaces)?;
         let changed: Vec<&str> = ops.iter().map(|o| o.path.as_str()).collect();
-        let h = HistoryEntry::new(Severity::Info, "api", format!("node updated: {}", changed.join(", ")));
+        let h = HistoryEntry::new(
+            Severity::Info,
+            "api",
+            format!("node updated: {}", changed.join(", ")),
+        );
         self.save(new.clone(), vec![h]).await?;
         Ok(new)
     }
@@ -328,11 +391,16 @@ impl Conductor {
         let _lock = self.lock(node.uuid, ident).await?;
         let node = self.load(&node.uuid.to_string()).await?;
         if node.protected {
-            return Err(Error::NodeProtected { node: ident.to_string() });
+            return Err(Error::NodeProtected {
+                node: ident.to_string(),
+            });
         }
         if !node.maintenance {
             if let Some(instance) = &node.instance_uuid {
-                return Err(Error::NodeAssociated { node: ident.to_string(), instance: instance.clone() });
+                return Err(Error::NodeAssociated {
+                    node: ident.to_string(),
+                    instance: instance.clone(),
+                });
             }
             if !node.provision_state.delete_allowed() {
                 return Err(Error::InvalidState(format!(
@@ -348,7 +416,12 @@ impl Conductor {
     }
 
     /// Sets or clears maintenance.
-    pub async fn set_maintenance(&self, ident: &str, on: bool, reason: Option<String>) -> Result<()> {
+    pub async fn set_maintenance(
+        &self,
+        ident: &str,
+        on: bool,
+        reason: Option<String>,
+    ) -> Result<()> {
         let node = self.load(ident).await?;
         let _lock = self.lock(node.uuid, ident).await?;
         let mut node = self.load(&node.uuid.to_string()).await?;
@@ -360,7 +433,15 @@ impl Conductor {
             node.fault = None;
         }
         node.updated_at = Some(now());
-        let h = HistoryEntry::new(Severity::Info, "maintenance", if on { "maintenance set" } else { "maintenance cleared" });
+        let h = HistoryEntry::new(
+            Severity::Info,
+            "maintenance",
+            if on {
+                "maintenance set"
+            } else {
+                "maintenance cleared"
+            },
+        );
         self.save(node, vec![h]).await
     }
 
@@ -383,12 +464,18 @@ impl Conductor {
         };
         if !states::is_actionable(node.provision_state, event) {
             if node.reservation.is_some() {
-                return Err(Error::NodeLocked { node: ident.to_string(), host: self.host().to_string() });
+                return Err(Error::NodeLocked {
+                    node: ident.to_string(),
+                    host: self.host().to_string(),
+                });
             }
             return Err(not_actionable(&node));
         }
         if matches!(event, Event::Deploy | Event::Rebuild) && node.maintenance {
-            return Err(Error::NodeInMaintenance { action: target.to_string(), node: ident.to_string() });
+            return Err(Error::NodeInMaintenance {
+                action: target.to_string(),
+                node: ident.to_string(),
+            });
         }
         let lock = self.lock(node.uuid, ident).await?;
         let mut node = self.load(&node.uuid.to_string()).await?;
@@ -409,13 +496,22 @@ impl Conductor {
         let Some(job) = job else {
             // Synchronous transitions: manage back to manageable, abort.
             node.provision_state = to;
-            node.target_provision_state = if to.is_stable() { None } else { to.default_target() };
+            node.target_provision_state = if to.is_stable() {
+                None
+            } else {
+                to.default_target()
+            };
             if event == Event::Abort {
                 node.last_error = Some(format!("{from} aborted by request"));
             }
             node.provision_updated_at = Some(now());
             node.updated_at = Some(now());
-            let h = history(Severity::Info, "provisioning", format!("{target}: {from} -> {to}"), &opts.user);
+            let h = history(
+                Severity::Info,
+                "provisioning",
+                format!("{target}: {from} -> {to}"),
+                &opts.user,
+            );
             self.save(node, vec![h]).await?;
             drop(lock);
             return Ok(());
@@ -427,7 +523,10 @@ impl Conductor {
         node.reservation = Some(self.host().to_string());
         node.provision_updated_at = Some(now());
         node.updated_at = Some(now());
-        let target_text = node.target_provision_state.map(|t| t.to_string()).unwrap_or_else(|| "none".into());
+        let target_text = node
+            .target_provision_state
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| "none".into());
         let h = history(
             Severity::Info,
             "provisioning",
@@ -441,7 +540,13 @@ impl Conductor {
     }
 
     /// Refusals that depend on the node, checked under its lock.
-    fn check_provision(&self, node: &Node, event: Event, target: &str, opts: &ProvisionOptions) -> Result<()> {
+    fn check_provision(
+        &self,
+        node: &Node,
+        event: Event,
+        target: &str,
+        opts: &ProvisionOptions,
+    ) -> Result<()> {
         let ident = node.ident();
         if matches!(event, Event::Delete | Event::Rebuild) && node.protected {
             return Err(Error::NodeProtected { node: ident });
@@ -450,11 +555,26 @@ impl Conductor {
         match event {
             Event::Manage if node.provision_state == State::Enroll => {}
             Event::Deploy | Event::Rebuild => {
-                bundle.power.validate(node).map_err(|e| Error::Invalid(format!("Failed to validate power driver interface for node {}: {e}", node.uuid)))?;
-                bundle.deploy.validate(node).map_err(|e| Error::Invalid(format!("Failed to validate deploy driver interface for node {}: {e}", node.uuid)))?;
+                bundle.power.validate(node).map_err(|e| {
+                    Error::Invalid(format!(
+                        "Failed to validate power driver interface for node {}: {e}",
+                        node.uuid
+                    ))
+                })?;
+                bundle.deploy.validate(node).map_err(|e| {
+                    Error::Invalid(format!(
+                        "Failed to validate deploy driver interface for node {}: {e}",
+                        node.uuid
+                    ))
+                })?;
             }
             Event::Delete => {
-                bundle.power.validate(node).map_err(|e| Error::Invalid(format!("Failed to validate power driver interface for node {}: {e}", node.uuid)))?;
+                bundle.power.validate(node).map_err(|e| {
+                    Error::Invalid(format!(
+                        "Failed to validate power driver interface for node {}: {e}",
+                        node.uuid
+                    ))
+                })?;
             }
             _ => {}
         }
@@ -466,19 +586,30 @@ impl Conductor {
 
     /// Goes beyond Ironic: an adopted machine may not be what the appliance
     /// thinks it is, so actions that could re-image or clean it need consent.
-    fn check_adopted_guard(&self, node: &Node, target: &str, opts: &ProvisionOptions, bundle: &Bundle) -> Result<()> {
+    fn check_adopted_guard(
+        &self,
+        node: &Node,
+        target: &str,
+        opts: &ProvisionOptions,
+        bundle: &Bundle,
+    ) -> Result<()> {
         let consent = opts.confirm_destructive
             || match node.extra.get("rackboot_allow_destructive") {
                 Some(Value::Bool(b)) => *b,
-                Some(Value::String(s)) => matches!(s.to_ascii_lowercase().as_str(), "true" | "yes" | "1"),
+                Some(Value::String(s)) => {
+                    matches!(s.to_ascii_lowercase().as_str(), "true" | "yes" | "1")
+                }
                 _ => false,
             };
         if consent {
             return Ok(());
         }
-        let has_checksum = ["image_checksum", "image_os_hash_value"]
-            .iter()
-            .any(|k| node.instance_info.get(*k).and_then(Value::as_str).is_some_and(|s| !s.is_empty()));
+        let has_checksum = ["image_checksum", "image_os_hash_value"].iter().any(|k| {
+            node.instance_info
+                .get(*k)
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty())
+        });
         let cleans = self.automated_clean(node) && bundle.deploy.cleaning_touches_disks();
         let why = match (has_checksum, cleans) {
             (_, true) => "automated cleaning would wipe its disks",
@@ -499,13 +630,19 @@ impl Conductor {
     }
 
     fn automated_clean(&self, node: &Node) -> bool {
-        node.automated_clean.unwrap_or(self.inner.settings.automated_clean)
+        node.automated_clean
+            .unwrap_or(self.inner.settings.automated_clean)
     }
 
     // ---- power -------------------------------------------------------------
 
     /// Starts a power action; returns once `target_power_state` is recorded.
-    pub async fn set_power(&self, ident: &str, target: PowerState, user: Option<String>) -> Result<()> {
+    pub async fn set_power(
+        &self,
+        ident: &str,
+        target: PowerState,
+        user: Option<String>,
+    ) -> Result<()> {
         let node = self.load(ident).await?;
         if matches!(node.provision_state, State::Cleaning | State::CleanWait) {
             return Err(Error::InvalidStateRequested {
@@ -517,19 +654,28 @@ impl Conductor {
         let lock = self.lock(node.uuid, ident).await?;
         let mut node = self.load(&node.uuid.to_string()).await?;
         if matches!(target, PowerState::Off | PowerState::SoftOff) && node.disable_power_off {
-            return Err(Error::InvalidState(format!("Node {ident} cannot be powered off: disable_power_off is set")));
+            return Err(Error::InvalidState(format!(
+                "Node {ident} cannot be powered off: disable_power_off is set"
+            )));
         }
         let bundle = self.bundle(&node)?;
-        bundle
-            .power
-            .validate(&node)
-            .map_err(|e| Error::Invalid(format!("Failed to validate power driver interface for node {}: {e}", node.uuid)))?;
+        bundle.power.validate(&node).map_err(|e| {
+            Error::Invalid(format!(
+                "Failed to validate power driver interface for node {}: {e}",
+                node.uuid
+            ))
+        })?;
         let ticket = self.worker_ticket(lock)?;
         node.target_power_state = Some(target.settled());
         node.last_error = None;
         node.reservation = Some(self.host().to_string());
         node.updated_at = Some(now());
-        let h = history(Severity::Info, "power", format!("power action requested: {target}"), &user);
+        let h = history(
+            Severity::Info,
+            "power",
+            format!("power action requested: {target}"),
+            &user,
+        );
         self.save(node.clone(), vec![h]).await?;
         let done = self.spawn(ticket, node, Job::Power(target));
         let _ = tokio::time::timeout(self.inner.settings.answer_wait, done).await;
@@ -548,15 +694,27 @@ impl Conductor {
                 bundle.management.supported_boot_devices().join(", ")
             )));
         }
-        bundle.management.validate(&node).map_err(|e| Error::Invalid(e.to_string()))?;
+        bundle
+            .management
+            .validate(&node)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
         let task = self.task(node).await?;
-        let res = bundle.management.set_boot_device(&task, device, persistent).await;
+        let res = bundle
+            .management
+            .set_boot_device(&task, device, persistent)
+            .await;
         let mut records = task.take_records();
         if let Err(e) = &res {
-            records.push(HistoryEntry::new(Severity::Error, "management", format!("set boot device {device} failed: {e}")));
+            records.push(HistoryEntry::new(
+                Severity::Error,
+                "management",
+                format!("set boot device {device} failed: {e}"),
+            ));
         }
         let uuid = task.node.uuid;
-        self.store().call(move |s| s.add_history(uuid, &records)).await?;
+        self.store()
+            .call(move |s| s.add_history(uuid, &records))
+            .await?;
         res.map_err(|e| Error::Invalid(e.to_string()))
     }
 
@@ -565,18 +723,30 @@ impl Conductor {
         let node = self.load(ident).await?;
         let bundle = self.bundle(&node)?;
         let task = self.task(node).await?;
-        bundle.management.get_boot_device(&task).await.map_err(|e| Error::Invalid(e.to_string()))
+        bundle
+            .management
+            .get_boot_device(&task)
+            .await
+            .map_err(|e| Error::Invalid(e.to_string()))
     }
 
     /// The boot devices a node's management interface supports.
     pub async fn supported_boot_devices(&self, ident: &str) -> Result<Vec<String>> {
         let node = self.load(ident).await?;
         let bundle = self.bundle(&node)?;
-        Ok(bundle.management.supported_boot_devices().iter().map(|s| s.to_string()).collect())
+        Ok(bundle
+            .management
+            .supported_boot_devices()
+            .iter()
+            .map(|s| s.to_string())
+            .collect())
     }
 
     /// Validates every interface of a node, as `GET …/validate` reports it.
-    pub async fn validate(&self, ident: &str) -> Result<Vec<(&'static str, Option<bool>, Option<String>)>> {
+    pub async fn validate(
+        &self,
+        ident: &str,
+    ) -> Result<Vec<(&'static str, Option<bool>, Option<String>)>> {
         let node = self.load(ident).await?;
         let bundle = self.bundle(&node)?;
         let task = self.task(node.clone()).await?;
@@ -585,7 +755,20 @@ impl Conductor {
             Err(e) => (Some(false), Some(e.to_string())),
         };
         let mut out = Vec::new();
-        for kind in ["bios", "boot", "console", "deploy", "firmware", "inspect", "management", "network", "power", "raid", "rescue", "storage"] {
+        for kind in [
+            "bios",
+            "boot",
+            "console",
+            "deploy",
+            "firmware",
+            "inspect",
+            "management",
+            "network",
+            "power",
+            "raid",
+            "rescue",
+            "storage",
+        ] {
             let (result, reason) = match kind {
                 "power" => verdict(bundle.power.validate(&node)),
                 "management" => verdict(bundle.management.validate(&node)),
@@ -605,7 +788,12 @@ impl Conductor {
     // ---- workers -----------------------------------------------------------
 
     /// Runs a workflow in its own task; the receiver fires when it is done.
-    fn spawn(&self, ticket: WorkerTicket, node: Node, job: Job) -> tokio::sync::oneshot::Receiver<()> {
+    fn spawn(
+        &self,
+        ticket: WorkerTicket,
+        node: Node,
+        job: Job,
+    ) -> tokio::sync::oneshot::Receiver<()> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let this = self.clone();
         self.inner.running.fetch_add(1, Ordering::SeqCst);
@@ -643,15 +831,34 @@ impl Conductor {
 
     /// Commits a workflow's outcome, its records and the release of the
     /// reservation in one transaction.
-    async fn finish(&self, mut node: Node, outcome: std::result::Result<Option<Event>, String>, mut records: Vec<HistoryEntry>, job: Job) -> Result<()> {
+    async fn finish(
+        &self,
+        mut node: Node,
+        outcome: std::result::Result<Option<Event>, String>,
+        mut records: Vec<HistoryEntry>,
+        job: Job,
+    ) -> Result<()> {
         node.reservation = None;
         node.updated_at = Some(now());
         if let Job::Power(target) = job {
             node.target_power_state = None;
             match outcome {
-                Ok(_) => records.push(HistoryEntry::new(Severity::Info, "power", format!("power action {target} done; power state {}", node.power_state.map(|p| p.to_string()).unwrap_or_else(|| "unknown".into())))),
+                Ok(_) => records.push(HistoryEntry::new(
+                    Severity::Info,
+                    "power",
+                    format!(
+                        "power action {target} done; power state {}",
+                        node.power_state
+                            .map(|p| p.to_string())
+                            .unwrap_or_else(|| "unknown".into())
+                    ),
+                )),
                 Err(e) => {
-                    let msg = format!("Failed to change power state to '{}' for node {}: {e}", target.settled(), node.uuid);
+                    let msg = format!(
+                        "Failed to change power state to '{}' for node {}: {e}",
+                        target.settled(),
+                        node.uuid
+                    );
                     records.push(HistoryEntry::new(Severity::Error, "power", msg.clone()));
                     node.last_error = Some(msg);
                 }
@@ -666,27 +873,43 @@ impl Conductor {
         };
         let to = states::next(from, event).unwrap_or(from);
         node.provision_state = to;
-        node.target_provision_state = if to.is_stable() { None } else { to.default_target() };
+        node.target_provision_state = if to.is_stable() {
+            None
+        } else {
+            to.default_target()
+        };
         node.provision_updated_at = Some(now());
         match &error {
             Some(e) => {
                 node.last_error = Some(e.clone());
-                records.push(HistoryEntry::new(Severity::Error, "provisioning", format!("{from} -> {to}: {e}")));
+                records.push(HistoryEntry::new(
+                    Severity::Error,
+                    "provisioning",
+                    format!("{from} -> {to}: {e}"),
+                ));
                 tracing::warn!(node = %node.uuid, %from, %to, error = %e, "workflow failed");
             }
             None => {
-                records.push(HistoryEntry::new(Severity::Info, "provisioning", format!("{from} -> {to}")));
+                records.push(HistoryEntry::new(
+                    Severity::Info,
+                    "provisioning",
+                    format!("{from} -> {to}"),
+                ));
                 tracing::info!(node = %node.uuid, %from, %to, "workflow done");
             }
         }
         self.save(node, records).await
     }
 
-    async fn verify(&self, task: &mut Task, b: &Bundle) -> std::result::Result<Option<Event>, String> {
+    async fn verify(
+        &self,
+        task: &mut Task,
+        b: &Bundle,
+    ) -> std::result::Result<Option<Event>, String> {
         let uuid = task.node.uuid;
-        b.power
-            .validate(&task.node)
-            .map_err(|e| format!("Failed to validate power driver interface for node {uuid}. Error: {e}"))?;
+        b.power.validate(&task.node).map_err(|e| {
+            format!("Failed to validate power driver interface for node {uuid}. Error: {e}")
+        })?;
         let state = b
             .power
             .get_power_state(task)
@@ -696,25 +919,55 @@ impl Conductor {
         task.node
             .driver_internal_info
             .insert("first_power_state".into(), Value::String(state.to_string()));
-        task.record(Severity::Info, "power", format!("first observed power state: {state} (recorded for enforcement)"));
+        task.record(
+            Severity::Info,
+            "power",
+            format!("first observed power state: {state} (recorded for enforcement)"),
+        );
         Ok(None)
     }
 
     /// Adoption: validates boot, stages, takes over. Sends nothing to the
     /// machine — no power, boot-device or disk command.
-    async fn adopt(&self, task: &mut Task, b: &Bundle) -> std::result::Result<Option<Event>, String> {
+    async fn adopt(
+        &self,
+        task: &mut Task,
+        b: &Bundle,
+    ) -> std::result::Result<Option<Event>, String> {
         let uuid = task.node.uuid;
-        let wrap = |step: &str, e: drivers::Error| format!("Error while attempting to adopt node {uuid}: {step} failed: {e}.");
-        b.boot.validate(task).await.map_err(|e| wrap("boot interface validation", e))?;
-        b.deploy.prepare(task).await.map_err(|e| wrap("deploy preparation", e))?;
-        b.boot.prepare_instance(task).await.map_err(|e| wrap("boot preparation", e))?;
-        b.deploy.take_over(task).await.map_err(|e| wrap("takeover", e))?;
-        task.node.driver_internal_info.insert("adopted".into(), Value::Bool(true));
-        task.node.driver_internal_info.insert("adopted_at".into(), Value::String(now()));
+        let wrap = |step: &str, e: drivers::Error| {
+            format!("Error while attempting to adopt node {uuid}: {step} failed: {e}.")
+        };
+        b.boot
+            .validate(task)
+            .await
+            .map_err(|e| wrap("boot interface validation", e))?;
+        b.deploy
+            .prepare(task)
+            .await
+            .map_err(|e| wrap("deploy preparation", e))?;
+        b.boot
+            .prepare_instance(task)
+            .await
+            .map_err(|e| wrap("boot preparation", e))?;
+        b.deploy
+            .take_over(task)
+            .await
+            .map_err(|e| wrap("takeover", e))?;
+        task.node
+            .driver_internal_info
+            .insert("adopted".into(), Value::Bool(true));
+        task.node
+            .driver_internal_info
+            .insert("adopted_at".into(), Value::String(now()));
         Ok(None)
     }
 
-    async fn clean(&self, task: &mut Task, b: &Bundle) -> std::result::Result<Option<Event>, String> {
+    async fn clean(
+        &self,
+        task: &mut Task,
+        b: &Bundle,
+    ) -> std::result::Result<Option<Event>, String> {
         if self.automated_clean(&task.node) && b.deploy.cleaning_touches_disks() {
             return Err(format!(
                 "Automated cleaning with the {} deploy interface needs the boot services, which this rackboot version does not have yet; \
@@ -722,11 +975,19 @@ impl Conductor {
                 task.node.interfaces.deploy
             ));
         }
-        task.record(Severity::Info, "provisioning", "cleaning skipped (automated cleaning off or nothing to clean)");
+        task.record(
+            Severity::Info,
+            "provisioning",
+            "cleaning skipped (automated cleaning off or nothing to clean)",
+        );
         Ok(None)
     }
 
-    async fn deploy(&self, task: &mut Task, b: &Bundle) -> std::result::Result<Option<Event>, String> {
+    async fn deploy(
+        &self,
+        task: &mut Task,
+        b: &Bundle,
+    ) -> std::result::Result<Option<Event>, String> {
         let uuid = task.node.uuid;
         b.deploy
             .validate(&task.node)
@@ -739,12 +1000,15 @@ impl Conductor {
         task.node.driver_internal_info.remove("adopted");
         Ok(Some(match outcome {
             DeployOutcome::Done => Event::Done,
-            DeployOutcome::Wait => Event::Wait,
         }))
     }
 
     /// Tear-down then (maybe) cleaning: deleting → cleaning → available.
-    async fn tear_down(&self, task: &mut Task, b: &Bundle) -> std::result::Result<Option<Event>, String> {
+    async fn tear_down(
+        &self,
+        task: &mut Task,
+        b: &Bundle,
+    ) -> std::result::Result<Option<Event>, String> {
         let uuid = task.node.uuid;
         b.deploy
             .tear_down(task, b.power.as_ref())
@@ -760,13 +1024,24 @@ impl Conductor {
         node.target_provision_state = State::Cleaning.default_target();
         node.provision_updated_at = Some(now());
         let mut records = task.take_records();
-        records.push(HistoryEntry::new(Severity::Info, "provisioning", "deleting -> cleaning"));
-        self.save(node.clone(), records).await.map_err(|e| e.to_string())?;
+        records.push(HistoryEntry::new(
+            Severity::Info,
+            "provisioning",
+            "deleting -> cleaning",
+        ));
+        self.save(node.clone(), records)
+            .await
+            .map_err(|e| e.to_string())?;
         task.node = node;
         self.clean(task, b).await
     }
 
-    async fn power_action(&self, task: &mut Task, b: &Bundle, target: PowerState) -> std::result::Result<Option<Event>, String> {
+    async fn power_action(
+        &self,
+        task: &mut Task,
+        b: &Bundle,
+        target: PowerState,
+    ) -> std::result::Result<Option<Event>, String> {
         let timeout = task.settings.power_state_change_timeout;
         match tokio::time::timeout(timeout, b.power.set_power_state(task, target)).await {
             Err(_) => Err(format!("no result within {}s", timeout.as_secs())),

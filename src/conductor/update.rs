@@ -22,23 +22,79 @@ pub struct PatchOp {
 
 /// Top-level fields a PATCH may change.
 const PATCHABLE: &[&str] = &[
-    "name", "driver", "driver_info", "instance_info", "instance_uuid", "properties", "extra",
-    "maintenance", "maintenance_reason", "protected", "protected_reason", "retired", "retired_reason",
-    "owner", "lessee", "description", "resource_class", "conductor_group", "automated_clean",
-    "network_data", "shard", "parent_node", "disable_power_off", "instance_name",
-    "bios_interface", "boot_interface", "console_interface", "deploy_interface", "firmware_interface",
-    "inspect_interface", "management_interface", "network_interface", "power_interface",
-    "raid_interface", "rescue_interface", "storage_interface", "vendor_interface",
+    "name",
+    "driver",
+    "driver_info",
+    "instance_info",
+    "instance_uuid",
+    "properties",
+    "extra",
+    "maintenance",
+    "maintenance_reason",
+    "protected",
+    "protected_reason",
+    "retired",
+    "retired_reason",
+    "owner",
+    "lessee",
+    "description",
+    "resource_class",
+    "conductor_group",
+    "automated_clean",
+    "network_data",
+    "shard",
+    "parent_node",
+    "disable_power_off",
+    "instance_name",
+    "bios_interface",
+    "boot_interface",
+    "console_interface",
+    "deploy_interface",
+    "firmware_interface",
+    "inspect_interface",
+    "management_interface",
+    "network_interface",
+    "power_interface",
+    "raid_interface",
+    "rescue_interface",
+    "storage_interface",
+    "vendor_interface",
 ];
 
 /// Fields that exist but only the appliance sets.
 const INTERNAL: &[&str] = &[
-    "uuid", "provision_state", "target_provision_state", "power_state", "target_power_state",
-    "last_error", "reservation", "driver_internal_info", "created_at", "updated_at",
-    "provision_updated_at", "conductor", "console_enabled", "fault", "traits", "clean_step",
-    "deploy_step", "service_step", "raid_config", "target_raid_config", "boot_mode", "secure_boot",
-    "allocation_uuid", "chassis_uuid", "inspection_started_at", "inspection_finished_at", "health",
-    "links", "ports", "states", "portgroups", "volume",
+    "uuid",
+    "provision_state",
+    "target_provision_state",
+    "power_state",
+    "target_power_state",
+    "last_error",
+    "reservation",
+    "driver_internal_info",
+    "created_at",
+    "updated_at",
+    "provision_updated_at",
+    "conductor",
+    "console_enabled",
+    "fault",
+    "traits",
+    "clean_step",
+    "deploy_step",
+    "service_step",
+    "raid_config",
+    "target_raid_config",
+    "boot_mode",
+    "secure_boot",
+    "allocation_uuid",
+    "chassis_uuid",
+    "inspection_started_at",
+    "inspection_finished_at",
+    "health",
+    "links",
+    "ports",
+    "states",
+    "portgroups",
+    "volume",
 ];
 
 fn patchable_doc(node: &Node) -> Value {
@@ -46,8 +102,14 @@ fn patchable_doc(node: &Node) -> Value {
     let s = |v: &Option<String>| v.clone().map(Value::String).unwrap_or(Value::Null);
     m.insert("name".into(), s(&node.name));
     m.insert("driver".into(), Value::String(node.driver.clone()));
-    m.insert("driver_info".into(), Value::Object(node.driver_info.clone()));
-    m.insert("instance_info".into(), Value::Object(node.instance_info.clone()));
+    m.insert(
+        "driver_info".into(),
+        Value::Object(node.driver_info.clone()),
+    );
+    m.insert(
+        "instance_info".into(),
+        Value::Object(node.instance_info.clone()),
+    );
     m.insert("instance_uuid".into(), s(&node.instance_uuid));
     m.insert("properties".into(), Value::Object(node.properties.clone()));
     m.insert("extra".into(), Value::Object(node.extra.clone()));
@@ -61,21 +123,38 @@ fn patchable_doc(node: &Node) -> Value {
     m.insert("lessee".into(), s(&node.lessee));
     m.insert("description".into(), s(&node.description));
     m.insert("resource_class".into(), s(&node.resource_class));
-    m.insert("conductor_group".into(), Value::String(node.conductor_group.clone()));
-    m.insert("automated_clean".into(), node.automated_clean.map(Value::Bool).unwrap_or(Value::Null));
-    m.insert("network_data".into(), Value::Object(node.network_data.clone()));
+    m.insert(
+        "conductor_group".into(),
+        Value::String(node.conductor_group.clone()),
+    );
+    m.insert(
+        "automated_clean".into(),
+        node.automated_clean.map(Value::Bool).unwrap_or(Value::Null),
+    );
+    m.insert(
+        "network_data".into(),
+        Value::Object(node.network_data.clone()),
+    );
     m.insert("shard".into(), s(&node.shard));
     m.insert("parent_node".into(), s(&node.parent_node));
-    m.insert("disable_power_off".into(), Value::Bool(node.disable_power_off));
+    m.insert(
+        "disable_power_off".into(),
+        Value::Bool(node.disable_power_off),
+    );
     m.insert("instance_name".into(), s(&node.instance_name));
     for kind in Interfaces::KINDS {
-        m.insert(format!("{kind}_interface"), Value::String(node.interfaces.get(kind).unwrap_or_default().to_string()));
+        m.insert(
+            format!("{kind}_interface"),
+            Value::String(node.interfaces.get(kind).unwrap_or_default().to_string()),
+        );
     }
     Value::Object(m)
 }
 
 fn invalid(field: &str, want: &str, got: &Value) -> Error {
-    Error::Invalid(format!("Invalid value for field {field}: expected {want}, got {got}"))
+    Error::Invalid(format!(
+        "Invalid value for field {field}: expected {want}, got {got}"
+    ))
 }
 
 fn opt_string(doc: &Map<String, Value>, field: &str) -> Result<Option<String>> {
@@ -118,7 +197,9 @@ fn object(doc: &Map<String, Value>, field: &str) -> Result<Map<String, Value>> {
 pub fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 255
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~'))
         && name.parse::<uuid::Uuid>().is_err();
     if ok {
         Ok(())
@@ -130,13 +211,23 @@ pub fn check_name(name: &str) -> Result<()> {
 }
 
 /// Applies `ops` to `old` and returns the new node, or why not.
-pub fn apply(old: &Node, ops: &[PatchOp], registry: &Registry, reset_interfaces: Option<bool>) -> Result<Node> {
+pub fn apply(
+    old: &Node,
+    ops: &[PatchOp],
+    registry: &Registry,
+    reset_interfaces: Option<bool>,
+) -> Result<Node> {
     let ident = old.ident();
     if ops.is_empty() {
-        return Err(Error::Invalid("The patch is empty: send a JSON list of operations".into()));
+        return Err(Error::Invalid(
+            "The patch is empty: send a JSON list of operations".into(),
+        ));
     }
     // The one change allowed mid-transition: maintenance on + instance_uuid removed.
-    let special = ops.len() == 1 && ops[0].op == "remove" && ops[0].path == "/instance_uuid" && old.maintenance;
+    let special = ops.len() == 1
+        && ops[0].op == "remove"
+        && ops[0].path == "/instance_uuid"
+        && old.maintenance;
     if old.target_provision_state.is_some() && !old.provision_state.update_allowed() && !special {
         return Err(Error::InvalidState(format!(
             "Node {ident} can not be updated while a state transition is in progress."
@@ -151,14 +242,27 @@ pub fn apply(old: &Node, ops: &[PatchOp], registry: &Registry, reset_interfaces:
             )));
         }
         if op.op != "remove" && op.value.is_none() {
-            return Err(Error::Invalid(format!("Patch operation {} on {} needs a value", op.op, op.path)));
+            return Err(Error::Invalid(format!(
+                "Patch operation {} on {} needs a value",
+                op.op, op.path
+            )));
         }
-        let top = op.path.trim_start_matches('/').split('/').next().unwrap_or_default();
+        let top = op
+            .path
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or_default();
         if !op.path.starts_with('/') || top.is_empty() {
-            return Err(Error::Invalid(format!("Invalid patch path {:?}: paths look like /driver_info/ipmi_address", op.path)));
+            return Err(Error::Invalid(format!(
+                "Invalid patch path {:?}: paths look like /driver_info/ipmi_address",
+                op.path
+            )));
         }
         if INTERNAL.contains(&top) {
-            return Err(Error::Invalid(format!("'/{top}' is an internal attribute and can not be updated")));
+            return Err(Error::Invalid(format!(
+                "'/{top}' is an internal attribute and can not be updated"
+            )));
         }
         if !PATCHABLE.contains(&top) {
             return Err(Error::Invalid(format!(
@@ -184,7 +288,8 @@ pub fn apply(old: &Node, ops: &[PatchOp], registry: &Registry, reset_interfaces:
         .collect();
     let patch: json_patch::Patch = serde_json::from_value(Value::Array(patch_json))
         .map_err(|e| Error::Invalid(format!("Invalid patch: {e}")))?;
-    json_patch::patch(&mut doc, &patch).map_err(|e| Error::Invalid(format!("Patch could not be applied: {e}")))?;
+    json_patch::patch(&mut doc, &patch)
+        .map_err(|e| Error::Invalid(format!("Patch could not be applied: {e}")))?;
     let Value::Object(mut doc) = doc else {
         return Err(Error::Invalid("The patch replaced the whole node".into()));
     };
@@ -211,11 +316,16 @@ pub fn apply(old: &Node, ops: &[PatchOp], registry: &Registry, reset_interfaces:
     new.instance_uuid = opt_string(&doc, "instance_uuid")?;
     if let Some(u) = &new.instance_uuid {
         if u.parse::<uuid::Uuid>().is_err() {
-            return Err(Error::Invalid(format!("Expected a UUID for instance_uuid: {u}")));
+            return Err(Error::Invalid(format!(
+                "Expected a UUID for instance_uuid: {u}"
+            )));
         }
         if let Some(prev) = &old.instance_uuid {
             if prev != u {
-                return Err(Error::NodeAssociated { node: ident, instance: prev.clone() });
+                return Err(Error::NodeAssociated {
+                    node: ident,
+                    instance: prev.clone(),
+                });
             }
         }
     }
@@ -243,7 +353,10 @@ pub fn apply(old: &Node, ops: &[PatchOp], registry: &Registry, reset_interfaces:
         new.maintenance_reason = None;
         new.fault = None;
     }
-    if new.protected && !old.protected && !matches!(old.provision_state, State::Active | State::Rescue) {
+    if new.protected
+        && !old.protected
+        && !matches!(old.provision_state, State::Active | State::Rescue)
+    {
         return Err(Error::InvalidState(format!(
             "Node {ident} can only be made protected in provision states \"active\" or \"rescue\", not \"{}\"",
             old.provision_state
@@ -267,7 +380,10 @@ pub fn apply(old: &Node, ops: &[PatchOp], registry: &Registry, reset_interfaces:
                 continue;
             }
             let current = new.interfaces.get(kind).unwrap_or_default().to_string();
-            let keep = reset_interfaces != Some(true) && registry.check_interface(&new.driver, kind, &current).is_ok();
+            let keep = reset_interfaces != Some(true)
+                && registry
+                    .check_interface(&new.driver, kind, &current)
+                    .is_ok();
             if !keep {
                 if let (Some(slot), Some(d)) = (new.interfaces.get_mut(kind), defaults.get(kind)) {
                     *slot = d.to_string();
@@ -279,10 +395,15 @@ pub fn apply(old: &Node, ops: &[PatchOp], registry: &Registry, reset_interfaces:
         let field = format!("{kind}_interface");
         let value = match doc.get(&field) {
             Some(Value::String(s)) if explicit_interfaces.iter().any(|k| k == kind) => s.clone(),
-            Some(Value::Null) if explicit_interfaces.iter().any(|k| k == kind) => {
-                registry.hardware_type(&new.driver)?.defaults().get(kind).unwrap_or_default().to_string()
+            Some(Value::Null) if explicit_interfaces.iter().any(|k| k == kind) => registry
+                .hardware_type(&new.driver)?
+                .defaults()
+                .get(kind)
+                .unwrap_or_default()
+                .to_string(),
+            Some(v) if explicit_interfaces.iter().any(|k| k == kind) => {
+                return Err(invalid(&field, "an interface name", v))
             }
-            Some(v) if explicit_interfaces.iter().any(|k| k == kind) => return Err(invalid(&field, "an interface name", v)),
             _ => continue,
         };
         registry.check_interface(&new.driver, kind, &value)?;
@@ -311,7 +432,13 @@ mod tests {
 
     fn node(state: State) -> Node {
         let r = Registry::standard();
-        let mut n = Node::new(Uuid::new_v4(), "ipmi", r.hardware_type("ipmi").unwrap().defaults(), state, String::new());
+        let mut n = Node::new(
+            Uuid::new_v4(),
+            "ipmi",
+            r.hardware_type("ipmi").unwrap().defaults(),
+            state,
+            String::new(),
+        );
         n.name = Some("n1".into());
         n
     }
@@ -334,7 +461,15 @@ mod tests {
         assert_eq!(new.instance_info["image_source"], "http://h/blank");
         assert_eq!(new.properties["memory_mb"], 1024);
         assert_eq!(new.name.as_deref(), Some("renamed"));
-        let unset = apply(&new, &ops(json!([{"op": "remove", "path": "/extra/foo"}, {"op": "remove", "path": "/name"}])), &r, None).unwrap();
+        let unset = apply(
+            &new,
+            &ops(
+                json!([{"op": "remove", "path": "/extra/foo"}, {"op": "remove", "path": "/name"}]),
+            ),
+            &r,
+            None,
+        )
+        .unwrap();
         assert!(unset.extra.is_empty());
         assert_eq!(unset.name, None);
     }
@@ -343,24 +478,74 @@ mod tests {
     fn refusals() {
         let r = Registry::standard();
         let cases: Vec<(State, Value, &str)> = vec![
-            (State::Enroll, json!([{"op": "add", "path": "/provision_state", "value": "active"}]), "internal attribute"),
-            (State::Enroll, json!([{"op": "add", "path": "/nonsense", "value": 1}]), "not allowed"),
-            (State::Enroll, json!([{"op": "remove", "path": "/extra/missing"}]), "could not be applied"),
-            (State::Enroll, json!([{"op": "move", "path": "/extra/a", "from": "/extra/b"}]), "only add, replace and remove"),
-            (State::Enroll, json!([{"op": "add", "path": "/name", "value": "bad name"}]), "logical name"),
-            (State::Enroll, json!([{"op": "add", "path": "/instance_uuid", "value": "nope"}]), "Expected a UUID"),
-            (State::Enroll, json!([{"op": "add", "path": "/maintenance", "value": "perhaps"}]), "boolean"),
-            (State::Enroll, json!([{"op": "add", "path": "/driver", "value": "redfish"}]), "No valid host"),
-            (State::Enroll, json!([{"op": "add", "path": "/power_interface", "value": "fake"}]), "Valid interfaces"),
-            (State::Enroll, json!([{"op": "add", "path": "/protected", "value": true}]), "protected"),
-            (State::Active, json!([{"op": "add", "path": "/power_interface", "value": "ipmitool"}]), "can only be changed"),
-            (State::Adopting, json!([{"op": "add", "path": "/extra/a", "value": 1}]), "transition is in progress"),
+            (
+                State::Enroll,
+                json!([{"op": "add", "path": "/provision_state", "value": "active"}]),
+                "internal attribute",
+            ),
+            (
+                State::Enroll,
+                json!([{"op": "add", "path": "/nonsense", "value": 1}]),
+                "not allowed",
+            ),
+            (
+                State::Enroll,
+                json!([{"op": "remove", "path": "/extra/missing"}]),
+                "could not be applied",
+            ),
+            (
+                State::Enroll,
+                json!([{"op": "move", "path": "/extra/a", "from": "/extra/b"}]),
+                "only add, replace and remove",
+            ),
+            (
+                State::Enroll,
+                json!([{"op": "add", "path": "/name", "value": "bad name"}]),
+                "logical name",
+            ),
+            (
+                State::Enroll,
+                json!([{"op": "add", "path": "/instance_uuid", "value": "nope"}]),
+                "Expected a UUID",
+            ),
+            (
+                State::Enroll,
+                json!([{"op": "add", "path": "/maintenance", "value": "perhaps"}]),
+                "boolean",
+            ),
+            (
+                State::Enroll,
+                json!([{"op": "add", "path": "/driver", "value": "redfish"}]),
+                "No valid host",
+            ),
+            (
+                State::Enroll,
+                json!([{"op": "add", "path": "/power_interface", "value": "fake"}]),
+                "Valid interfaces",
+            ),
+            (
+                State::Enroll,
+                json!([{"op": "add", "path": "/protected", "value": true}]),
+                "protected",
+            ),
+            (
+                State::Active,
+                json!([{"op": "add", "path": "/power_interface", "value": "ipmitool"}]),
+                "can only be changed",
+            ),
+            (
+                State::Adopting,
+                json!([{"op": "add", "path": "/extra/a", "value": 1}]),
+                "transition is in progress",
+            ),
             (State::Enroll, json!([]), "empty"),
         ];
         for (state, p, want) in cases {
             let mut n = node(state);
             n.target_provision_state = state.default_target();
-            let err = apply(&n, &ops(p.clone()), &r, None).expect_err(&p.to_string()).to_string();
+            let err = apply(&n, &ops(p.clone()), &r, None)
+                .expect_err(&p.to_string())
+                .to_string();
             assert!(err.contains(want), "{p}: {err}");
         }
     }
@@ -369,9 +554,18 @@ mod tests {
     fn switching_to_fake_hardware_resets_unsupported_interfaces() {
         let r = Registry::standard();
         let n = node(State::Manageable);
-        let new = apply(&n, &ops(json!([{"op": "replace", "path": "/driver", "value": "fake-hardware"}])), &r, None).unwrap();
+        let new = apply(
+            &n,
+            &ops(json!([{"op": "replace", "path": "/driver", "value": "fake-hardware"}])),
+            &r,
+            None,
+        )
+        .unwrap();
         assert_eq!(new.interfaces.power, "fake");
-        assert_eq!(new.interfaces.boot, "ipxe", "ipxe is valid for fake-hardware, so it is kept");
+        assert_eq!(
+            new.interfaces.boot, "ipxe",
+            "ipxe is valid for fake-hardware, so it is kept"
+        );
         let all = apply(
             &n,
             &ops(json!([
@@ -383,8 +577,17 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!((all.interfaces.boot.as_str(), all.interfaces.deploy.as_str()), ("fake", "fake"));
-        let back = apply(&all, &ops(json!([{"op": "replace", "path": "/driver", "value": "ipmi"}])), &r, Some(true)).unwrap();
+        assert_eq!(
+            (all.interfaces.boot.as_str(), all.interfaces.deploy.as_str()),
+            ("fake", "fake")
+        );
+        let back = apply(
+            &all,
+            &ops(json!([{"op": "replace", "path": "/driver", "value": "ipmi"}])),
+            &r,
+            Some(true),
+        )
+        .unwrap();
         assert_eq!(back.interfaces, r.hardware_type("ipmi").unwrap().defaults());
     }
 
@@ -395,7 +598,13 @@ mod tests {
         n.maintenance = true;
         n.maintenance_reason = Some("x".into());
         n.fault = Some("power failure".into());
-        let new = apply(&n, &ops(json!([{"op": "replace", "path": "/maintenance", "value": "false"}])), &r, None).unwrap();
+        let new = apply(
+            &n,
+            &ops(json!([{"op": "replace", "path": "/maintenance", "value": "false"}])),
+            &r,
+            None,
+        )
+        .unwrap();
         assert!(!new.maintenance);
         assert_eq!((new.maintenance_reason, new.fault), (None, None));
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{BoxFuture, DeployOutcome, Deploy, Boot, Error, Management, Power, Result, Task};
+use super::{Boot, BoxFuture, Deploy, DeployOutcome, Error, Management, Power, Result, Task};
 use crate::model::{Node, PowerState, Severity};
 
 /// driver_info keys the fake interfaces read.
@@ -63,15 +63,27 @@ impl Power for FakePower {
                 Some(s) => s,
                 None => initial_power(&task.node)?,
             };
-            task.record(Severity::Info, "power", format!("fake power call: get_power_state -> {state}"));
+            task.record(
+                Severity::Info,
+                "power",
+                format!("fake power call: get_power_state -> {state}"),
+            );
             Ok(state)
         })
     }
 
-    fn set_power_state<'a>(&'a self, task: &'a Task, target: PowerState) -> BoxFuture<'a, Result<()>> {
+    fn set_power_state<'a>(
+        &'a self,
+        task: &'a Task,
+        target: PowerState,
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             tokio::time::sleep(delay(&task.node, "fake_power_delay")?).await;
-            task.record(Severity::Info, "power", format!("fake power call: set_power_state {target}"));
+            task.record(
+                Severity::Info,
+                "power",
+                format!("fake power call: set_power_state {target}"),
+            );
             Ok(())
         })
     }
@@ -82,7 +94,8 @@ impl Power for FakePower {
 pub struct FakeManagement;
 
 fn boot_devices() -> &'static Mutex<HashMap<Uuid, (String, bool)>> {
-    static DEVICES: std::sync::OnceLock<Mutex<HashMap<Uuid, (String, bool)>>> = std::sync::OnceLock::new();
+    static DEVICES: std::sync::OnceLock<Mutex<HashMap<Uuid, (String, bool)>>> =
+        std::sync::OnceLock::new();
     DEVICES.get_or_init(Default::default)
 }
 
@@ -91,7 +104,12 @@ impl Management for FakeManagement {
         Ok(())
     }
 
-    fn set_boot_device<'a>(&'a self, task: &'a Task, device: &'a str, persistent: bool) -> BoxFuture<'a, Result<()>> {
+    fn set_boot_device<'a>(
+        &'a self,
+        task: &'a Task,
+        device: &'a str,
+        persistent: bool,
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             task.record(
                 Severity::Info,
@@ -106,7 +124,10 @@ impl Management for FakeManagement {
         })
     }
 
-    fn get_boot_device<'a>(&'a self, task: &'a Task) -> BoxFuture<'a, Result<(Option<String>, Option<bool>)>> {
+    fn get_boot_device<'a>(
+        &'a self,
+        task: &'a Task,
+    ) -> BoxFuture<'a, Result<(Option<String>, Option<bool>)>> {
         Box::pin(async move {
             let map = boot_devices().lock().unwrap_or_else(|p| p.into_inner());
             Ok(match map.get(&task.node.uuid) {
@@ -157,14 +178,23 @@ impl Deploy for FakeDeploy {
         })
     }
 
-    fn deploy<'a>(&'a self, task: &'a mut Task, _power: &'a dyn Power, _mgmt: &'a dyn Management) -> BoxFuture<'a, Result<DeployOutcome>> {
+    fn deploy<'a>(
+        &'a self,
+        task: &'a mut Task,
+        _power: &'a dyn Power,
+        _mgmt: &'a dyn Management,
+    ) -> BoxFuture<'a, Result<DeployOutcome>> {
         Box::pin(async move {
             tokio::time::sleep(delay(&task.node, "fake_deploy_delay")?).await;
             Ok(DeployOutcome::Done)
         })
     }
 
-    fn tear_down<'a>(&'a self, _task: &'a mut Task, _power: &'a dyn Power) -> BoxFuture<'a, Result<()>> {
+    fn tear_down<'a>(
+        &'a self,
+        _task: &'a mut Task,
+        _power: &'a dyn Power,
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async { Ok(()) })
     }
 
@@ -191,7 +221,13 @@ mod tests {
             (json!([1]), None),
         ];
         for (v, want) in cases {
-            let mut n = Node::new(Uuid::new_v4(), "fake-hardware", Interfaces::default(), State::Enroll, String::new());
+            let mut n = Node::new(
+                Uuid::new_v4(),
+                "fake-hardware",
+                Interfaces::default(),
+                State::Enroll,
+                String::new(),
+            );
             n.driver_info.insert("fake_deploy_delay".into(), v.clone());
             let got = delay(&n, "fake_deploy_delay").ok().map(|d| d.as_secs_f64());
             assert_eq!(got, want, "{v}");

@@ -62,23 +62,24 @@ fn optional_string(node: &Node, key: &str, max_len: usize) -> Result<Option<Stri
         Some(Value::String(_)) => Err(Error::InvalidParameter(format!(
             "driver_info/{key} is longer than the {max_len} bytes IPMI allows"
         ))),
-        Some(_) => Err(Error::InvalidParameter(format!("driver_info/{key} must be a string"))),
+        Some(_) => Err(Error::InvalidParameter(format!(
+            "driver_info/{key} must be a string"
+        ))),
     }
 }
 
 fn optional_int(node: &Node, key: &str) -> Result<Option<i64>> {
     match node.driver_info.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .map(Some)
-            .ok_or_else(|| Error::InvalidParameter(format!("driver_info/{key} must be an integer, got {n}"))),
-        Some(Value::String(s)) => s
-            .trim()
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| Error::InvalidParameter(format!("driver_info/{key} must be an integer, got {s:?}"))),
-        Some(other) => Err(Error::InvalidParameter(format!("driver_info/{key} must be an integer, got {other}"))),
+        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| {
+            Error::InvalidParameter(format!("driver_info/{key} must be an integer, got {n}"))
+        }),
+        Some(Value::String(s)) => s.trim().parse::<i64>().map(Some).map_err(|_| {
+            Error::InvalidParameter(format!("driver_info/{key} must be an integer, got {s:?}"))
+        }),
+        Some(other) => Err(Error::InvalidParameter(format!(
+            "driver_info/{key} must be an integer, got {other}"
+        ))),
     }
 }
 
@@ -100,21 +101,20 @@ fn valid_host(s: &str) -> bool {
 
 /// Parses and checks a node's IPMI driver_info. Never echoes the password.
 pub fn parse_driver_info(node: &Node) -> Result<IpmiInfo> {
-    let address = match node.driver_info.get("ipmi_address") {
-        None | Some(Value::Null) => {
-            return Err(Error::MissingParameter(
+    let address =
+        match node.driver_info.get("ipmi_address") {
+            None | Some(Value::Null) => return Err(Error::MissingParameter(
                 "Missing the following IPMI credentials in node's driver_info: ['ipmi_address']. \
                  Set it with: baremetal node set <node> --driver-info ipmi_address=<BMC address>"
                     .into(),
-            ))
-        }
-        Some(Value::String(s)) if valid_host(s.trim()) => s.trim().to_string(),
-        Some(v) => {
-            return Err(Error::InvalidParameter(format!(
-                "driver_info/ipmi_address {v} is not an IP address or host name"
-            )))
-        }
-    };
+            )),
+            Some(Value::String(s)) if valid_host(s.trim()) => s.trim().to_string(),
+            Some(v) => {
+                return Err(Error::InvalidParameter(format!(
+                    "driver_info/ipmi_address {v} is not an IP address or host name"
+                )))
+            }
+        };
     let port = match optional_int(node, "ipmi_port")? {
         None => 623,
         Some(p) if (1..=65535).contains(&p) => p as u16,
@@ -161,14 +161,25 @@ pub fn parse_driver_info(node: &Node) -> Result<IpmiInfo> {
                 "driver_info/ipmi_password is longer than the 20 bytes IPMI 2.0 allows".into(),
             ))
         }
-        Some(_) => return Err(Error::InvalidParameter("driver_info/ipmi_password must be a string".into())),
+        Some(_) => {
+            return Err(Error::InvalidParameter(
+                "driver_info/ipmi_password must be a string".into(),
+            ))
+        }
     };
     for key in ["deploy_kernel", "deploy_ramdisk"] {
         if let Some(v) = node.driver_info.get(key) {
             super::pxe::check_image_ref(&format!("driver_info/{key}"), v)?;
         }
     }
-    Ok(IpmiInfo { address, port, username, password, cipher_suite, priv_level })
+    Ok(IpmiInfo {
+        address,
+        port,
+        username,
+        password,
+        cipher_suite,
+        priv_level,
+    })
 }
 
 fn not_yet(what: &str) -> Error {
@@ -179,9 +190,7 @@ fn not_yet(what: &str) -> Error {
 }
 
 /// IPMI power control (`ipmi` native and the `ipmitool` fallback).
-pub struct IpmiPower {
-    pub name: &'static str,
-}
+pub struct IpmiPower;
 
 impl Power for IpmiPower {
     fn validate(&self, node: &Node) -> Result<()> {
@@ -195,7 +204,11 @@ impl Power for IpmiPower {
         })
     }
 
-    fn set_power_state<'a>(&'a self, task: &'a Task, _target: PowerState) -> BoxFuture<'a, Result<()>> {
+    fn set_power_state<'a>(
+        &'a self,
+        task: &'a Task,
+        _target: PowerState,
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             parse_driver_info(&task.node)?;
             Err(not_yet("Power control"))
@@ -211,14 +224,22 @@ impl Management for IpmiManagement {
         parse_driver_info(node).map(|_| ())
     }
 
-    fn set_boot_device<'a>(&'a self, task: &'a Task, _device: &'a str, _persistent: bool) -> BoxFuture<'a, Result<()>> {
+    fn set_boot_device<'a>(
+        &'a self,
+        task: &'a Task,
+        _device: &'a str,
+        _persistent: bool,
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             parse_driver_info(&task.node)?;
             Err(not_yet("Setting the boot device"))
         })
     }
 
-    fn get_boot_device<'a>(&'a self, task: &'a Task) -> BoxFuture<'a, Result<(Option<String>, Option<bool>)>> {
+    fn get_boot_device<'a>(
+        &'a self,
+        task: &'a Task,
+    ) -> BoxFuture<'a, Result<(Option<String>, Option<bool>)>> {
         Box::pin(async move {
             parse_driver_info(&task.node)?;
             Err(not_yet("Reading the boot device"))
@@ -234,7 +255,13 @@ mod tests {
     use uuid::Uuid;
 
     fn node(info: Value) -> Node {
-        let mut n = Node::new(Uuid::new_v4(), "ipmi", Interfaces::default(), State::Enroll, String::new());
+        let mut n = Node::new(
+            Uuid::new_v4(),
+            "ipmi",
+            Interfaces::default(),
+            State::Enroll,
+            String::new(),
+        );
         n.driver_info = info.as_object().unwrap().clone();
         n
     }
@@ -243,19 +270,49 @@ mod tests {
     fn driver_info_cases() {
         let cases: &[(Value, Option<&str>)] = &[
             (json!({"ipmi_address": "10.0.0.5"}), None),
-            (json!({"ipmi_address": "bmc-1.rack.example", "ipmi_port": "6230"}), None),
-            (json!({"ipmi_address": "::1", "ipmi_cipher_suite": 17, "ipmi_priv_level": "OPERATOR"}), None),
+            (
+                json!({"ipmi_address": "bmc-1.rack.example", "ipmi_port": "6230"}),
+                None,
+            ),
+            (
+                json!({"ipmi_address": "::1", "ipmi_cipher_suite": 17, "ipmi_priv_level": "OPERATOR"}),
+                None,
+            ),
             (json!({}), Some("ipmi_address")),
             (json!({"ipmi_address": ""}), Some("ipmi_address")),
             (json!({"ipmi_address": "bad host!"}), Some("ipmi_address")),
-            (json!({"ipmi_address": "h", "ipmi_port": 0}), Some("ipmi_port")),
-            (json!({"ipmi_address": "h", "ipmi_port": "x"}), Some("ipmi_port")),
-            (json!({"ipmi_address": "h", "ipmi_cipher_suite": 1}), Some("ipmi_cipher_suite")),
-            (json!({"ipmi_address": "h", "ipmi_priv_level": "ROOT"}), Some("ipmi_priv_level")),
-            (json!({"ipmi_address": "h", "ipmi_username": "u".repeat(17)}), Some("ipmi_username")),
-            (json!({"ipmi_address": "h", "ipmi_password": "p".repeat(21)}), Some("ipmi_password")),
-            (json!({"ipmi_address": "h", "ipmi_protocol_version": "1.5"}), Some("ipmi_protocol_version")),
-            (json!({"ipmi_address": "h", "deploy_kernel": "ftp://x/k"}), Some("deploy_kernel")),
+            (
+                json!({"ipmi_address": "h", "ipmi_port": 0}),
+                Some("ipmi_port"),
+            ),
+            (
+                json!({"ipmi_address": "h", "ipmi_port": "x"}),
+                Some("ipmi_port"),
+            ),
+            (
+                json!({"ipmi_address": "h", "ipmi_cipher_suite": 1}),
+                Some("ipmi_cipher_suite"),
+            ),
+            (
+                json!({"ipmi_address": "h", "ipmi_priv_level": "ROOT"}),
+                Some("ipmi_priv_level"),
+            ),
+            (
+                json!({"ipmi_address": "h", "ipmi_username": "u".repeat(17)}),
+                Some("ipmi_username"),
+            ),
+            (
+                json!({"ipmi_address": "h", "ipmi_password": "p".repeat(21)}),
+                Some("ipmi_password"),
+            ),
+            (
+                json!({"ipmi_address": "h", "ipmi_protocol_version": "1.5"}),
+                Some("ipmi_protocol_version"),
+            ),
+            (
+                json!({"ipmi_address": "h", "deploy_kernel": "ftp://x/k"}),
+                Some("deploy_kernel"),
+            ),
         ];
         for (info, bad_key) in cases {
             let got = parse_driver_info(&node(info.clone()));
@@ -272,8 +329,14 @@ mod tests {
     #[test]
     fn password_never_in_errors_or_debug() {
         let n = node(json!({"ipmi_address": "h", "ipmi_password": "hunter2", "ipmi_port": -1}));
-        assert!(!parse_driver_info(&n).unwrap_err().to_string().contains("hunter2"));
-        let ok = parse_driver_info(&node(json!({"ipmi_address": "h", "ipmi_password": "hunter2"}))).unwrap();
+        assert!(!parse_driver_info(&n)
+            .unwrap_err()
+            .to_string()
+            .contains("hunter2"));
+        let ok = parse_driver_info(&node(
+            json!({"ipmi_address": "h", "ipmi_password": "hunter2"}),
+        ))
+        .unwrap();
         assert!(!format!("{ok:?}").contains("hunter2"));
     }
 }

@@ -70,7 +70,13 @@ impl Default for Settings {
 
 impl Task {
     pub fn new(node: Node, ports: Vec<Port>, http: reqwest::Client, settings: Settings) -> Task {
-        Task { node, ports, http, settings, records: Mutex::new(Vec::new()) }
+        Task {
+            node,
+            ports,
+            http,
+            settings,
+            records: Mutex::new(Vec::new()),
+        }
     }
 
     /// Notes an event for the node history (and the log).
@@ -97,7 +103,11 @@ pub trait Power: Send + Sync {
     fn get_power_state<'a>(&'a self, task: &'a Task) -> BoxFuture<'a, Result<PowerState>>;
     /// Moves the node to `target` and waits until it is there. `power on` /
     /// `power off` are idempotent; reboots are not.
-    fn set_power_state<'a>(&'a self, task: &'a Task, target: PowerState) -> BoxFuture<'a, Result<()>>;
+    fn set_power_state<'a>(
+        &'a self,
+        task: &'a Task,
+        target: PowerState,
+    ) -> BoxFuture<'a, Result<()>>;
 }
 
 /// Boot devices a management interface can set.
@@ -108,9 +118,17 @@ pub trait Management: Send + Sync {
     /// Checks driver_info without contacting the BMC. Idempotent.
     fn validate(&self, node: &Node) -> Result<()>;
     /// Sets the next boot device. Idempotent.
-    fn set_boot_device<'a>(&'a self, task: &'a Task, device: &'a str, persistent: bool) -> BoxFuture<'a, Result<()>>;
+    fn set_boot_device<'a>(
+        &'a self,
+        task: &'a Task,
+        device: &'a str,
+        persistent: bool,
+    ) -> BoxFuture<'a, Result<()>>;
     /// Reads the boot device, if the hardware tells. Idempotent.
-    fn get_boot_device<'a>(&'a self, task: &'a Task) -> BoxFuture<'a, Result<(Option<String>, Option<bool>)>>;
+    fn get_boot_device<'a>(
+        &'a self,
+        task: &'a Task,
+    ) -> BoxFuture<'a, Result<(Option<String>, Option<bool>)>>;
     /// The devices `set_boot_device` accepts.
     fn supported_boot_devices(&self) -> &'static [&'static str] {
         BOOT_DEVICES
@@ -131,10 +149,9 @@ pub trait Boot: Send + Sync {
 /// How a deploy ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeployOutcome {
-    /// The node is deployed.
+    /// The node is deployed. (Waiting for a ramdisk call-back arrives with
+    /// the boot services.)
     Done,
-    /// The node is booting and will call back.
-    Wait,
 }
 
 /// Deployment and takeover.
@@ -148,9 +165,18 @@ pub trait Deploy: Send + Sync {
     /// Idempotent.
     fn take_over<'a>(&'a self, task: &'a mut Task) -> BoxFuture<'a, Result<()>>;
     /// Deploys the node. Not idempotent.
-    fn deploy<'a>(&'a self, task: &'a mut Task, power: &'a dyn Power, mgmt: &'a dyn Management) -> BoxFuture<'a, Result<DeployOutcome>>;
+    fn deploy<'a>(
+        &'a self,
+        task: &'a mut Task,
+        power: &'a dyn Power,
+        mgmt: &'a dyn Management,
+    ) -> BoxFuture<'a, Result<DeployOutcome>>;
     /// Tears the deployment down. Idempotent.
-    fn tear_down<'a>(&'a self, task: &'a mut Task, power: &'a dyn Power) -> BoxFuture<'a, Result<()>>;
+    fn tear_down<'a>(
+        &'a self,
+        task: &'a mut Task,
+        power: &'a dyn Power,
+    ) -> BoxFuture<'a, Result<()>>;
     /// Whether cleaning with this interface would write to the node's disks.
     fn cleaning_touches_disks(&self) -> bool;
 }
@@ -219,7 +245,11 @@ pub enum ChoiceError {
     #[error("No valid host was found. Reason: No conductor service registered which supports driver {0} for conductor group \"\".")]
     UnknownDriver(String),
     #[error("Could not find the following interface in the 'ironic.hardware.interfaces.{kind}' entrypoint: {name}. Valid interfaces are {valid}.")]
-    UnknownInterface { kind: String, name: String, valid: String },
+    UnknownInterface {
+        kind: String,
+        name: String,
+        valid: String,
+    },
 }
 
 impl Registry {
@@ -245,23 +275,29 @@ impl Registry {
         }
         let mut power: BTreeMap<&'static str, Arc<dyn Power>> = BTreeMap::new();
         power.insert("fake", Arc::new(fake::FakePower));
-        power.insert("ipmi", Arc::new(ipmi::IpmiPower { name: "ipmi" }));
-        power.insert("ipmitool", Arc::new(ipmi::IpmiPower { name: "ipmitool" }));
+        power.insert("ipmi", Arc::new(ipmi::IpmiPower));
+        power.insert("ipmitool", Arc::new(ipmi::IpmiPower));
         let mut management: BTreeMap<&'static str, Arc<dyn Management>> = BTreeMap::new();
         management.insert("fake", Arc::new(fake::FakeManagement));
         management.insert("ipmi", Arc::new(ipmi::IpmiManagement));
         management.insert("ipmitool", Arc::new(ipmi::IpmiManagement));
         let mut boot: BTreeMap<&'static str, Arc<dyn Boot>> = BTreeMap::new();
         boot.insert("fake", Arc::new(fake::FakeBoot));
-        boot.insert("ipxe", Arc::new(pxe::PxeBoot { name: "ipxe" }));
-        boot.insert("pxe", Arc::new(pxe::PxeBoot { name: "pxe" }));
+        boot.insert("ipxe", Arc::new(pxe::PxeBoot));
+        boot.insert("pxe", Arc::new(pxe::PxeBoot));
         let mut deploy: BTreeMap<&'static str, Arc<dyn Deploy>> = BTreeMap::new();
         deploy.insert("fake", Arc::new(fake::FakeDeploy));
         deploy.insert("ramdisk", Arc::new(pxe::RamdiskDeploy));
         Registry {
             types: vec![
-                HardwareType { name: "fake-hardware", supported: fake_hw },
-                HardwareType { name: "ipmi", supported: ipmi_hw },
+                HardwareType {
+                    name: "fake-hardware",
+                    supported: fake_hw,
+                },
+                HardwareType {
+                    name: "ipmi",
+                    supported: ipmi_hw,
+                },
             ],
             power,
             management,
@@ -282,7 +318,12 @@ impl Registry {
     }
 
     /// Checks that `name` is an interface of `kind` that `driver` supports.
-    pub fn check_interface(&self, driver: &str, kind: &str, name: &str) -> std::result::Result<(), ChoiceError> {
+    pub fn check_interface(
+        &self,
+        driver: &str,
+        kind: &str,
+        name: &str,
+    ) -> std::result::Result<(), ChoiceError> {
         let hw = self.hardware_type(driver)?;
         let valid = hw.supported.get(kind).cloned().unwrap_or_default();
         if valid.contains(&name) {
@@ -308,14 +349,26 @@ impl Registry {
             valid: "none".to_string(),
         };
         Ok(Bundle {
-            power: self.power.get(i.power.as_str()).cloned().ok_or_else(|| missing("power", &i.power))?,
+            power: self
+                .power
+                .get(i.power.as_str())
+                .cloned()
+                .ok_or_else(|| missing("power", &i.power))?,
             management: self
                 .management
                 .get(i.management.as_str())
                 .cloned()
                 .ok_or_else(|| missing("management", &i.management))?,
-            boot: self.boot.get(i.boot.as_str()).cloned().ok_or_else(|| missing("boot", &i.boot))?,
-            deploy: self.deploy.get(i.deploy.as_str()).cloned().ok_or_else(|| missing("deploy", &i.deploy))?,
+            boot: self
+                .boot
+                .get(i.boot.as_str())
+                .cloned()
+                .ok_or_else(|| missing("boot", &i.boot))?,
+            deploy: self
+                .deploy
+                .get(i.deploy.as_str())
+                .cloned()
+                .ok_or_else(|| missing("deploy", &i.deploy))?,
         })
     }
 
@@ -340,9 +393,23 @@ mod tests {
     fn defaults_and_choices() {
         let r = Registry::standard();
         let fake = r.hardware_type("fake-hardware").unwrap().defaults();
-        assert_eq!((fake.power.as_str(), fake.boot.as_str(), fake.deploy.as_str()), ("fake", "fake", "fake"));
+        assert_eq!(
+            (
+                fake.power.as_str(),
+                fake.boot.as_str(),
+                fake.deploy.as_str()
+            ),
+            ("fake", "fake", "fake")
+        );
         let ipmi = r.hardware_type("ipmi").unwrap().defaults();
-        assert_eq!((ipmi.power.as_str(), ipmi.boot.as_str(), ipmi.deploy.as_str()), ("ipmi", "ipxe", "ramdisk"));
+        assert_eq!(
+            (
+                ipmi.power.as_str(),
+                ipmi.boot.as_str(),
+                ipmi.deploy.as_str()
+            ),
+            ("ipmi", "ipxe", "ramdisk")
+        );
         assert_eq!(ipmi.vendor, "no-vendor");
         let cases = [
             ("fake-hardware", "boot", "ipxe", true),
@@ -354,8 +421,15 @@ mod tests {
             ("ipmi", "nonsense", "fake", false),
         ];
         for (driver, kind, name, ok) in cases {
-            assert_eq!(r.check_interface(driver, kind, name).is_ok(), ok, "{driver} {kind} {name}");
+            assert_eq!(
+                r.check_interface(driver, kind, name).is_ok(),
+                ok,
+                "{driver} {kind} {name}"
+            );
         }
-        assert!(matches!(r.hardware_type("redfish"), Err(ChoiceError::UnknownDriver(_))));
+        assert!(matches!(
+            r.hardware_type("redfish"),
+            Err(ChoiceError::UnknownDriver(_))
+        ));
     }
 }

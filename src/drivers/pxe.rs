@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use super::{BoxFuture, Boot, DeployOutcome, Deploy, Error, Management, Power, Result, Task};
+use super::{Boot, BoxFuture, Deploy, DeployOutcome, Error, Management, Power, Result, Task};
 use crate::images;
 use crate::model::{Node, PowerState, Severity};
 
@@ -25,7 +25,9 @@ pub fn check_image_ref(key: &str, value: &Value) -> Result<()> {
             "{key} {:?} is not an http://, https:// or file:// URL or an absolute path",
             images::redact(s)
         ))),
-        _ => Err(Error::InvalidParameter(format!("{key} must be a string (a URL or an absolute path)"))),
+        _ => Err(Error::InvalidParameter(format!(
+            "{key} must be a string (a URL or an absolute path)"
+        ))),
     }
 }
 
@@ -63,9 +65,7 @@ fn instance_image(node: &Node) -> Result<(&'static str, &str)> {
 }
 
 /// iPXE / PXE boot.
-pub struct PxeBoot {
-    pub name: &'static str,
-}
+pub struct PxeBoot;
 
 impl Boot for PxeBoot {
     fn validate<'a>(&'a self, task: &'a Task) -> BoxFuture<'a, Result<()>> {
@@ -93,7 +93,10 @@ impl Boot for PxeBoot {
             task.record(
                 Severity::Info,
                 "provisioning",
-                format!("boot validation: instance_info/{key} {} is reachable", images::redact(reference)),
+                format!(
+                    "boot validation: instance_info/{key} {} is reachable",
+                    images::redact(reference)
+                ),
             );
             Ok(())
         })
@@ -101,7 +104,11 @@ impl Boot for PxeBoot {
 
     fn prepare_instance<'a>(&'a self, task: &'a mut Task) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let decision = if task.node.interfaces.deploy == "ramdisk" { "network" } else { "local" };
+            let decision = if task.node.interfaces.deploy == "ramdisk" {
+                "network"
+            } else {
+                "local"
+            };
             task.node
                 .driver_internal_info
                 .insert("boot_decision".into(), Value::String(decision.into()));
@@ -124,7 +131,8 @@ impl Deploy for RamdiskDeploy {
         let has = |k: &str| node.instance_info.get(k).is_some_and(|v| !v.is_null());
         if has("boot_iso") && has("image_source") {
             return Err(Error::InvalidParameter(
-                "instance_info/boot_iso and instance_info/image_source are mutually exclusive".into(),
+                "instance_info/boot_iso and instance_info/image_source are mutually exclusive"
+                    .into(),
             ));
         }
         if !(has("boot_iso") || has("image_source") || (has("kernel") && has("ramdisk"))) {
@@ -150,7 +158,12 @@ impl Deploy for RamdiskDeploy {
         Box::pin(async { Ok(()) })
     }
 
-    fn deploy<'a>(&'a self, _task: &'a mut Task, _power: &'a dyn Power, _mgmt: &'a dyn Management) -> BoxFuture<'a, Result<DeployOutcome>> {
+    fn deploy<'a>(
+        &'a self,
+        _task: &'a mut Task,
+        _power: &'a dyn Power,
+        _mgmt: &'a dyn Management,
+    ) -> BoxFuture<'a, Result<DeployOutcome>> {
         Box::pin(async {
             Err(Error::Unsupported(
                 "deploying with the ramdisk deploy interface needs the boot services (DHCP/TFTP/HTTP), \
@@ -160,7 +173,11 @@ impl Deploy for RamdiskDeploy {
         })
     }
 
-    fn tear_down<'a>(&'a self, task: &'a mut Task, power: &'a dyn Power) -> BoxFuture<'a, Result<()>> {
+    fn tear_down<'a>(
+        &'a self,
+        task: &'a mut Task,
+        power: &'a dyn Power,
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             power.set_power_state(task, PowerState::Off).await?;
             task.node.power_state = Some(PowerState::Off);

@@ -43,7 +43,10 @@ pub fn redact(s: &str) -> String {
     let mut out = s.to_string();
     if let Some(scheme_end) = out.find("://") {
         let rest_start = scheme_end + 3;
-        let auth_end = out[rest_start..].find('/').map(|i| rest_start + i).unwrap_or(out.len());
+        let auth_end = out[rest_start..]
+            .find('/')
+            .map(|i| rest_start + i)
+            .unwrap_or(out.len());
         if let Some(at) = out[rest_start..auth_end].rfind('@') {
             out.replace_range(rest_start..rest_start + at, "******");
         }
@@ -71,7 +74,11 @@ pub fn redact(s: &str) -> String {
 /// Checks that an image can be read: an HTTP HEAD (or a one-byte GET when
 /// HEAD is refused) answered 2xx, or a readable regular file. The error says
 /// why not.
-pub async fn check_reachable(http: &reqwest::Client, reference: &str, timeout: Duration) -> Result<(), String> {
+pub async fn check_reachable(
+    http: &reqwest::Client,
+    reference: &str,
+    timeout: Duration,
+) -> Result<(), String> {
     match Source::parse(reference)? {
         Source::File(path) => {
             let meta = tokio::fs::metadata(&path)
@@ -94,7 +101,9 @@ pub async fn check_reachable(http: &reqwest::Client, reference: &str, timeout: D
                 }
             };
             let mut status = send(http.head(&url)).await?;
-            if status == reqwest::StatusCode::METHOD_NOT_ALLOWED || status == reqwest::StatusCode::NOT_IMPLEMENTED {
+            if status == reqwest::StatusCode::METHOD_NOT_ALLOWED
+                || status == reqwest::StatusCode::NOT_IMPLEMENTED
+            {
                 status = send(http.get(&url).header("Range", "bytes=0-0")).await?;
             }
             if status.is_success() {
@@ -134,11 +143,27 @@ mod tests {
 
     #[test]
     fn parse_cases() {
-        assert_eq!(Source::parse("http://h/x"), Ok(Source::Http("http://h/x".into())));
-        assert_eq!(Source::parse("HTTPS://h/x"), Ok(Source::Http("HTTPS://h/x".into())));
-        assert_eq!(Source::parse("file:///srv/x"), Ok(Source::File("/srv/x".into())));
+        assert_eq!(
+            Source::parse("http://h/x"),
+            Ok(Source::Http("http://h/x".into()))
+        );
+        assert_eq!(
+            Source::parse("HTTPS://h/x"),
+            Ok(Source::Http("HTTPS://h/x".into()))
+        );
+        assert_eq!(
+            Source::parse("file:///srv/x"),
+            Ok(Source::File("/srv/x".into()))
+        );
         assert_eq!(Source::parse("/srv/x"), Ok(Source::File("/srv/x".into())));
-        for bad in ["", "x", "ftp://h/x", "file://relative", "http://", "glance-id-123"] {
+        for bad in [
+            "",
+            "x",
+            "ftp://h/x",
+            "file://relative",
+            "http://",
+            "glance-id-123",
+        ] {
             assert!(Source::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -149,7 +174,10 @@ mod tests {
             ("http://h/x", "http://h/x"),
             ("http://user:pw@h/x", "http://******@h/x"),
             ("http://h/x?token=abc&a=1", "http://h/x?token=******&a=1"),
-            ("http://h/x?X-Amz-Signature=s", "http://h/x?X-Amz-Signature=******"),
+            (
+                "http://h/x?X-Amz-Signature=s",
+                "http://h/x?X-Amz-Signature=******",
+            ),
             ("/srv/img", "/srv/img"),
         ];
         for (input, want) in cases {
@@ -164,11 +192,22 @@ mod tests {
         std::fs::write(&f, b"").unwrap();
         let http = reqwest::Client::new();
         let t = Duration::from_secs(1);
-        assert!(check_reachable(&http, f.to_str().unwrap(), t).await.is_ok(), "empty file is fine");
-        assert!(check_reachable(&http, &format!("file://{}", f.display()), t).await.is_ok());
-        let missing = check_reachable(&http, "/nonexistent/rackboot-img", t).await.unwrap_err();
+        assert!(
+            check_reachable(&http, f.to_str().unwrap(), t).await.is_ok(),
+            "empty file is fine"
+        );
+        assert!(
+            check_reachable(&http, &format!("file://{}", f.display()), t)
+                .await
+                .is_ok()
+        );
+        let missing = check_reachable(&http, "/nonexistent/rackboot-img", t)
+            .await
+            .unwrap_err();
         assert!(missing.contains("cannot read"), "{missing}");
-        let dir_err = check_reachable(&http, dir.path().to_str().unwrap(), t).await.unwrap_err();
+        let dir_err = check_reachable(&http, dir.path().to_str().unwrap(), t)
+            .await
+            .unwrap_err();
         assert!(dir_err.contains("not a regular file"), "{dir_err}");
     }
 }

@@ -11,7 +11,7 @@ pub use mac::Mac;
 pub use node::{HistoryEntry, Interfaces, Node, Severity};
 pub use port::Port;
 pub use power::PowerState;
-pub use states::{Event, State};
+pub use states::State;
 
 /// The current time in Ironic's timestamp format
 /// (`2016-08-18T22:28:48.643434+00:00`).
@@ -29,6 +29,9 @@ mod tests {
     #[test]
     fn timestamp_format_is_ironics() {
         let ts: jiff::Timestamp = "2016-08-18T22:28:48.643434Z".parse().unwrap();
-        assert_eq!(super::format_timestamp(ts), "2016-08-18T22:28:48.643434+00:00");
+        assert_eq!(
+            super::format_timestamp(ts),
+            "2016-08-18T22:28:48.643434+00:00"
+        );
     }
 }

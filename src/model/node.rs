@@ -135,7 +135,13 @@ pub struct Node {
 
 impl Node {
     /// A new node in `state` with no optional fields set.
-    pub fn new(uuid: Uuid, driver: &str, interfaces: Interfaces, state: State, now: String) -> Node {
+    pub fn new(
+        uuid: Uuid,
+        driver: &str,
+        interfaces: Interfaces,
+        state: State,
+        now: String,
+    ) -> Node {
         Node {
             uuid,
             name: None,
@@ -194,16 +200,6 @@ impl Node {
             .get("adopted")
             .and_then(Value::as_bool)
             .unwrap_or(false)
-    }
-
-    /// A string from `driver_info`, if present and a string.
-    pub fn driver_info_str(&self, key: &str) -> Option<&str> {
-        self.driver_info.get(key).and_then(Value::as_str)
-    }
-
-    /// A string from `instance_info`, if present and a string.
-    pub fn instance_info_str(&self, key: &str) -> Option<&str> {
-        self.instance_info.get(key).and_then(Value::as_str)
     }
 }
 

@@ -68,6 +68,8 @@ impl Serialize for PowerState {
 
 impl<'de> Deserialize<'de> for PowerState {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }

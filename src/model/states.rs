@@ -17,6 +17,8 @@ macro_rules! string_enum {
         pub enum $name { $($variant),+ }
 
         impl $name {
+            /// Every value, in table order (the event list is read by tests).
+            #[allow(dead_code)]
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
 
             pub fn as_str(self) -> &'static str {
@@ -324,11 +326,6 @@ impl State {
         )
     }
 
-    /// States in which the power-state sync loop leaves a node alone.
-    pub fn sync_excluded(self) -> bool {
-        matches!(self, S::WaitCallBack | S::CleanWait | S::Enroll | S::AdoptFailed)
-    }
-
     /// States in which `*_interface` fields may change without maintenance.
     pub fn interface_update_allowed(self) -> bool {
         matches!(
@@ -349,21 +346,81 @@ pub struct ApiTarget {
 
 /// Ironic's provision targets with their events and minimum microversions.
 pub const API_TARGETS: &[ApiTarget] = &[
-    ApiTarget { target: "active", event: E::Deploy, min_version: None },
-    ApiTarget { target: "deploy", event: E::Deploy, min_version: Some(73) },
-    ApiTarget { target: "deleted", event: E::Delete, min_version: None },
-    ApiTarget { target: "undeploy", event: E::Delete, min_version: Some(73) },
-    ApiTarget { target: "manage", event: E::Manage, min_version: Some(4) },
-    ApiTarget { target: "provide", event: E::Provide, min_version: Some(4) },
-    ApiTarget { target: "inspect", event: E::Inspect, min_version: Some(6) },
-    ApiTarget { target: "abort", event: E::Abort, min_version: Some(13) },
-    ApiTarget { target: "clean", event: E::Clean, min_version: Some(15) },
-    ApiTarget { target: "adopt", event: E::Adopt, min_version: Some(17) },
-    ApiTarget { target: "rescue", event: E::Rescue, min_version: Some(38) },
-    ApiTarget { target: "unrescue", event: E::Unrescue, min_version: Some(38) },
-    ApiTarget { target: "unhold", event: E::Unhold, min_version: Some(85) },
-    ApiTarget { target: "service", event: E::Service, min_version: Some(87) },
-    ApiTarget { target: "rebuild", event: E::Rebuild, min_version: None },
+    ApiTarget {
+        target: "active",
+        event: E::Deploy,
+        min_version: None,
+    },
+    ApiTarget {
+        target: "deploy",
+        event: E::Deploy,
+        min_version: Some(73),
+    },
+    ApiTarget {
+        target: "deleted",
+        event: E::Delete,
+        min_version: None,
+    },
+    ApiTarget {
+        target: "undeploy",
+        event: E::Delete,
+        min_version: Some(73),
+    },
+    ApiTarget {
+        target: "manage",
+        event: E::Manage,
+        min_version: Some(4),
+    },
+    ApiTarget {
+        target: "provide",
+        event: E::Provide,
+        min_version: Some(4),
+    },
+    ApiTarget {
+        target: "inspect",
+        event: E::Inspect,
+        min_version: Some(6),
+    },
+    ApiTarget {
+        target: "abort",
+        event: E::Abort,
+        min_version: Some(13),
+    },
+    ApiTarget {
+        target: "clean",
+        event: E::Clean,
+        min_version: Some(15),
+    },
+    ApiTarget {
+        target: "adopt",
+        event: E::Adopt,
+        min_version: Some(17),
+    },
+    ApiTarget {
+        target: "rescue",
+        event: E::Rescue,
+        min_version: Some(38),
+    },
+    ApiTarget {
+        target: "unrescue",
+        event: E::Unrescue,
+        min_version: Some(38),
+    },
+    ApiTarget {
+        target: "unhold",
+        event: E::Unhold,
+        min_version: Some(85),
+    },
+    ApiTarget {
+        target: "service",
+        event: E::Service,
+        min_version: Some(87),
+    },
+    ApiTarget {
+        target: "rebuild",
+        event: E::Rebuild,
+        min_version: None,
+    },
 ];
 
 /// Looks up a provision target by its API name.
@@ -388,7 +445,10 @@ mod tests {
     use std::collections::BTreeSet;
 
     fn fixture() -> serde_json::Value {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ironic-states.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/ironic-states.json"
+        );
         let text = std::fs::read_to_string(path).expect("read tests/fixtures/ironic-states.json");
         serde_json::from_str(&text).expect("parse ironic-states.json")
     }
@@ -404,14 +464,30 @@ mod tests {
             .as_array()
             .unwrap()
             .iter()
-            .map(|t| (state(&t["from"]), t["event"].as_str().unwrap().parse().unwrap(), state(&t["to"])))
+            .map(|t| {
+                (
+                    state(&t["from"]),
+                    t["event"].as_str().unwrap().parse().unwrap(),
+                    state(&t["to"]),
+                )
+            })
             .collect();
         let ours: BTreeSet<(State, Event, State)> = TRANSITIONS.iter().copied().collect();
-        assert_eq!(ours.len(), TRANSITIONS.len(), "duplicate rows in TRANSITIONS");
+        assert_eq!(
+            ours.len(),
+            TRANSITIONS.len(),
+            "duplicate rows in TRANSITIONS"
+        );
         let missing: Vec<_> = theirs.difference(&ours).collect();
         let extra: Vec<_> = ours.difference(&theirs).collect();
-        assert!(missing.is_empty(), "transitions Ironic has and we lack: {missing:?}");
-        assert!(extra.is_empty(), "transitions we have and Ironic lacks: {extra:?}");
+        assert!(
+            missing.is_empty(),
+            "transitions Ironic has and we lack: {missing:?}"
+        );
+        assert!(
+            extra.is_empty(),
+            "transitions we have and Ironic lacks: {extra:?}"
+        );
         assert_eq!(ours.len(), 93);
     }
 
@@ -422,15 +498,25 @@ mod tests {
         assert_eq!(states.len(), State::ALL.len());
         for s in states {
             let st = state(&s["name"]);
-            assert_eq!(st.is_stable(), s["stable"].as_bool().unwrap(), "{st}: stable");
-            let target = s["default_target"].as_str().map(|t| t.parse::<State>().unwrap());
+            assert_eq!(
+                st.is_stable(),
+                s["stable"].as_bool().unwrap(),
+                "{st}: stable"
+            );
+            let target = s["default_target"]
+                .as_str()
+                .map(|t| t.parse::<State>().unwrap());
             assert_eq!(st.default_target(), target, "{st}: default target");
             assert_eq!(
                 st.is_stuck_after_restart(),
                 s["in_STUCK_STATES_TREATED_AS_FAIL"].as_bool().unwrap(),
                 "{st}: stuck"
             );
-            assert_eq!(st.update_allowed(), s["in_UPDATE_ALLOWED_STATES"].as_bool().unwrap(), "{st}: update");
+            assert_eq!(
+                st.update_allowed(),
+                s["in_UPDATE_ALLOWED_STATES"].as_bool().unwrap(),
+                "{st}: update"
+            );
             let delete = s["in_DELETE_ALLOWED_STATES"].as_bool().unwrap() || st == State::Available;
             assert_eq!(st.delete_allowed(), delete, "{st}: delete");
         }
@@ -441,8 +527,20 @@ mod tests {
             .map(|e| e.as_str().unwrap().parse().unwrap())
             .collect();
         assert_eq!(events, Event::ALL.iter().copied().collect());
-        let stable: BTreeSet<State> = f["stable_states"].as_array().unwrap().iter().map(state).collect();
-        assert_eq!(stable, State::ALL.iter().copied().filter(|s| s.is_stable()).collect());
+        let stable: BTreeSet<State> = f["stable_states"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(state)
+            .collect();
+        assert_eq!(
+            stable,
+            State::ALL
+                .iter()
+                .copied()
+                .filter(|s| s.is_stable())
+                .collect()
+        );
     }
 
     #[test]
@@ -457,7 +555,12 @@ mod tests {
                 .as_str()
                 .map(|v| v.strip_prefix("1.").unwrap().parse::<u32>().unwrap());
             assert_eq!(ours.min_version, min, "{}", ours.target);
-            let from: BTreeSet<State> = t["valid_from_states"].as_array().unwrap().iter().map(state).collect();
+            let from: BTreeSet<State> = t["valid_from_states"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(state)
+                .collect();
             let ours_from: BTreeSet<State> = State::ALL
                 .iter()
                 .copied()

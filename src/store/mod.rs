@@ -123,7 +123,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { history_max_entries: 300, readers: 2 }
+        Options {
+            history_max_entries: 300,
+            readers: 2,
+        }
     }
 }
 
@@ -229,7 +232,9 @@ impl Store {
 
     /// The schema version of the open database.
     pub fn schema_version(&self) -> Result<i64> {
-        Ok(self.reader().query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        Ok(self
+            .reader()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
 
     // ---- nodes ----------------------------------------------------------
@@ -350,7 +355,8 @@ impl Store {
     /// Every node in one of `states`.
     pub fn nodes_in_states(&self, states: &[State]) -> Result<Vec<Node>> {
         let conn = self.reader();
-        let mut stmt = conn.prepare_cached("SELECT doc FROM nodes WHERE provision_state = ?1 ORDER BY id")?;
+        let mut stmt =
+            conn.prepare_cached("SELECT doc FROM nodes WHERE provision_state = ?1 ORDER BY id")?;
         let mut out = Vec::new();
         for s in states {
             let mut rows = stmt.query([s.as_str()])?;
@@ -365,7 +371,8 @@ impl Store {
     /// Every node with a reservation set.
     pub fn reserved_nodes(&self) -> Result<Vec<Node>> {
         let conn = self.reader();
-        let mut stmt = conn.prepare_cached("SELECT doc FROM nodes WHERE reservation IS NOT NULL")?;
+        let mut stmt =
+            conn.prepare_cached("SELECT doc FROM nodes WHERE reservation IS NOT NULL")?;
         let mut rows = stmt.query([])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
@@ -408,7 +415,11 @@ impl Store {
             return Err(Error::NodeNotFound(node.uuid.to_string()));
         }
         if !history.is_empty() {
-            let id: i64 = tx.query_row("SELECT id FROM nodes WHERE uuid = ?1", [node.uuid.to_string()], |r| r.get(0))?;
+            let id: i64 = tx.query_row(
+                "SELECT id FROM nodes WHERE uuid = ?1",
+                [node.uuid.to_string()],
+                |r| r.get(0),
+            )?;
             for h in history {
                 insert_history(&tx, id, h, self.inner.options.history_max_entries)?;
             }
@@ -422,7 +433,11 @@ impl Store {
         let mut conn = self.writer();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let id: Option<i64> = tx
-            .query_row("SELECT id FROM nodes WHERE uuid = ?1", [node.to_string()], |r| r.get(0))
+            .query_row(
+                "SELECT id FROM nodes WHERE uuid = ?1",
+                [node.to_string()],
+                |r| r.get(0),
+            )
             .optional()?;
         let id = id.ok_or_else(|| Error::NodeNotFound(node.to_string()))?;
         for h in history {
@@ -453,7 +468,9 @@ impl Store {
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             let doc: String = row.get(0)?;
-            out.push(serde_json::from_str(&doc).map_err(|e| Error::Corrupt(format!("history: {e}")))?);
+            out.push(
+                serde_json::from_str(&doc).map_err(|e| Error::Corrupt(format!("history: {e}")))?,
+            );
         }
         Ok(out)
     }
@@ -479,12 +496,21 @@ impl Store {
         let doc = to_doc(port)?;
         let conn = self.writer();
         let node_id: Option<i64> = conn
-            .query_row("SELECT id FROM nodes WHERE uuid = ?1", [port.node_uuid.to_string()], |r| r.get(0))
+            .query_row(
+                "SELECT id FROM nodes WHERE uuid = ?1",
+                [port.node_uuid.to_string()],
+                |r| r.get(0),
+            )
             .optional()?;
         let node_id = node_id.ok_or_else(|| Error::NodeNotFound(port.node_uuid.to_string()))?;
         let res = conn.execute(
             "INSERT INTO ports (uuid, address, node_id, doc) VALUES (?1, ?2, ?3, ?4)",
-            params![port.uuid.to_string(), port.address.to_string(), node_id, doc],
+            params![
+                port.uuid.to_string(),
+                port.address.to_string(),
+                node_id,
+                doc
+            ],
         );
         match res {
             Ok(_) => Ok(()),
@@ -519,7 +545,8 @@ impl Store {
     /// Lists ports in creation order, one page at a time.
     pub fn list_ports(&self, filter: &PortFilter, page: Page) -> Result<Vec<Port>> {
         let conn = self.reader();
-        let mut sql = String::from("SELECT p.doc FROM ports p JOIN nodes n ON n.id = p.node_id WHERE 1=1");
+        let mut sql =
+            String::from("SELECT p.doc FROM ports p JOIN nodes n ON n.id = p.node_id WHERE 1=1");
         let mut args: Vec<String> = Vec::new();
         if let Some(n) = filter.node_uuid {
             args.push(n.to_string());
@@ -554,12 +581,21 @@ impl Store {
         let doc = to_doc(port)?;
         let conn = self.writer();
         let node_id: Option<i64> = conn
-            .query_row("SELECT id FROM nodes WHERE uuid = ?1", [port.node_uuid.to_string()], |r| r.get(0))
+            .query_row(
+                "SELECT id FROM nodes WHERE uuid = ?1",
+                [port.node_uuid.to_string()],
+                |r| r.get(0),
+            )
             .optional()?;
         let node_id = node_id.ok_or_else(|| Error::NodeNotFound(port.node_uuid.to_string()))?;
         let res = conn.execute(
             "UPDATE ports SET address = ?2, node_id = ?3, doc = ?4 WHERE uuid = ?1",
-            params![port.uuid.to_string(), port.address.to_string(), node_id, doc],
+            params![
+                port.uuid.to_string(),
+                port.address.to_string(),
+                node_id,
+                doc
+            ],
         );
         match res {
             Ok(0) => Err(Error::PortNotFound(port.uuid.to_string())),
@@ -601,7 +637,11 @@ fn node_conflict(tx: &Connection, e: &rusqlite::Error, node: &Node) -> Option<Er
     if msg.contains("nodes.instance_uuid") {
         let instance = node.instance_uuid.clone().unwrap_or_default();
         let other: Option<String> = tx
-            .query_row("SELECT uuid FROM nodes WHERE instance_uuid = ?1", [&instance], |r| r.get(0))
+            .query_row(
+                "SELECT uuid FROM nodes WHERE instance_uuid = ?1",
+                [&instance],
+                |r| r.get(0),
+            )
             .optional()
             .ok()
             .flatten();
@@ -655,7 +695,13 @@ mod tests {
     }
 
     fn node(name: &str) -> Node {
-        let mut n = Node::new(Uuid::new_v4(), "fake-hardware", Interfaces::default(), State::Enroll, crate::model::now());
+        let mut n = Node::new(
+            Uuid::new_v4(),
+            "fake-hardware",
+            Interfaces::default(),
+            State::Enroll,
+            crate::model::now(),
+        );
         n.name = Some(name.to_string());
         n
     }
@@ -679,7 +725,9 @@ mod tests {
     fn duplicates_are_named() {
         let (_d, s) = store();
         s.create_node(&node("a"), &h("c")).unwrap();
-        assert!(matches!(s.create_node(&node("a"), &h("c")), Err(Error::DuplicateName(n)) if n == "a"));
+        assert!(
+            matches!(s.create_node(&node("a"), &h("c")), Err(Error::DuplicateName(n)) if n == "a")
+        );
         let n = node("b");
         s.create_node(&n, &h("c")).unwrap();
         let mac: Mac = "52:54:00:00:00:01".parse().unwrap();
@@ -701,7 +749,9 @@ mod tests {
             updated_at: None,
         };
         s.create_port(&port(Uuid::new_v4())).unwrap();
-        assert!(matches!(s.create_port(&port(Uuid::new_v4())), Err(Error::DuplicateMac(m)) if m == mac));
+        assert!(
+            matches!(s.create_port(&port(Uuid::new_v4())), Err(Error::DuplicateMac(m)) if m == mac)
+        );
         assert_eq!(s.get_port("52:54:00:00:00:01").unwrap().node_uuid, n.uuid);
         s.delete_node(n.uuid).unwrap();
         assert_eq!(s.counts().unwrap(), (1, 0), "ports go with their node");
@@ -710,14 +760,26 @@ mod tests {
     #[test]
     fn history_is_written_with_the_change_and_bounded() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db"), Options { history_max_entries: 3, readers: 1 }).unwrap();
+        let s = Store::open(
+            &dir.path().join("t.db"),
+            Options {
+                history_max_entries: 3,
+                readers: 1,
+            },
+        )
+        .unwrap();
         let mut n = node("a");
         s.create_node(&n, &h("0")).unwrap();
         for i in 1..6 {
             n.provision_state = State::Verifying;
             s.save_node(&n, &[h(&i.to_string())]).unwrap();
         }
-        let events: Vec<String> = s.node_history(n.uuid).unwrap().into_iter().map(|e| e.event).collect();
+        let events: Vec<String> = s
+            .node_history(n.uuid)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event)
+            .collect();
         assert_eq!(events, ["3", "4", "5"]);
         assert_eq!(s.get_node("a").unwrap().provision_state, State::Verifying);
     }
@@ -731,12 +793,21 @@ mod tests {
             uuids.push(n.uuid);
             s.create_node(&n, &h("c")).unwrap();
         }
-        let page = |marker| Page { marker, limit: 2, descending: false };
+        let page = |marker| Page {
+            marker,
+            limit: 2,
+            descending: false,
+        };
         let p1 = s.list_nodes(&NodeFilter::default(), page(None)).unwrap();
         assert_eq!(p1.iter().map(|n| n.uuid).collect::<Vec<_>>(), &uuids[0..2]);
-        let p2 = s.list_nodes(&NodeFilter::default(), page(Some(uuids[1]))).unwrap();
+        let p2 = s
+            .list_nodes(&NodeFilter::default(), page(Some(uuids[1])))
+            .unwrap();
         assert_eq!(p2.iter().map(|n| n.uuid).collect::<Vec<_>>(), &uuids[2..4]);
-        let f = NodeFilter { provision_state: Some(State::Active), ..Default::default() };
+        let f = NodeFilter {
+            provision_state: Some(State::Active),
+            ..Default::default()
+        };
         assert!(s.list_nodes(&f, page(None)).unwrap().is_empty());
     }
 

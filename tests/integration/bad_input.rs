@@ -6,8 +6,10 @@ use serde_json::{json, Value};
 use crate::common::*;
 
 fn fault(body: &[u8]) -> String {
-    let outer: Value = serde_json::from_slice(body).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(body)));
-    let inner: Value = serde_json::from_str(outer["error_message"].as_str().expect("error_message")).unwrap();
+    let outer: Value = serde_json::from_slice(body)
+        .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(body)));
+    let inner: Value =
+        serde_json::from_str(outer["error_message"].as_str().expect("error_message")).unwrap();
     assert_eq!(inner["faultcode"], "Client");
     inner["faultstring"].as_str().unwrap().to_string()
 }
@@ -18,15 +20,31 @@ const JSON: (&str, &str) = ("Content-Type", "application/json");
 #[test]
 fn bad_requests_are_refused_in_ironics_format_and_write_nothing() {
     let s = Server::start();
-    let (st, node) = s.json("POST", "/v1/nodes", Some(json!({"driver": "fake-hardware", "name": "keep"})));
+    let (st, node) = s.json(
+        "POST",
+        "/v1/nodes",
+        Some(json!({"driver": "fake-hardware", "name": "keep"})),
+    );
     assert_eq!(st, 201, "{node}");
     let uuid = node["uuid"].as_str().unwrap().to_string();
-    let (st, _) = s.json("POST", "/v1/ports", Some(json!({"address": "52:54:00:00:00:aa", "node_uuid": uuid})));
+    let (st, _) = s.json(
+        "POST",
+        "/v1/ports",
+        Some(json!({"address": "52:54:00:00:00:aa", "node_uuid": uuid})),
+    );
     assert_eq!(st, 201);
-    let snapshot = |s: &Server| (s.json("GET", "/v1/nodes/detail", None).1, s.json("GET", "/v1/ports/detail", None).1);
+    let snapshot = |s: &Server| {
+        (
+            s.json("GET", "/v1/nodes/detail", None).1,
+            s.json("GET", "/v1/ports/detail", None).1,
+        )
+    };
     let before = snapshot(&s);
 
-    let big = format!("{{\"driver\": \"fake-hardware\", \"extra\": {{\"pad\": \"{}\"}}}}", "x".repeat(1_100_000));
+    let big = format!(
+        "{{\"driver\": \"fake-hardware\", \"extra\": {{\"pad\": \"{}\"}}}}",
+        "x".repeat(1_100_000)
+    );
     let cases: Vec<(&str, String, Vec<u8>, u16, &str)> = vec![
         ("POST", "/v1/nodes".into(), b"{\"driver\": ".to_vec(), 400, "Invalid JSON"),
         ("POST", "/v1/nodes".into(), b"[1,2".to_vec(), 400, "Invalid JSON"),
@@ -60,27 +78,74 @@ fn bad_requests_are_refused_in_ironics_format_and_write_nothing() {
     ];
     for (method, path, body, want_status, want_text) in cases {
         let (status, head, resp) = s.request(method, &path, Some(&body), &[V, JSON]);
-        assert_eq!(status, want_status, "{method} {path}: {}", String::from_utf8_lossy(&resp));
-        assert!(head.to_ascii_lowercase().contains("content-type: application/json"), "{method} {path}: {head}");
+        assert_eq!(
+            status,
+            want_status,
+            "{method} {path}: {}",
+            String::from_utf8_lossy(&resp)
+        );
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{method} {path}: {head}"
+        );
         let msg = fault(&resp);
-        assert!(msg.contains(want_text), "{method} {path}: {msg:?} lacks {want_text:?}");
-        assert!(head.contains("X-OpenStack-Ironic-API-Maximum-Version") || head.to_ascii_lowercase().contains("x-openstack-ironic-api-maximum-version"));
+        assert!(
+            msg.contains(want_text),
+            "{method} {path}: {msg:?} lacks {want_text:?}"
+        );
+        assert!(
+            head.contains("X-OpenStack-Ironic-API-Maximum-Version")
+                || head
+                    .to_ascii_lowercase()
+                    .contains("x-openstack-ironic-api-maximum-version")
+        );
     }
-    assert_eq!(snapshot(&s), before, "a refused request changed the inventory");
+    assert_eq!(
+        snapshot(&s),
+        before,
+        "a refused request changed the inventory"
+    );
 
     // A bad version header is 406 and still carries the range headers.
-    let (status, head, _) = s.request("GET", "/v1/nodes", None, &[("X-OpenStack-Ironic-API-Version", "1.999")]);
+    let (status, head, _) = s.request(
+        "GET",
+        "/v1/nodes",
+        None,
+        &[("X-OpenStack-Ironic-API-Version", "1.999")],
+    );
     assert_eq!(status, 406);
-    assert!(head.to_ascii_lowercase().contains("x-openstack-ironic-api-minimum-version: 1.1"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-openstack-ironic-api-minimum-version: 1.1"),
+        "{head}"
+    );
     // Without a version header the minimum (1.1) is served: new nodes are available, names hidden.
-    let (status, _, body) = s.request("POST", "/v1/nodes", Some(br#"{"driver": "fake-hardware"}"#), &[JSON]);
+    let (status, _, body) = s.request(
+        "POST",
+        "/v1/nodes",
+        Some(br#"{"driver": "fake-hardware"}"#),
+        &[JSON],
+    );
     assert_eq!(status, 201);
     let v: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(v["provision_state"], Value::Null, "1.1 shows available as null");
+    assert_eq!(
+        v["provision_state"],
+        Value::Null,
+        "1.1 shows available as null"
+    );
     assert!(v.get("name").is_none());
-    let (_, n) = s.json("GET", &format!("/v1/nodes/{}", v["uuid"].as_str().unwrap()), None);
+    let (_, n) = s.json(
+        "GET",
+        &format!("/v1/nodes/{}", v["uuid"].as_str().unwrap()),
+        None,
+    );
     assert_eq!(n["provision_state"], "available");
-    assert!(!s.log().contains("panicked"), "the appliance panicked:\n{}", s.log());
+    assert!(
+        !s.log().contains("panicked"),
+        "the appliance panicked:\n{}",
+        s.log()
+    );
 }
 
 #[test]

@@ -14,19 +14,37 @@ fn create_node(s: &Server, img: &ImageServer, name: &str, mac: &str) -> String {
         baremetal(
             s,
             &[
-                "node", "create", "--name", name, "--driver", "fake-hardware", "--boot-interface", "ipxe",
-                "--driver-info", "ipmi_address=192.0.2.10",
-                "--driver-info", "ipmi_username=admin",
-                "--driver-info", "ipmi_password=s3cr3t-pw",
-                "--driver-info", &format!("deploy_kernel={}", img.url("deploy.kernel")),
-                "--driver-info", &format!("deploy_ramdisk={}", img.url("deploy.initramfs")),
-                "-f", "value", "-c", "uuid",
+                "node",
+                "create",
+                "--name",
+                name,
+                "--driver",
+                "fake-hardware",
+                "--boot-interface",
+                "ipxe",
+                "--driver-info",
+                "ipmi_address=192.0.2.10",
+                "--driver-info",
+                "ipmi_username=admin",
+                "--driver-info",
+                "ipmi_password=s3cr3t-pw",
+                "--driver-info",
+                &format!("deploy_kernel={}", img.url("deploy.kernel")),
+                "--driver-info",
+                &format!("deploy_ramdisk={}", img.url("deploy.initramfs")),
+                "-f",
+                "value",
+                "-c",
+                "uuid",
             ],
         ),
         "node create",
     );
     let uuid = out.trim().to_string();
-    ok(baremetal(s, &["port", "create", mac, "--node", &uuid]), "port create");
+    ok(
+        baremetal(s, &["port", "create", mac, "--node", &uuid]),
+        "port create",
+    );
     uuid
 }
 
@@ -36,55 +54,129 @@ fn adoption_example_ends_active_without_touching_the_machine() {
     let img = ImageServer::start();
     let uuid = create_node(&s, &img, "testnode", MAC);
     let n = s.node("testnode");
-    assert_eq!(n["provision_state"], "enroll", "API >= 1.11 creates in enroll");
+    assert_eq!(
+        n["provision_state"], "enroll",
+        "API >= 1.11 creates in enroll"
+    );
     ok(
-        baremetal(&s, &["node", "set", "testnode", "--instance-info", &format!("image_source={}", img.url("blankimage"))]),
+        baremetal(
+            &s,
+            &[
+                "node",
+                "set",
+                "testnode",
+                "--instance-info",
+                &format!("image_source={}", img.url("blankimage")),
+            ],
+        ),
         "node set --instance-info",
     );
-    ok(baremetal(&s, &["node", "manage", "testnode", "--wait", "30"]), "manage --wait");
+    ok(
+        baremetal(&s, &["node", "manage", "testnode", "--wait", "30"]),
+        "manage --wait",
+    );
     let n = s.node("testnode");
     assert_eq!(n["provision_state"], "manageable");
-    assert_eq!(n["power_state"], "power on", "first observed power state recorded");
+    assert_eq!(
+        n["power_state"], "power on",
+        "first observed power state recorded"
+    );
     assert_eq!(n["driver_internal_info"]["first_power_state"], "power on");
 
-    ok(baremetal(&s, &["node", "adopt", "testnode", "--wait", "30"]), "adopt --wait");
-    let show = ok(baremetal(&s, &["node", "show", "testnode", "-f", "json"]), "node show");
+    ok(
+        baremetal(&s, &["node", "adopt", "testnode", "--wait", "30"]),
+        "adopt --wait",
+    );
+    let show = ok(
+        baremetal(&s, &["node", "show", "testnode", "-f", "json"]),
+        "node show",
+    );
     let shown: Value = serde_json::from_str(&show).unwrap();
     assert_eq!(shown["provision_state"], "active");
     assert_eq!(shown["target_provision_state"], Value::Null);
     assert_eq!(shown["last_error"], Value::Null);
     assert_eq!(shown["driver_info"]["ipmi_password"], "******");
     assert!(!show.contains("s3cr3t-pw"), "password shown by the API");
-    assert!(!s.log().contains("s3cr3t-pw"), "password in the appliance log");
+    assert!(
+        !s.log().contains("s3cr3t-pw"),
+        "password in the appliance log"
+    );
 
     // No power (or boot device) call from the moment adoption began.
     let history = s.history(&uuid);
     let since_adopt = after(&history, "adopt: manageable -> adopting");
-    assert!(power_calls(since_adopt).is_empty(), "power calls during adoption: {:?}", power_calls(since_adopt));
+    assert!(
+        power_calls(since_adopt).is_empty(),
+        "power calls during adoption: {:?}",
+        power_calls(since_adopt)
+    );
     assert!(
         !since_adopt.iter().any(|h| h["event_type"] == "management"),
         "boot-device calls during adoption: {since_adopt:?}"
     );
-    assert_eq!(power_calls(&history), ["fake power call: get_power_state -> power on"], "only manage read the power state");
-    assert!(since_adopt.iter().any(|h| h["event"] == "adopting -> active"), "{since_adopt:?}");
+    assert_eq!(
+        power_calls(&history),
+        ["fake power call: get_power_state -> power on"],
+        "only manage read the power state"
+    );
+    assert!(
+        since_adopt
+            .iter()
+            .any(|h| h["event"] == "adopting -> active"),
+        "{since_adopt:?}"
+    );
 
     // instance-uuid, list, show, delete (maintenance, as the node is active).
     let instance = "0f6c1c1e-8a0b-4f0e-9d52-3c7b7f6c2a10";
-    ok(baremetal(&s, &["node", "set", "testnode", "--instance-uuid", instance]), "set --instance-uuid");
+    ok(
+        baremetal(
+            &s,
+            &["node", "set", "testnode", "--instance-uuid", instance],
+        ),
+        "set --instance-uuid",
+    );
     assert_eq!(s.node("testnode")["instance_uuid"], instance);
     let list = ok(baremetal(&s, &["node", "list", "-f", "json"]), "node list");
     let list: Value = serde_json::from_str(&list).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["provision_state"], "active");
     assert_eq!(list[0]["instance_uuid"], instance);
-    let ports = ok(baremetal(&s, &["port", "list", "--node", "testnode", "-f", "value", "-c", "Address"]), "port list");
+    let ports = ok(
+        baremetal(
+            &s,
+            &[
+                "port", "list", "--node", "testnode", "-f", "value", "-c", "Address",
+            ],
+        ),
+        "port list",
+    );
     assert_eq!(ports.trim(), MAC);
-    ok(baremetal(&s, &["node", "maintenance", "set", "testnode", "--reason", "decommission"]), "maintenance set");
-    ok(baremetal(&s, &["node", "delete", "testnode"]), "node delete");
+    ok(
+        baremetal(
+            &s,
+            &[
+                "node",
+                "maintenance",
+                "set",
+                "testnode",
+                "--reason",
+                "decommission",
+            ],
+        ),
+        "maintenance set",
+    );
+    ok(
+        baremetal(&s, &["node", "delete", "testnode"]),
+        "node delete",
+    );
     let (status, _) = s.json("GET", "/v1/nodes/testnode", None);
     assert_eq!(status, 404);
     let (_, ports) = s.json("GET", "/v1/ports", None);
-    assert_eq!(ports["ports"], Value::Array(vec![]), "ports deleted with the node");
+    assert_eq!(
+        ports["ports"],
+        Value::Array(vec![]),
+        "ports deleted with the node"
+    );
 }
 
 #[test]
@@ -95,42 +187,120 @@ fn adoption_failure_retry_manage_and_delete() {
 
     // 1: unreachable image → adopt failed with last_error; fix; adopt again → active.
     create_node(&s, &img, "n1", "52:54:00:00:00:01");
-    ok(baremetal(&s, &["node", "set", "n1", "--instance-info", &format!("image_source={dead}")]), "set bad image");
-    ok(baremetal(&s, &["node", "manage", "n1", "--wait", "30"]), "manage n1");
-    let text = fails(baremetal(&s, &["node", "adopt", "n1", "--wait", "30"]), "adopt with unreachable image");
+    ok(
+        baremetal(
+            &s,
+            &[
+                "node",
+                "set",
+                "n1",
+                "--instance-info",
+                &format!("image_source={dead}"),
+            ],
+        ),
+        "set bad image",
+    );
+    ok(
+        baremetal(&s, &["node", "manage", "n1", "--wait", "30"]),
+        "manage n1",
+    );
+    let text = fails(
+        baremetal(&s, &["node", "adopt", "n1", "--wait", "30"]),
+        "adopt with unreachable image",
+    );
     assert!(text.contains("adopt failed"), "{text}");
     let n = s.node("n1");
     assert_eq!(n["provision_state"], "adopt failed");
-    assert_eq!(n["target_provision_state"], "active", "Ironic keeps the target while failed");
+    assert_eq!(
+        n["target_provision_state"], "active",
+        "Ironic keeps the target while failed"
+    );
     let err = n["last_error"].as_str().unwrap();
-    assert!(err.contains("instance_info/image_source") && err.contains("not reachable"), "{err}");
-    assert!(err.contains("boot interface validation"), "names the failed check: {err}");
-    assert_eq!(n["power_state"], "power on", "adopt failure does not lose the observed power state");
+    assert!(
+        err.contains("instance_info/image_source") && err.contains("not reachable"),
+        "{err}"
+    );
+    assert!(
+        err.contains("boot interface validation"),
+        "names the failed check: {err}"
+    );
+    assert_eq!(
+        n["power_state"], "power on",
+        "adopt failure does not lose the observed power state"
+    );
     ok(
-        baremetal(&s, &["node", "set", "n1", "--instance-info", &format!("image_source={}", img.url("blankimage"))]),
+        baremetal(
+            &s,
+            &[
+                "node",
+                "set",
+                "n1",
+                "--instance-info",
+                &format!("image_source={}", img.url("blankimage")),
+            ],
+        ),
         "fix image",
     );
-    ok(baremetal(&s, &["node", "adopt", "n1", "--wait", "30"]), "adopt retry");
+    ok(
+        baremetal(&s, &["node", "adopt", "n1", "--wait", "30"]),
+        "adopt retry",
+    );
     let n = s.node("n1");
-    assert_eq!((n["provision_state"].as_str(), &n["last_error"]), (Some("active"), &Value::Null));
+    assert_eq!(
+        (n["provision_state"].as_str(), &n["last_error"]),
+        (Some("active"), &Value::Null)
+    );
 
     // 2: adopt failed → manage → manageable.
     create_node(&s, &img, "n2", "52:54:00:00:00:02");
-    ok(baremetal(&s, &["node", "manage", "n2", "--wait", "30"]), "manage n2");
-    let text = fails(baremetal(&s, &["node", "adopt", "n2", "--wait", "30"]), "adopt without image_source");
-    assert!(text.contains("image_source"), "CLI shows last_error: {text}");
-    ok(baremetal(&s, &["node", "manage", "n2", "--wait", "30"]), "manage from adopt failed");
+    ok(
+        baremetal(&s, &["node", "manage", "n2", "--wait", "30"]),
+        "manage n2",
+    );
+    let text = fails(
+        baremetal(&s, &["node", "adopt", "n2", "--wait", "30"]),
+        "adopt without image_source",
+    );
+    assert!(
+        text.contains("image_source"),
+        "CLI shows last_error: {text}"
+    );
+    ok(
+        baremetal(&s, &["node", "manage", "n2", "--wait", "30"]),
+        "manage from adopt failed",
+    );
     assert_eq!(s.node("n2")["provision_state"], "manageable");
 
     // 3: delete in adopt failed, no cleaning, no power action.
     let uuid3 = create_node(&s, &img, "n3", "52:54:00:00:00:03");
-    ok(baremetal(&s, &["node", "set", "n3", "--instance-info", "image_source=file:///nonexistent/rackboot.img"]), "set");
-    ok(baremetal(&s, &["node", "manage", "n3", "--wait", "30"]), "manage n3");
-    fails(baremetal(&s, &["node", "adopt", "n3", "--wait", "30"]), "adopt missing file");
+    ok(
+        baremetal(
+            &s,
+            &[
+                "node",
+                "set",
+                "n3",
+                "--instance-info",
+                "image_source=file:///nonexistent/rackboot.img",
+            ],
+        ),
+        "set",
+    );
+    ok(
+        baremetal(&s, &["node", "manage", "n3", "--wait", "30"]),
+        "manage n3",
+    );
+    fails(
+        baremetal(&s, &["node", "adopt", "n3", "--wait", "30"]),
+        "adopt missing file",
+    );
     let err = s.node("n3")["last_error"].as_str().unwrap().to_string();
     assert!(err.contains("/nonexistent/rackboot.img"), "{err}");
     let before = power_calls(&s.history(&uuid3));
-    ok(baremetal(&s, &["node", "delete", "n3"]), "delete in adopt failed");
+    ok(
+        baremetal(&s, &["node", "delete", "n3"]),
+        "delete in adopt failed",
+    );
     assert_eq!(s.json("GET", "/v1/nodes/n3", None).0, 404);
     assert_eq!(before, ["fake power call: get_power_state -> power on"]);
     let (_, ports) = s.json("GET", "/v1/ports?address=52:54:00:00:00:03", None);
@@ -140,7 +310,13 @@ fn adoption_failure_retry_manage_and_delete() {
 #[test]
 fn wrong_state_verb_gets_ironics_400_at_once() {
     let s = Server::start();
-    ok(baremetal(&s, &["node", "create", "--name", "n", "--driver", "fake-hardware"]), "create");
+    ok(
+        baremetal(
+            &s,
+            &["node", "create", "--name", "n", "--driver", "fake-hardware"],
+        ),
+        "create",
+    );
     let out = baremetal(&s, &["--debug", "node", "adopt", "n"]);
     let text = fails(out, "adopt from enroll");
     assert!(
@@ -148,7 +324,10 @@ fn wrong_state_verb_gets_ironics_400_at_once() {
         "{text}"
     );
     let puts = text.matches("-X PUT").count();
-    assert_eq!(puts, 1, "the CLI must not retry (it retries 409s): {puts} PUTs sent");
+    assert_eq!(
+        puts, 1,
+        "the CLI must not retry (it retries 409s): {puts} PUTs sent"
+    );
     let out = baremetal(&s, &["node", "provide", "n"]);
     assert!(fails(out, "provide from enroll").contains("(HTTP 400)"));
 }
@@ -164,12 +343,33 @@ fn http_basic_through_the_cli() {
         .status()
         .expect("htpasswd (Debian apache2-utils) is needed; scripts/test.sh installs it");
     assert!(status.success());
-    let s = Server::start_with(&format!("auth = \"http_basic\"\nhtpasswd = \"{}\"\n", htpasswd.display()));
-    let good = [("OS_AUTH_TYPE", "http_basic"), ("OS_USERNAME", "admin"), ("OS_PASSWORD", "op-pass-1")];
-    ok(baremetal_env(&s, &["node", "create", "--name", "a", "--driver", "fake-hardware"], &good), "create with basic auth");
-    let list = ok(baremetal_env(&s, &["node", "list", "-f", "value", "-c", "Name"], &good), "list");
+    let s = Server::start_with(&format!(
+        "auth = \"http_basic\"\nhtpasswd = \"{}\"\n",
+        htpasswd.display()
+    ));
+    let good = [
+        ("OS_AUTH_TYPE", "http_basic"),
+        ("OS_USERNAME", "admin"),
+        ("OS_PASSWORD", "op-pass-1"),
+    ];
+    ok(
+        baremetal_env(
+            &s,
+            &["node", "create", "--name", "a", "--driver", "fake-hardware"],
+            &good,
+        ),
+        "create with basic auth",
+    );
+    let list = ok(
+        baremetal_env(&s, &["node", "list", "-f", "value", "-c", "Name"], &good),
+        "list",
+    );
     assert_eq!(list.trim(), "a");
-    let bad = [("OS_AUTH_TYPE", "http_basic"), ("OS_USERNAME", "admin"), ("OS_PASSWORD", "wrong")];
+    let bad = [
+        ("OS_AUTH_TYPE", "http_basic"),
+        ("OS_USERNAME", "admin"),
+        ("OS_PASSWORD", "wrong"),
+    ];
     let text = fails(baremetal_env(&s, &["node", "list"], &bad), "wrong password");
     assert!(text.contains("401"), "{text}");
     let text = fails(baremetal(&s, &["node", "list"]), "no credentials");
@@ -189,41 +389,142 @@ fn fake_drivers_recipe() {
     let uuid = ok(
         baremetal(
             &s,
-            &["node", "create", "--name", "prod1", "--driver", "ipmi", "--driver-info", "ipmi_address=192.0.2.20",
-              "--driver-info", "ipmi_password=pw-xyz", "-f", "value", "-c", "uuid"],
+            &[
+                "node",
+                "create",
+                "--name",
+                "prod1",
+                "--driver",
+                "ipmi",
+                "--driver-info",
+                "ipmi_address=192.0.2.20",
+                "--driver-info",
+                "ipmi_password=pw-xyz",
+                "-f",
+                "value",
+                "-c",
+                "uuid",
+            ],
         ),
         "create ipmi node",
     )
     .trim()
     .to_string();
-    ok(baremetal(&s, &["port", "create", "52:54:00:aa:bb:01", "--node", &uuid]), "port");
-    let v = ok(baremetal(&s, &["node", "validate", "prod1", "-f", "json"]), "validate");
+    ok(
+        baremetal(
+            &s,
+            &["port", "create", "52:54:00:aa:bb:01", "--node", &uuid],
+        ),
+        "port",
+    );
+    let v = ok(
+        baremetal(&s, &["node", "validate", "prod1", "-f", "json"]),
+        "validate",
+    );
     let v: Value = serde_json::from_str(&v).unwrap();
-    let power = v.as_array().unwrap().iter().find(|i| i["Interface"] == "power").unwrap();
+    let power = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["Interface"] == "power")
+        .unwrap();
     assert_eq!(power["Result"], true, "ipmi driver_info validates: {v}");
 
     // Switch to fake hardware: unsupported interfaces reset to fake-hardware's defaults.
     ok(
-        baremetal(&s, &["node", "set", "prod1", "--driver", "fake-hardware", "--boot-interface", "fake", "--deploy-interface", "fake"]),
+        baremetal(
+            &s,
+            &[
+                "node",
+                "set",
+                "prod1",
+                "--driver",
+                "fake-hardware",
+                "--boot-interface",
+                "fake",
+                "--deploy-interface",
+                "fake",
+            ],
+        ),
         "switch to fake",
     );
     let n = s.node("prod1");
-    assert_eq!((n["power_interface"].as_str(), n["management_interface"].as_str()), (Some("fake"), Some("fake")));
-    ok(baremetal(&s, &["node", "manage", "prod1", "--wait", "30"]), "manage");
-    ok(baremetal(&s, &["node", "provide", "prod1", "--wait", "30"]), "provide");
-    ok(baremetal(&s, &["node", "deploy", "prod1", "--wait", "30"]), "deploy with fake interfaces");
+    assert_eq!(
+        (
+            n["power_interface"].as_str(),
+            n["management_interface"].as_str()
+        ),
+        (Some("fake"), Some("fake"))
+    );
+    ok(
+        baremetal(&s, &["node", "manage", "prod1", "--wait", "30"]),
+        "manage",
+    );
+    ok(
+        baremetal(&s, &["node", "provide", "prod1", "--wait", "30"]),
+        "provide",
+    );
+    ok(
+        baremetal(&s, &["node", "deploy", "prod1", "--wait", "30"]),
+        "deploy with fake interfaces",
+    );
     assert_eq!(s.node("prod1")["provision_state"], "active");
 
     // Switch back (interfaces of an active node change only in maintenance).
-    let text = fails(baremetal(&s, &["node", "set", "prod1", "--driver", "ipmi", "--reset-interfaces"]), "switch in active");
-    assert!(text.contains("409") || text.contains("can only be changed"), "{text}");
-    ok(baremetal(&s, &["node", "maintenance", "set", "prod1"]), "maintenance on");
-    ok(baremetal(&s, &["node", "set", "prod1", "--driver", "ipmi", "--reset-interfaces"]), "switch back");
-    ok(baremetal(&s, &["node", "maintenance", "unset", "prod1"]), "maintenance off");
+    let text = fails(
+        baremetal(
+            &s,
+            &[
+                "node",
+                "set",
+                "prod1",
+                "--driver",
+                "ipmi",
+                "--reset-interfaces",
+            ],
+        ),
+        "switch in active",
+    );
+    assert!(
+        text.contains("409") || text.contains("can only be changed"),
+        "{text}"
+    );
+    ok(
+        baremetal(&s, &["node", "maintenance", "set", "prod1"]),
+        "maintenance on",
+    );
+    ok(
+        baremetal(
+            &s,
+            &[
+                "node",
+                "set",
+                "prod1",
+                "--driver",
+                "ipmi",
+                "--reset-interfaces",
+            ],
+        ),
+        "switch back",
+    );
+    ok(
+        baremetal(&s, &["node", "maintenance", "unset", "prod1"]),
+        "maintenance off",
+    );
     let n = s.node("prod1");
-    assert_eq!((n["driver"].as_str(), n["power_interface"].as_str(), n["provision_state"].as_str()), (Some("ipmi"), Some("ipmi"), Some("active")));
+    assert_eq!(
+        (
+            n["driver"].as_str(),
+            n["power_interface"].as_str(),
+            n["provision_state"].as_str()
+        ),
+        (Some("ipmi"), Some("ipmi"), Some("active"))
+    );
     let calls = power_calls(&s.history(&uuid));
-    assert!(calls.iter().all(|c| c.contains("get_power_state")), "only reads reached fake power: {calls:?}");
+    assert!(
+        calls.iter().all(|c| c.contains("get_power_state")),
+        "only reads reached fake power: {calls:?}"
+    );
 }
 
 /// rackboot's guard beyond Ironic: an adopted node with no image checksum is
@@ -233,16 +534,54 @@ fn adopted_node_guard() {
     let s = Server::start();
     let img = ImageServer::start();
     create_node(&s, &img, "g1", "52:54:00:00:00:21");
-    ok(baremetal(&s, &["node", "set", "g1", "--instance-info", &format!("image_source={}", img.url("blankimage"))]), "set");
-    ok(baremetal(&s, &["node", "manage", "g1", "--wait", "30"]), "manage");
-    ok(baremetal(&s, &["node", "adopt", "g1", "--wait", "30"]), "adopt");
+    ok(
+        baremetal(
+            &s,
+            &[
+                "node",
+                "set",
+                "g1",
+                "--instance-info",
+                &format!("image_source={}", img.url("blankimage")),
+            ],
+        ),
+        "set",
+    );
+    ok(
+        baremetal(&s, &["node", "manage", "g1", "--wait", "30"]),
+        "manage",
+    );
+    ok(
+        baremetal(&s, &["node", "adopt", "g1", "--wait", "30"]),
+        "adopt",
+    );
     for verb in ["undeploy", "rebuild"] {
         let text = fails(baremetal(&s, &["node", verb, "g1"]), verb);
-        assert!(text.contains("it was adopted") && text.contains("rackboot_allow_destructive=true") && text.contains("(HTTP 400)"), "{text}");
+        assert!(
+            text.contains("it was adopted")
+                && text.contains("rackboot_allow_destructive=true")
+                && text.contains("(HTTP 400)"),
+            "{text}"
+        );
     }
     assert_eq!(s.node("g1")["provision_state"], "active");
-    ok(baremetal(&s, &["node", "set", "g1", "--extra", "rackboot_allow_destructive=true"]), "consent");
-    ok(baremetal(&s, &["node", "undeploy", "g1", "--wait", "30"]), "undeploy with consent");
+    ok(
+        baremetal(
+            &s,
+            &[
+                "node",
+                "set",
+                "g1",
+                "--extra",
+                "rackboot_allow_destructive=true",
+            ],
+        ),
+        "consent",
+    );
+    ok(
+        baremetal(&s, &["node", "undeploy", "g1", "--wait", "30"]),
+        "undeploy with consent",
+    );
     let n = s.node("g1");
     assert_eq!(n["provision_state"], "available");
     assert_eq!(n["instance_info"], serde_json::json!({}));

@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,11 @@ pub fn repo() -> PathBuf {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Waits until something accepts TCP connections on `port`.
@@ -49,7 +53,12 @@ impl Server {
     /// Starts with extra TOML appended to the `[api]` section's file.
     pub fn start_with(extra_config: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Server { dir, port: 0, child: None, extra_config: extra_config.to_string() };
+        let mut s = Server {
+            dir,
+            port: 0,
+            child: None,
+            extra_config: extra_config.to_string(),
+        };
         s.spawn();
         s
     }
@@ -76,7 +85,11 @@ impl Server {
             self.extra_config
         );
         std::fs::write(self.config_path(), config).unwrap();
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_rackboot"))
             .args(["serve", "--config"])
             .arg(self.config_path())
@@ -105,19 +118,32 @@ impl Server {
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("server running");
         let pid = c.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = c.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "rackboot did not exit within 60 s of SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "rackboot did not exit within 60 s of SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
     /// One raw HTTP request; returns (status, headers, body).
-    pub fn request(&self, method: &str, path: &str, body: Option<&[u8]>, headers: &[(&str, &str)]) -> (u16, String, Vec<u8>) {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        headers: &[(&str, &str)],
+    ) -> (u16, String, Vec<u8>) {
         http(self.port, method, path, body, headers)
     }
 
@@ -128,9 +154,16 @@ impl Server {
             method,
             path,
             b.as_deref(),
-            &[("X-OpenStack-Ironic-API-Version", "1.115"), ("Content-Type", "application/json")],
+            &[
+                ("X-OpenStack-Ironic-API-Version", "1.115"),
+                ("Content-Type", "application/json"),
+            ],
         );
-        let v = if resp.is_empty() { Value::Null } else { serde_json::from_slice(&resp).unwrap_or(Value::Null) };
+        let v = if resp.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&resp).unwrap_or(Value::Null)
+        };
         (status, v)
     }
 
@@ -154,7 +187,10 @@ impl Server {
             if n["provision_state"] == state {
                 return n;
             }
-            assert!(Instant::now() < deadline, "node {ident} never reached {state}: {n}");
+            assert!(
+                Instant::now() < deadline,
+                "node {ident} never reached {state}: {n}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -167,10 +203,17 @@ impl Drop for Server {
 }
 
 /// Minimal HTTP/1.1 client (Connection: close).
-pub fn http(port: u16, method: &str, path: &str, body: Option<&[u8]>, headers: &[(&str, &str)]) -> (u16, String, Vec<u8>) {
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    headers: &[(&str, &str)],
+) -> (u16, String, Vec<u8>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -181,11 +224,17 @@ pub fn http(port: u16, method: &str, path: &str, body: Option<&[u8]>, headers: &
     let _ = s.write_all(body);
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("HTTP response head");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP response head");
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     let mut body = raw[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         body = dechunk(&body);
     }
     (status, head, body)
@@ -193,14 +242,13 @@ pub fn http(port: u16, method: &str, path: &str, body: Option<&[u8]>, headers: &
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(nl) = b.windows(2).position(|w| w == b"\r\n") else { break };
+    while let Some(nl) = b.windows(2).position(|w| w == b"\r\n") {
         let size = usize::from_str_radix(String::from_utf8_lossy(&b[..nl]).trim(), 16).unwrap_or(0);
-        if size == 0 {
+        let Some(chunk) = b.get(nl + 2..nl + 2 + size).filter(|_| size > 0) else {
             break;
-        }
-        out.extend_from_slice(&b[nl + 2..nl + 2 + size]);
-        b = &b[nl + 2 + size + 2..];
+        };
+        out.extend_from_slice(chunk);
+        b = b.get(nl + 2 + size + 2..).unwrap_or_default();
     }
     out
 }
@@ -241,20 +289,31 @@ pub fn baremetal_env(server: &Server, args: &[&str], env: &[(&str, &str)]) -> Ou
 pub fn ok(out: Output, what: &str) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(out.status.success(), "{what} failed ({}):\nstdout: {stdout}\nstderr: {stderr}", out.status);
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout: {stdout}\nstderr: {stderr}",
+        out.status
+    );
     stdout
 }
 
 /// Runs the CLI and insists it fails; returns stdout+stderr.
 pub fn fails(out: Output, what: &str) -> String {
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(!out.status.success(), "{what} should have failed but succeeded:\n{text}");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "{what} should have failed but succeeded:\n{text}"
+    );
     text
 }
 
 /// `python3 -m http.server` serving a directory on loopback.
 pub struct ImageServer {
-    pub dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     pub port: u16,
     child: Child,
 }
@@ -267,22 +326,29 @@ impl ImageServer {
         std::fs::write(dir.path().join("deploy.initramfs"), b"ramdisk").unwrap();
         let port = free_port();
         let mut child = Command::new("python3")
-            .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string(), "--directory"])
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+                "--directory",
+            ])
             .arg(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("python3 -m http.server (python3 is needed for the image server)");
         wait_for_port(port, &mut child, "python3 -m http.server");
-        ImageServer { dir, port, child }
+        ImageServer {
+            _dir: dir,
+            port,
+            child,
+        }
     }
 
     pub fn url(&self, name: &str) -> String {
         format!("http://127.0.0.1:{}/{name}", self.port)
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
     }
 }
 

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what the tests need, idempotently:
+#   Debian packages (apt-get): python3-venv, apache2-utils (htpasswd -B), iproute2, util-linux (unshare), curl
+#   .venv/ (git-ignored): python-ironicclient pinned, for the real `baremetal` CLI
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+IRONICCLIENT_VERSION="6.3.0"
+PACKAGES=(python3 python3-venv python3-pip apache2-utils iproute2 util-linux curl ca-certificates)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "install-deps: missing Debian packages: ${missing[*]} — run as root or: sudo apt-get install -y ${missing[*]}" >&2
+        exit 1
+    fi
+    echo "install-deps: apt-get install ${missing[*]}"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
+
+if ! .venv/bin/python -c "import ironicclient, sys; from importlib.metadata import version; sys.exit(version('python-ironicclient') != '${IRONICCLIENT_VERSION}')" 2>/dev/null; then
+    echo "install-deps: creating .venv with python-ironicclient==${IRONICCLIENT_VERSION}"
+    python3 -m venv .venv
+    .venv/bin/pip install -q --disable-pip-version-check "python-ironicclient==${IRONICCLIENT_VERSION}"
+fi
+.venv/bin/baremetal --version >/dev/null
+echo "install-deps: ok (baremetal CLI: $(.venv/bin/pip show python-ironicclient 2>/dev/null | sed -n 's/^Version: //p'))"
