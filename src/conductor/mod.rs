@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::drivers::{self, Bundle, DeployOutcome, Registry, Task};
 use crate::model::states::{self, Event, State};
-use crate::model::{now, HistoryEntry, Node, PowerState, Severity};
+use crate::model::{now, HistoryEntry, Interfaces, Node, PowerState, Severity};
 use crate::store::{self, PortFilter, Store};
 
 pub use update::PatchOp;
@@ -755,20 +755,8 @@ impl Conductor {
             Err(e) => (Some(false), Some(e.to_string())),
         };
         let mut out = Vec::new();
-        for kind in [
-            "bios",
-            "boot",
-            "console",
-            "deploy",
-            "firmware",
-            "inspect",
-            "management",
-            "network",
-            "power",
-            "raid",
-            "rescue",
-            "storage",
-        ] {
+        // Every kind Ironic reports, i.e. all but vendor.
+        for kind in Interfaces::KINDS.into_iter().filter(|k| *k != "vendor") {
             let (result, reason) = match kind {
                 "power" => verdict(bundle.power.validate(&node)),
                 "management" => verdict(bundle.management.validate(&node)),

@@ -167,6 +167,16 @@ fn unique_violation(e: &rusqlite::Error) -> Option<String> {
     }
 }
 
+/// Reads every row's first column (a JSON document) through `parse`.
+fn collect<T>(mut rows: rusqlite::Rows<'_>, parse: fn(&str) -> Result<T>) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let doc: String = row.get(0)?;
+        out.push(parse(&doc)?);
+    }
+    Ok(out)
+}
+
 fn node_from_doc(doc: &str) -> Result<Node> {
     serde_json::from_str(doc).map_err(|e| Error::Corrupt(format!("node document: {e}")))
 }
@@ -343,12 +353,7 @@ impl Store {
         sql.push_str(&format!(" ORDER BY id {dir} LIMIT {}", page.limit));
         let mut stmt = conn.prepare_cached(&sql)?;
         let params: Vec<&dyn rusqlite::ToSql> = args.iter().map(|b| b.as_ref()).collect();
-        let mut rows = stmt.query(params.as_slice())?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let doc: String = row.get(0)?;
-            out.push(node_from_doc(&doc)?);
-        }
+        let out = collect(stmt.query(params.as_slice())?, node_from_doc)?;
         Ok(out)
     }
 
@@ -359,11 +364,7 @@ impl Store {
             conn.prepare_cached("SELECT doc FROM nodes WHERE provision_state = ?1 ORDER BY id")?;
         let mut out = Vec::new();
         for s in states {
-            let mut rows = stmt.query([s.as_str()])?;
-            while let Some(row) = rows.next()? {
-                let doc: String = row.get(0)?;
-                out.push(node_from_doc(&doc)?);
-            }
+            out.extend(collect(stmt.query([s.as_str()])?, node_from_doc)?);
         }
         Ok(out)
     }
@@ -373,12 +374,7 @@ impl Store {
         let conn = self.reader();
         let mut stmt =
             conn.prepare_cached("SELECT doc FROM nodes WHERE reservation IS NOT NULL")?;
-        let mut rows = stmt.query([])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let doc: String = row.get(0)?;
-            out.push(node_from_doc(&doc)?);
-        }
+        let out = collect(stmt.query([])?, node_from_doc)?;
         Ok(out)
     }
 
@@ -464,14 +460,9 @@ impl Store {
             "SELECT h.doc FROM node_history h JOIN nodes n ON n.id = h.node_id
              WHERE n.uuid = ?1 ORDER BY h.id",
         )?;
-        let mut rows = stmt.query([uuid.to_string()])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let doc: String = row.get(0)?;
-            out.push(
-                serde_json::from_str(&doc).map_err(|e| Error::Corrupt(format!("history: {e}")))?,
-            );
-        }
+        let out = collect(stmt.query([uuid.to_string()])?, |doc| {
+            serde_json::from_str(doc).map_err(|e| Error::Corrupt(format!("history: {e}")))
+        })?;
         Ok(out)
     }
 
@@ -567,12 +558,8 @@ impl Store {
         let dir = if page.descending { "DESC" } else { "ASC" };
         sql.push_str(&format!(" ORDER BY p.id {dir} LIMIT {}", page.limit));
         let mut stmt = conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let doc: String = row.get(0)?;
-            out.push(port_from_doc(&doc)?);
-        }
+        let rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
+        let out = collect(rows, port_from_doc)?;
         Ok(out)
     }
 
