@@ -586,3 +586,71 @@ fn adopted_node_guard() {
     assert_eq!(n["provision_state"], "available");
     assert_eq!(n["instance_info"], serde_json::json!({}));
 }
+
+/// Power and boot-device verbs of the CLI reach the fake interfaces, and
+/// every call lands in the node history.
+#[test]
+fn power_and_boot_device_through_the_cli() {
+    let s = Server::start();
+    let uuid = ok(
+        baremetal(
+            &s,
+            &[
+                "node",
+                "create",
+                "--name",
+                "p1",
+                "--driver",
+                "fake-hardware",
+                "-f",
+                "value",
+                "-c",
+                "uuid",
+            ],
+        ),
+        "create",
+    )
+    .trim()
+    .to_string();
+    ok(baremetal(&s, &["node", "power", "off", "p1"]), "power off");
+    assert_eq!(s.node("p1")["power_state"], "power off");
+    ok(baremetal(&s, &["node", "reboot", "p1"]), "reboot");
+    let n = s.node("p1");
+    assert_eq!(
+        (n["power_state"].as_str(), &n["target_power_state"]),
+        (Some("power on"), &Value::Null)
+    );
+    ok(
+        baremetal(
+            &s,
+            &["node", "boot", "device", "set", "p1", "pxe", "--persistent"],
+        ),
+        "boot device set",
+    );
+    let shown = ok(
+        baremetal(&s, &["node", "boot", "device", "show", "p1", "-f", "json"]),
+        "boot device show",
+    );
+    let shown: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(
+        (shown["boot_device"].as_str(), &shown["persistent"]),
+        (Some("pxe"), &Value::Bool(true))
+    );
+    let text = fails(
+        baremetal(&s, &["node", "boot", "device", "set", "p1", "floppy"]),
+        "bad boot device",
+    );
+    assert!(text.contains("floppy"), "{text}");
+    let calls = power_calls(&s.history(&uuid));
+    assert_eq!(
+        calls,
+        [
+            "fake power call: set_power_state power off",
+            "fake power call: set_power_state rebooting"
+        ]
+    );
+    assert!(s.history(&uuid).iter().any(|h| h["event"]
+        .as_str()
+        .unwrap_or("")
+        .contains("set_boot_device pxe persistent=true")));
+}
