@@ -75,6 +75,7 @@ async fn shutdown_signal() {
             if r.is_ok() { tracing::info!("SIGINT: shutting down") }
         }
     }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
 }
 
 fn watchdog_interval() -> Option<Duration> {
@@ -140,7 +141,6 @@ pub async fn serve(config: Config) -> Result<()> {
         .await
         .context("API server failed")?;
 
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     let left = conductor.drain(config.conductor.shutdown_timeout.0).await;
     if left > 0 {
         tracing::warn!(

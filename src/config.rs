@@ -304,6 +304,50 @@ impl Config {
                 )))
             }
         }
+        if let Some(url) = &self.http.public_url {
+            let ok = (url.starts_with("http://") || url.starts_with("https://"))
+                && url.len() > "https://".len()
+                && !url.chars().any(char::is_whitespace);
+            if !ok {
+                return Err(Error::Invalid(format!(
+                    "[http] public_url = {url:?} must be an http:// or https:// URL such as \"http://10.77.0.1:8080\""
+                )));
+            }
+        }
+        if let Some(iface) = &self.dhcp.interface {
+            if iface.is_empty() || iface.len() > 15 || iface.contains(['/', ' ', ':']) {
+                return Err(Error::Invalid(format!(
+                    "[dhcp] interface = {iface:?} is not a network interface name (1-15 characters, no '/', ':' or spaces)"
+                )));
+            }
+        }
+        let ipv4 = |key: &str, v: &str| -> Result<std::net::Ipv4Addr, Error> {
+            v.parse()
+                .map_err(|_| Error::Invalid(format!("[dhcp] {key}: {v:?} is not an IPv4 address")))
+        };
+        match self.dhcp.range.as_slice() {
+            [] => {}
+            [start, end] => {
+                let (s, e) = (ipv4("range", start)?, ipv4("range", end)?);
+                if s > e {
+                    return Err(Error::Invalid(format!(
+                        "[dhcp] range = [{start:?}, {end:?}] starts after it ends; write the lower address first"
+                    )));
+                }
+            }
+            _ => {
+                return Err(Error::Invalid(
+                    "[dhcp] range must be two addresses: [\"first\", \"last\"]".into(),
+                ))
+            }
+        }
+        if let Some(r) = &self.dhcp.router {
+            ipv4("router", r)?;
+        }
+        for d in &self.dhcp.dns {
+            d.parse::<std::net::IpAddr>()
+                .map_err(|_| Error::Invalid(format!("[dhcp] dns: {d:?} is not an IP address")))?;
+        }
         if self.dhcp.unknown != "ignore" {
             return Err(Error::Invalid(
                 "[dhcp] unknown: only \"ignore\" is supported".into(),
@@ -370,6 +414,15 @@ automated_clean = false
             ("[apii]\n", "apii"),
             ("[conductor]\nnode_locked_wait = \"5 parsecs\"\n", "unit"),
             ("[dhcp]\nmode = \"authoritative\"\n", "not supported"),
+            (
+                "[dhcp]\nrange = [\"10.0.0.9\", \"10.0.0.1\"]\n",
+                "starts after it ends",
+            ),
+            ("[dhcp]\nrange = [\"10.0.0.1\"]\n", "two addresses"),
+            ("[dhcp]\nrouter = \"gateway\"\n", "router"),
+            ("[dhcp]\ndns = [\"8.8.8\"]\n", "dns"),
+            ("[dhcp]\ninterface = \"a/b\"\n", "interface"),
+            ("[http]\npublic_url = \"10.0.0.1:8080\"\n", "public_url"),
         ];
         for (text, want) in cases {
             let err = match Config::parse(text) {

@@ -381,6 +381,10 @@ pub fn router(state: AppState) -> Router {
             get(ports::list_for_node_detail),
         )
         .route("/v1/nodes/{ident}/history", get(nodes::history))
+        .route(
+            "/v1/nodes/{ident}/history/{event}",
+            get(nodes::history_event),
+        )
         .route("/v1/nodes/{ident}/states", get(provision::states))
         .route(
             "/v1/nodes/{ident}/states/provision",

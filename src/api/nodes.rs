@@ -287,3 +287,26 @@ pub async fn history(
     let list: Vec<Value> = entries.iter().map(types::history_json).collect();
     Ok(Json(json!({ "history": list })))
 }
+
+pub async fn history_event(
+    State(state): State<AppState>,
+    _c: super::auth::Caller,
+    Path((ident, event)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    check_ident(&ident)?;
+    let wanted: Uuid = event
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("Expected a UUID but received {event}.")))?;
+    let entries = state
+        .conductor
+        .store()
+        .call(move |s| -> crate::store::Result<_> {
+            let node = s.get_node(&ident)?;
+            s.node_history(node.uuid)
+        })
+        .await?;
+    let entry = entries.iter().find(|h| h.uuid == wanted).ok_or_else(|| {
+        ApiError::not_found(format!("Node history record {event} could not be found."))
+    })?;
+    Ok(Json(types::history_json(entry)))
+}

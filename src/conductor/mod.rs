@@ -1005,7 +1005,8 @@ impl Conductor {
         task.node.instance_info.clear();
         task.node.instance_uuid = None;
         task.node.driver_internal_info.remove("boot_decision");
-        task.node.driver_internal_info.remove("adopted");
+        // "adopted" stays: without cleaning, the disks still hold what the
+        // machine ran, so provide keeps needing consent.
         // deleting --clean--> cleaning, recorded before cleaning runs.
         let mut node = task.node.clone();
         node.provision_state = State::Cleaning;

@@ -585,6 +585,37 @@ fn adopted_node_guard() {
     let n = s.node("g1");
     assert_eq!(n["provision_state"], "available");
     assert_eq!(n["instance_info"], serde_json::json!({}));
+    assert_eq!(
+        n["driver_internal_info"]["adopted"], true,
+        "uncleaned disks still hold the adopted system"
+    );
+    // Consent given through extra is sticky; once withdrawn, provide needs it again.
+    ok(
+        baremetal(
+            &s,
+            &[
+                "node",
+                "unset",
+                "g1",
+                "--extra",
+                "rackboot_allow_destructive",
+            ],
+        ),
+        "withdraw consent",
+    );
+    ok(
+        baremetal(&s, &["node", "manage", "g1", "--wait", "30"]),
+        "manage",
+    );
+    let text = fails(
+        baremetal(&s, &["node", "provide", "g1"]),
+        "provide adopted node",
+    );
+    assert!(
+        text.contains("Refusing \"provide\"") && text.contains("(HTTP 400)"),
+        "{text}"
+    );
+    assert_eq!(s.node("g1")["provision_state"], "manageable");
 }
 
 /// Power and boot-device verbs of the CLI reach the fake interfaces, and
