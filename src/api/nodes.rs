@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::types::{self, NodeCreate};
+use super::types::{self, NodeCreate, NodeView, Shape};
 use super::version::Version;
 use super::{
     base_url, next_link, parse_fields, parse_page, query_bool, render, AppState, JsonBody, Params,
@@ -157,7 +157,7 @@ async fn list_inner(
     q: HashMap<String, String>,
     detail: bool,
     path: &str,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let detail = detail || query_bool(&q, "detail")?.unwrap_or(false);
     let fields = parse_fields(&q, version, types::node_field_known)?;
     if detail && fields.is_some() {
@@ -174,27 +174,34 @@ async fn list_inner(
         .await?;
     let base = base_url(&headers);
     let r = render(&base, version, &state);
-    let list: Vec<Value> = nodes
-        .iter()
-        .map(|n| match (&fields, detail) {
-            (Some(f), _) => types::node_json(n, Some(f), &r),
-            (None, true) => types::node_json(n, None, &r),
-            (None, false) => types::node_short_json(n, &r),
-        })
-        .collect();
-    let mut body = json!({ "nodes": list });
-    if nodes.len() == page.limit {
-        if let Some(last) = nodes.last() {
-            body["next"] = Value::String(next_link(
-                &base,
-                path,
-                &q,
-                page.limit,
-                &last.uuid.to_string(),
-            ));
-        }
+    let shape = match (&fields, detail) {
+        (Some(f), _) => Shape::Only(f),
+        (None, true) => Shape::Full,
+        (None, false) => Shape::Short,
+    };
+    let next = (nodes.len() == page.limit)
+        .then(|| nodes.last())
+        .flatten()
+        .map(|last| next_link(&base, path, &q, page.limit, &last.uuid.to_string()));
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        nodes: Vec<NodeView<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next: Option<String>,
     }
-    Ok(Json(body))
+    let body = Body {
+        nodes: nodes
+            .iter()
+            .map(|node| NodeView {
+                node,
+                shape,
+                render: &r,
+            })
+            .collect(),
+        next,
+    };
+    let bytes = serde_json::to_vec(&body).map_err(ApiError::internal)?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
 }
 
 pub async fn list(
@@ -203,7 +210,7 @@ pub async fn list(
     Extension(version): Extension<Version>,
     headers: HeaderMap,
     axum::extract::Query(q): Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     list_inner(state, version, headers, q, false, "/v1/nodes").await
 }
 
@@ -213,7 +220,7 @@ pub async fn list_detail(
     Extension(version): Extension<Version>,
     headers: HeaderMap,
     axum::extract::Query(q): Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     list_inner(state, version, headers, q, true, "/v1/nodes/detail").await
 }
 

@@ -2,7 +2,8 @@
 //! version-gated fields, masked secrets, links — and the request bodies it
 //! accepts. Never the model types themselves.
 
-use serde::Deserialize;
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::version::Version;
@@ -35,24 +36,6 @@ const SECRET_KEYS: &[&str] = &[
 fn is_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     SECRET_KEYS.iter().any(|s| k.contains(s))
-}
-
-/// A copy of `m` with secret values replaced by `******`.
-pub fn mask(m: &Map<String, Value>, extra_keys: &[&str]) -> Map<String, Value> {
-    m.iter()
-        .map(|(k, v)| {
-            let v = if is_secret(k) || extra_keys.contains(&k.as_str()) {
-                Value::String("******".into())
-            } else {
-                match v {
-                    Value::Object(inner) => Value::Object(mask(inner, extra_keys)),
-                    Value::String(s) => Value::String(crate::images::redact(s)),
-                    other => other.clone(),
-                }
-            };
-            (k.clone(), v)
-        })
-        .collect()
 }
 
 fn links(base: &str, kind: &str, id: &str, sub: &str) -> Value {
@@ -206,87 +189,178 @@ fn opt(v: &Option<String>) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// One field of a node as the API shows it.
-fn node_field(node: &Node, field: &str, r: &Render) -> Option<Value> {
-    let id = node.uuid.to_string();
-    Some(match field {
-        "uuid" => Value::String(id),
-        "name" => opt(&node.name),
-        "driver" => Value::String(node.driver.clone()),
-        "driver_info" => Value::Object(mask(&node.driver_info, &[])),
-        "driver_internal_info" => Value::Object(mask(&node.driver_internal_info, &[])),
-        "instance_info" => Value::Object(mask(&node.instance_info, &["image_url"])),
-        "instance_uuid" => opt(&node.instance_uuid),
-        "instance_name" => opt(&node.instance_name),
-        "properties" => Value::Object(node.properties.clone()),
-        "extra" => Value::Object(node.extra.clone()),
-        "provision_state" => {
-            if node.provision_state == crate::model::State::Available && !r.version.at_least(2) {
-                Value::Null
-            } else if node.provision_state == crate::model::State::InspectWait
-                && !r.version.at_least(39)
-            {
-                Value::String("inspecting".into())
-            } else {
-                Value::String(node.provision_state.to_string())
+/// A JSON map shown with secrets masked, serialized without copying it.
+struct Masked<'a> {
+    map: &'a Map<String, Value>,
+    extra: &'a [&'a str],
+}
+
+impl Serialize for Masked<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.map.len()))?;
+        for (k, v) in self.map {
+            if is_secret(k) || self.extra.contains(&k.as_str()) {
+                m.serialize_entry(k, "******")?;
+                continue;
+            }
+            match v {
+                Value::Object(inner) => m.serialize_entry(
+                    k,
+                    &Masked {
+                        map: inner,
+                        extra: self.extra,
+                    },
+                )?,
+                Value::String(text) if text.contains("://") => {
+                    m.serialize_entry(k, &crate::images::redact(text))?
+                }
+                other => m.serialize_entry(k, other)?,
             }
         }
-        "target_provision_state" => node
-            .target_provision_state
-            .map(|s| Value::String(s.to_string()))
-            .unwrap_or(Value::Null),
-        "provision_updated_at" => opt(&node.provision_updated_at),
-        "power_state" => node
-            .power_state
-            .map(|s| Value::String(s.to_string()))
-            .unwrap_or(Value::Null),
-        "target_power_state" => node
-            .target_power_state
-            .map(|s| Value::String(s.to_string()))
-            .unwrap_or(Value::Null),
-        "last_error" => opt(&node.last_error),
-        "maintenance" => Value::Bool(node.maintenance),
-        "maintenance_reason" => opt(&node.maintenance_reason),
-        "fault" => opt(&node.fault),
-        "reservation" => opt(&node.reservation),
-        "console_enabled" => Value::Bool(false),
-        "protected" => Value::Bool(node.protected),
-        "protected_reason" => opt(&node.protected_reason),
-        "retired" => Value::Bool(node.retired),
-        "retired_reason" => opt(&node.retired_reason),
-        "owner" => opt(&node.owner),
-        "lessee" => opt(&node.lessee),
-        "description" => opt(&node.description),
-        "conductor" => Value::String(r.host.to_string()),
-        "conductor_group" => Value::String(node.conductor_group.clone()),
-        "resource_class" => opt(&node.resource_class),
+        m.end()
+    }
+}
+
+/// Ironic's `[self, bookmark]` link pair.
+struct Links<'a> {
+    base: &'a str,
+    kind: &'a str,
+    id: &'a str,
+    sub: &'a str,
+}
+
+impl Serialize for Links<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Link<'b> {
+            href: &'b str,
+            rel: &'b str,
+        }
+        let own = format!("{}/v1/{}/{}{}", self.base, self.kind, self.id, self.sub);
+        let bookmark = format!("{}/{}/{}{}", self.base, self.kind, self.id, self.sub);
+        let mut seq = s.serialize_seq(Some(2))?;
+        seq.serialize_element(&Link {
+            href: &own,
+            rel: "self",
+        })?;
+        seq.serialize_element(&Link {
+            href: &bookmark,
+            rel: "bookmark",
+        })?;
+        seq.end()
+    }
+}
+
+/// One field's value, borrowed from the node where possible.
+enum Field<'a> {
+    Str(&'a str),
+    OptStr(Option<&'a str>),
+    Bool(bool),
+    OptBool(Option<bool>),
+    Map(&'a Map<String, Value>),
+    Masked(Masked<'a>),
+    EmptyMap,
+    EmptyList,
+    Links(Links<'a>),
+}
+
+impl Serialize for Field<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Field::Str(v) => s.serialize_str(v),
+            Field::OptStr(v) => v.serialize(s),
+            Field::Bool(v) => s.serialize_bool(*v),
+            Field::OptBool(v) => v.serialize(s),
+            Field::Map(m) => m.serialize(s),
+            Field::Masked(m) => m.serialize(s),
+            Field::EmptyMap => s.serialize_map(Some(0))?.end(),
+            Field::EmptyList => s.serialize_seq(Some(0))?.end(),
+            Field::Links(l) => l.serialize(s),
+        }
+    }
+}
+
+/// One field of a node as the API shows it (`None`: no such field).
+fn node_field<'a>(node: &'a Node, field: &str, r: &'a Render, id: &'a str) -> Option<Field<'a>> {
+    use crate::model::State as S;
+    let o = |v: &'a Option<String>| Field::OptStr(v.as_deref());
+    let link = |sub: &'a str| {
+        Field::Links(Links {
+            base: r.base,
+            kind: "nodes",
+            id,
+            sub,
+        })
+    };
+    Some(match field {
+        "uuid" => Field::Str(id),
+        "name" => o(&node.name),
+        "driver" => Field::Str(&node.driver),
+        "driver_info" => Field::Masked(Masked {
+            map: &node.driver_info,
+            extra: &[],
+        }),
+        "driver_internal_info" => Field::Masked(Masked {
+            map: &node.driver_internal_info,
+            extra: &[],
+        }),
+        "instance_info" => Field::Masked(Masked {
+            map: &node.instance_info,
+            extra: &["image_url"],
+        }),
+        "instance_uuid" => o(&node.instance_uuid),
+        "instance_name" => o(&node.instance_name),
+        "properties" => Field::Map(&node.properties),
+        "extra" => Field::Map(&node.extra),
+        "provision_state" => match node.provision_state {
+            S::Available if !r.version.at_least(2) => Field::OptStr(None),
+            S::InspectWait if !r.version.at_least(39) => Field::Str("inspecting"),
+            s => Field::Str(s.as_str()),
+        },
+        "target_provision_state" => Field::OptStr(node.target_provision_state.map(|s| s.as_str())),
+        "provision_updated_at" => o(&node.provision_updated_at),
+        "power_state" => Field::OptStr(node.power_state.map(|s| s.as_str())),
+        "target_power_state" => Field::OptStr(node.target_power_state.map(|s| s.as_str())),
+        "last_error" => o(&node.last_error),
+        "maintenance" => Field::Bool(node.maintenance),
+        "maintenance_reason" => o(&node.maintenance_reason),
+        "fault" => o(&node.fault),
+        "reservation" => o(&node.reservation),
+        "console_enabled" => Field::Bool(false),
+        "protected" => Field::Bool(node.protected),
+        "protected_reason" => o(&node.protected_reason),
+        "retired" => Field::Bool(node.retired),
+        "retired_reason" => o(&node.retired_reason),
+        "owner" => o(&node.owner),
+        "lessee" => o(&node.lessee),
+        "description" => o(&node.description),
+        "conductor" => Field::Str(r.host),
+        "conductor_group" => Field::Str(&node.conductor_group),
+        "resource_class" => o(&node.resource_class),
         "chassis_uuid"
         | "allocation_uuid"
         | "health"
         | "inspection_started_at"
-        | "inspection_finished_at" => Value::Null,
-        "automated_clean" => node.automated_clean.map(Value::Bool).unwrap_or(Value::Null),
+        | "inspection_finished_at" => Field::OptStr(None),
+        "automated_clean" => Field::OptBool(node.automated_clean),
         "clean_step" | "deploy_step" | "service_step" | "raid_config" | "target_raid_config" => {
-            Value::Object(Map::new())
+            Field::EmptyMap
         }
-        "traits" => Value::Array(Vec::new()),
-        "network_data" => Value::Object(node.network_data.clone()),
-        "boot_mode" => opt(&node.boot_mode),
-        "secure_boot" => node.secure_boot.map(Value::Bool).unwrap_or(Value::Null),
-        "shard" => opt(&node.shard),
-        "parent_node" => opt(&node.parent_node),
-        "disable_power_off" => Value::Bool(node.disable_power_off),
-        "created_at" => Value::String(node.created_at.clone()),
-        "updated_at" => opt(&node.updated_at),
-        "links" => links(r.base, "nodes", &id, ""),
-        "ports" => links(r.base, "nodes", &id, "/ports"),
-        "portgroups" => links(r.base, "nodes", &id, "/portgroups"),
-        "states" => links(r.base, "nodes", &id, "/states"),
-        "volume" => links(r.base, "nodes", &id, "/volume"),
-        f => {
-            let kind = f.strip_suffix("_interface")?;
-            Value::String(node.interfaces.get(kind)?.to_string())
-        }
+        "traits" => Field::EmptyList,
+        "network_data" => Field::Map(&node.network_data),
+        "boot_mode" => o(&node.boot_mode),
+        "secure_boot" => Field::OptBool(node.secure_boot),
+        "shard" => o(&node.shard),
+        "parent_node" => o(&node.parent_node),
+        "disable_power_off" => Field::Bool(node.disable_power_off),
+        "created_at" => Field::Str(&node.created_at),
+        "updated_at" => o(&node.updated_at),
+        "links" => link(""),
+        "ports" => link("/ports"),
+        "portgroups" => link("/portgroups"),
+        "states" => link("/states"),
+        "volume" => link("/volume"),
+        f => Field::Str(node.interfaces.get(f.strip_suffix("_interface")?)?),
     })
 }
 
@@ -295,45 +369,68 @@ pub fn node_field_known(field: &str, version: Version) -> bool {
     NODE_FIELDS.contains(&field) && version.at_least(min_version(field))
 }
 
-/// Renders a node with `fields` (all when `None`).
-pub fn node_json(node: &Node, fields: Option<&[String]>, r: &Render) -> Value {
-    let mut m = Map::new();
-    match fields {
-        Some(list) => {
-            for f in list {
-                if let Some(v) = node_field(node, f, r) {
-                    m.insert(f.clone(), v);
-                }
+/// Which fields a node view shows.
+#[derive(Debug, Clone, Copy)]
+pub enum Shape<'a> {
+    /// Every field the version knows.
+    Full,
+    /// The short listing form.
+    Short,
+    /// Exactly these (`?fields=`).
+    Only(&'a [String]),
+}
+
+/// A node rendered for the API, serialized straight from the model.
+pub struct NodeView<'a> {
+    pub node: &'a Node,
+    pub shape: Shape<'a>,
+    pub render: &'a Render<'a>,
+}
+
+impl Serialize for NodeView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = uuid::Uuid::encode_buffer();
+        let id: &str = self.node.uuid.hyphenated().encode_lower(&mut buf);
+        let mut m = s.serialize_map(None)?;
+        let mut put = |name: &str| -> Result<(), S::Error> {
+            if let Some(v) = node_field(self.node, name, self.render, id) {
+                m.serialize_entry(name, &v)?;
             }
-        }
-        None => {
-            for f in NODE_FIELDS {
-                if r.version.at_least(min_version(f)) {
-                    if let Some(v) = node_field(node, f, r) {
-                        m.insert((*f).to_string(), v);
+            Ok(())
+        };
+        match self.shape {
+            Shape::Only(list) => list.iter().try_for_each(|f| put(f))?,
+            Shape::Full | Shape::Short => {
+                let names = if matches!(self.shape, Shape::Full) {
+                    NODE_FIELDS
+                } else {
+                    NODE_LIST_FIELDS
+                };
+                for f in names {
+                    if self.render.version.at_least(min_version(f)) {
+                        put(f)?;
                     }
                 }
             }
         }
+        m.end()
     }
-    Value::Object(m)
 }
 
-/// The short listing form of a node.
-pub fn node_short_json(node: &Node, r: &Render) -> Value {
-    let mut m = Map::new();
-    for f in NODE_LIST_FIELDS {
-        if r.version.at_least(min_version(f)) {
-            if let Some(v) = node_field(node, f, r) {
-                m.insert((*f).to_string(), v);
-            }
-        }
-    }
-    Value::Object(m)
+/// Renders a node with `fields` (all when `None`).
+pub fn node_json(node: &Node, fields: Option<&[String]>, r: &Render) -> Value {
+    let shape = fields.map(Shape::Only).unwrap_or(Shape::Full);
+    serde_json::to_value(NodeView {
+        node,
+        shape,
+        render: r,
+    })
+    .unwrap_or(Value::Null)
 }
 
-/// `GET …/states`.
+/// `GET …/states`./// `GET …/states`.
 pub fn states_json(node: &Node, r: &Render) -> Value {
+    let id = node.uuid.to_string();
     let mut m = Map::new();
     for f in [
         "console_enabled",
@@ -344,7 +441,8 @@ pub fn states_json(node: &Node, r: &Render) -> Value {
         "target_power_state",
         "target_provision_state",
     ] {
-        m.insert(f.into(), node_field(node, f, r).unwrap_or(Value::Null));
+        let v = node_field(node, f, r, &id).map(|v| serde_json::to_value(v).unwrap_or(Value::Null));
+        m.insert(f.into(), v.unwrap_or(Value::Null));
     }
     if r.version.at_least(12) {
         m.insert("raid_config".into(), Value::Object(Map::new()));
@@ -611,7 +709,11 @@ mod tests {
             "nested": {"auth_token": "abc", "x": 1},
             "url": "http://u:pw@h/x?token=t"
         });
-        let masked = Value::Object(mask(m.as_object().unwrap(), &[]));
+        let masked = serde_json::to_value(Masked {
+            map: m.as_object().unwrap(),
+            extra: &[],
+        })
+        .unwrap();
         assert_eq!(masked["ipmi_password"], "******");
         assert_eq!(masked["nested"]["auth_token"], "******");
         assert_eq!(masked["nested"]["x"], 1);
