@@ -163,3 +163,30 @@ fn version_discovery() {
     let root: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(root["default_version"]["min_version"], "1.1");
 }
+
+/// The API never serves an open management API off loopback.
+#[test]
+fn no_auth_off_loopback_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    let text = format!(
+        "[data]\ndir = \"{}\"\n[api]\nlisten = \"0.0.0.0:6385\"\n",
+        dir.path().display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rackboot"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "config errors exit 2");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("http_basic") && err.contains("0.0.0.0:6385"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("rackboot.db").exists(),
+        "nothing was created"
+    );
+}

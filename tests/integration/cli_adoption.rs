@@ -469,6 +469,55 @@ fn fake_drivers_recipe() {
         "deploy with fake interfaces",
     );
     assert_eq!(s.node("prod1")["provision_state"], "active");
+    ok(
+        baremetal(&s, &["node", "rebuild", "prod1", "--wait", "30"]),
+        "rebuild (not adopted: no guard)",
+    );
+    assert_eq!(s.node("prod1")["provision_state"], "active");
+    let listed = ok(
+        baremetal(
+            &s,
+            &[
+                "node",
+                "list",
+                "--provision-state",
+                "active",
+                "--fields",
+                "uuid",
+                "name",
+                "-f",
+                "json",
+            ],
+        ),
+        "list with filter and fields",
+    );
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed, serde_json::json!([{"uuid": uuid, "name": "prod1"}]));
+    let none = ok(
+        baremetal(
+            &s,
+            &["node", "list", "--provision-state", "enroll", "-f", "json"],
+        ),
+        "list enroll",
+    );
+    assert_eq!(none.trim(), "[]");
+    let long = ok(
+        baremetal(
+            &s,
+            &[
+                "node",
+                "list",
+                "--long",
+                "--driver",
+                "fake-hardware",
+                "-f",
+                "json",
+            ],
+        ),
+        "list --long",
+    );
+    assert!(long.contains("\"ipmi_password\": \"******\""), "{long}");
+    assert!(!long.contains("pw-xyz"), "{long}");
 
     // Switch back (interfaces of an active node change only in maintenance).
     let text = fails(
