@@ -136,6 +136,11 @@ pub async fn serve(config: Config) -> Result<()> {
         })
     });
 
+    let listener = api::listener::BoundedListener::new(
+        listener,
+        config.api.max_connections,
+        config.api.idle_timeout.0,
+    );
     axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await

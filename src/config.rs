@@ -106,6 +106,10 @@ pub struct Api {
     pub max_concurrent_requests: usize,
     /// Largest page a listing returns (Ironic's `[api]max_limit`).
     pub max_limit: usize,
+    /// Open connections at once; further clients wait in the backlog.
+    pub max_connections: usize,
+    /// A connection that moves no byte this long is closed.
+    pub idle_timeout: Dur,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -175,6 +179,8 @@ impl Default for Api {
             request_timeout: Dur(Duration::from_secs(60)),
             max_concurrent_requests: 512,
             max_limit: 1000,
+            max_connections: 1024,
+            idle_timeout: Dur(Duration::from_secs(120)),
         }
     }
 }
@@ -275,9 +281,15 @@ impl Config {
                 "[api] max_body_bytes must be at least 1024".into(),
             ));
         }
-        if api.max_limit == 0 || api.max_concurrent_requests == 0 {
+        if api.max_limit == 0 || api.max_concurrent_requests == 0 || api.max_connections == 0 {
             return Err(Error::Invalid(
-                "[api] max_limit and max_concurrent_requests must be at least 1".into(),
+                "[api] max_limit, max_concurrent_requests and max_connections must be at least 1"
+                    .into(),
+            ));
+        }
+        if api.idle_timeout.0 <= api.request_timeout.0 {
+            return Err(Error::Invalid(
+                "[api] idle_timeout must be longer than request_timeout, or slow answers would be cut".into(),
             ));
         }
         if self.conductor.max_workers == 0 {

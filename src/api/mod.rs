@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod listener;
 pub mod nodes;
 pub mod ports;
 pub mod provision;
