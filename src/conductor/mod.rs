@@ -151,6 +151,26 @@ enum Job {
     Power(PowerState),
 }
 
+/// Counts a running workflow for the shutdown drain, however it ends.
+struct RunningGuard {
+    inner: Arc<Inner>,
+}
+
+impl RunningGuard {
+    fn new(inner: Arc<Inner>) -> RunningGuard {
+        inner.running.fetch_add(1, Ordering::SeqCst);
+        RunningGuard { inner }
+    }
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        if self.inner.running.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.inner.idle.notify_waiters();
+        }
+    }
+}
+
 /// A worker slot and the node's lock, carried by a spawned workflow.
 struct WorkerTicket {
     _permit: tokio::sync::OwnedSemaphorePermit,
@@ -533,10 +553,7 @@ impl Conductor {
             format!("{target}: {from} -> {to} (target {target_text})"),
             &opts.user,
         );
-        self.save(node.clone(), vec![h]).await?;
-        let done = self.spawn(ticket, node, job);
-        let _ = tokio::time::timeout(self.inner.settings.answer_wait, done).await;
-        Ok(())
+        self.launch(ticket, node, h, job).await
     }
 
     /// Refusals that depend on the node, checked under its lock.
@@ -676,10 +693,7 @@ impl Conductor {
             format!("power action requested: {target}"),
             &user,
         );
-        self.save(node.clone(), vec![h]).await?;
-        let done = self.spawn(ticket, node, Job::Power(target));
-        let _ = tokio::time::timeout(self.inner.settings.answer_wait, done).await;
-        Ok(())
+        self.launch(ticket, node, h, Job::Power(target)).await
     }
 
     /// Sets the boot device through the management interface.
@@ -775,28 +789,87 @@ impl Conductor {
 
     // ---- workers -----------------------------------------------------------
 
-    /// Runs a workflow in its own task; the receiver fires when it is done.
-    fn spawn(
+    /// Commits the node's begin state and runs its workflow in a task of its
+    /// own, so a cancelled request (client gone, request timeout) can neither
+    /// lose the workflow nor leave a reserved node without one. Returns once
+    /// the begin state is committed, after waiting up to `answer_wait` for a
+    /// quick workflow to finish.
+    async fn launch(
         &self,
         ticket: WorkerTicket,
         node: Node,
+        begin: HistoryEntry,
         job: Job,
-    ) -> tokio::sync::oneshot::Receiver<()> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
+    ) -> Result<()> {
+        let (begun_tx, begun_rx) = tokio::sync::oneshot::channel::<Result<()>>();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let running = RunningGuard::new(self.inner.clone());
         let this = self.clone();
-        self.inner.running.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
+            let _running = running;
+            let _ticket = ticket;
             let uuid = node.uuid;
-            if let Err(e) = this.run(node, job).await {
-                tracing::error!(node = %uuid, ?job, error = %e, "workflow could not record its outcome");
+            if let Err(e) = this.save(node.clone(), vec![begin]).await {
+                let _ = begun_tx.send(Err(e));
+                return;
             }
-            drop(ticket);
-            if this.inner.running.fetch_sub(1, Ordering::SeqCst) == 1 {
-                this.inner.idle.notify_waiters();
+            let _ = begun_tx.send(Ok(()));
+            // The workflow runs in a nested task so that a panic in a driver
+            // is caught here and the node is failed instead of left reserved.
+            let worker = this.clone();
+            let problem = match tokio::spawn(async move { worker.run(node, job).await }).await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("the workflow could not record its outcome: {e}")),
+                Err(e) if e.is_panic() => Some(
+                    "the workflow failed unexpectedly (internal error); see the appliance log"
+                        .to_string(),
+                ),
+                Err(_) => Some("the workflow was cancelled".to_string()),
+            };
+            if let Some(msg) = problem {
+                tracing::error!(node = %uuid, ?job, "{msg}");
+                if let Err(e) = this.fail_node(uuid, job, &msg).await {
+                    tracing::error!(node = %uuid, error = %e, "cannot record the failed workflow");
+                }
             }
-            let _ = tx.send(());
+            let _ = done_tx.send(());
         });
-        rx
+        match begun_rx.await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(Error::Store(store::Error::Database(
+                    "the workflow task ended before it started".into(),
+                )))
+            }
+        }
+        let _ = tokio::time::timeout(self.inner.settings.answer_wait, done_rx).await;
+        Ok(())
+    }
+
+    /// Fails a node whose workflow ended abnormally: the failure transition
+    /// (where the table has one), `last_error`, and the reservation released.
+    async fn fail_node(&self, uuid: Uuid, job: Job, msg: &str) -> Result<()> {
+        let mut node = self.load(&uuid.to_string()).await?;
+        node.reservation = None;
+        node.updated_at = Some(now());
+        node.last_error = Some(msg.to_string());
+        if matches!(job, Job::Power(_)) {
+            node.target_power_state = None;
+        } else if let Some(to) = states::next(node.provision_state, Event::Fail) {
+            node.provision_state = to;
+            node.target_provision_state = if to.is_stable() {
+                None
+            } else {
+                to.default_target()
+            };
+            node.provision_updated_at = Some(now());
+        }
+        let h = HistoryEntry::new(
+            Severity::Error,
+            "provisioning",
+            format!("workflow ended abnormally: {msg}"),
+        );
+        self.save(node, vec![h]).await
     }
 
     async fn run(&self, node: Node, job: Job) -> Result<()> {
@@ -859,7 +932,20 @@ impl Conductor {
             Ok(None) => (Event::Done, None),
             Err(e) => (Event::Fail, Some(e)),
         };
-        let to = states::next(from, event).unwrap_or(from);
+        let (to, error) = match states::next(from, event) {
+            Some(to) => (to, error),
+            None => {
+                let msg = format!(
+                    "internal error: the workflow ended with event \"{event}\", which state \"{from}\" does not accept"
+                );
+                tracing::error!(node = %node.uuid, "{msg}");
+                let to = states::next(from, Event::Fail).unwrap_or(from);
+                (
+                    to,
+                    Some(error.map(|e| format!("{e}; {msg}")).unwrap_or(msg)),
+                )
+            }
+        };
         node.provision_state = to;
         node.target_provision_state = if to.is_stable() {
             None

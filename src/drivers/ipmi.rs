@@ -55,16 +55,30 @@ impl std::fmt::Debug for IpmiInfo {
     }
 }
 
+/// A driver_info value as text. The `baremetal` CLI JSON-parses
+/// `--driver-info` values, so `ipmi_password=12345678` arrives as a number;
+/// Ironic takes it as text, and so does this.
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
 fn optional_string(node: &Node, key: &str, max_len: usize) -> Result<Option<String>> {
     match node.driver_info.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.len() <= max_len => Ok(Some(s.clone())),
-        Some(Value::String(_)) => Err(Error::InvalidParameter(format!(
-            "driver_info/{key} is longer than the {max_len} bytes IPMI allows"
-        ))),
-        Some(_) => Err(Error::InvalidParameter(format!(
-            "driver_info/{key} must be a string"
-        ))),
+        Some(v) => match text(v) {
+            Some(s) if s.len() <= max_len => Ok(Some(s)),
+            Some(_) => Err(Error::InvalidParameter(format!(
+                "driver_info/{key} is longer than the {max_len} bytes IPMI allows"
+            ))),
+            None => Err(Error::InvalidParameter(format!(
+                "driver_info/{key} must be a string"
+            ))),
+        },
     }
 }
 
@@ -145,7 +159,7 @@ pub fn parse_driver_info(node: &Node) -> Result<IpmiInfo> {
         }
     };
     match optional_string(node, "ipmi_protocol_version", 8)?.as_deref() {
-        None | Some("2.0") => {}
+        None | Some("2.0" | "2") => {}
         Some(v) => {
             return Err(Error::InvalidParameter(format!(
                 "driver_info/ipmi_protocol_version {v:?} is not supported; only \"2.0\" (RMCP+) is"
@@ -153,20 +167,7 @@ pub fn parse_driver_info(node: &Node) -> Result<IpmiInfo> {
         }
     }
     let username = optional_string(node, "ipmi_username", 16)?;
-    let password = match node.driver_info.get("ipmi_password") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.len() <= 20 => Some(s.clone()),
-        Some(Value::String(_)) => {
-            return Err(Error::InvalidParameter(
-                "driver_info/ipmi_password is longer than the 20 bytes IPMI 2.0 allows".into(),
-            ))
-        }
-        Some(_) => {
-            return Err(Error::InvalidParameter(
-                "driver_info/ipmi_password must be a string".into(),
-            ))
-        }
-    };
+    let password = optional_string(node, "ipmi_password", 20)?;
     for key in ["deploy_kernel", "deploy_ramdisk"] {
         if let Some(v) = node.driver_info.get(key) {
             super::pxe::check_image_ref(&format!("driver_info/{key}"), v)?;
@@ -303,6 +304,14 @@ mod tests {
             ),
             (
                 json!({"ipmi_address": "h", "ipmi_password": "p".repeat(21)}),
+                Some("ipmi_password"),
+            ),
+            (
+                json!({"ipmi_address": "h", "ipmi_password": 12345678, "ipmi_username": 42, "ipmi_protocol_version": 2.0}),
+                None,
+            ),
+            (
+                json!({"ipmi_address": "h", "ipmi_password": {"nested": true}}),
                 Some("ipmi_password"),
             ),
             (
