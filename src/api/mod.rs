@@ -65,10 +65,27 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         let bytes = axum::body::to_bytes(req.into_body(), limit)
             .await
             .map_err(|_| ApiError::too_large(limit))?;
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| ApiError::bad_request(format!("Invalid JSON request body: {e}")))
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            ApiError::bad_request(format!("Invalid JSON request body: {}", body_error(&e)))
+        })
     }
+}
+
+/// A JSON error for the client without the offending value, which may be a
+/// secret (`invalid type: string "hunter2"` becomes `invalid type: string`).
+pub fn body_error(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    for prefix in ["invalid type: string \"", "invalid value: string \""] {
+        if let Some(start) = msg.find(prefix) {
+            let value_start = start + prefix.len();
+            if let Some(len) = msg[value_start..].find("\", ") {
+                let mut out = msg.clone();
+                out.replace_range(value_start - 2..value_start + len + 1, "");
+                return out;
+            }
+        }
+    }
+    msg
 }
 
 /// The scheme and host links should point at.
@@ -346,7 +363,7 @@ async fn ironic_errors(req: Request, next: axum::middleware::Next) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if resp.status().is_client_error() && !is_json {
+    if (resp.status().is_client_error() || resp.status().is_server_error()) && !is_json {
         let status = resp.status();
         let msg = match status {
             StatusCode::METHOD_NOT_ALLOWED => {
@@ -354,6 +371,9 @@ async fn ironic_errors(req: Request, next: axum::middleware::Next) -> Response {
             }
             StatusCode::NOT_FOUND => "The resource could not be found.".to_string(),
             StatusCode::PAYLOAD_TOO_LARGE => "The request body is too large.".to_string(),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                "The request took longer than [api] request_timeout; it may still complete, check the node's state before retrying.".to_string()
+            }
             s => format!("The request could not be processed ({s})."),
         };
         return ApiError::new(status, msg).into_response();
@@ -417,15 +437,34 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/drivers/{name}", get(driver_show))
         .route("/v1/drivers/{name}/properties", get(driver_properties))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(ironic_errors))
-        .layer(axum::middleware::from_fn(version::negotiate))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
+        .layer(axum::middleware::from_fn(ironic_errors))
+        .layer(axum::middleware::from_fn(version::negotiate))
         .layer(tower::limit::ConcurrencyLimitLayer::new(concurrency))
         .with_state(state)
 }
 
 /// Query parameters as a map (repeated keys: the last wins).
 pub type Params = Query<HashMap<String, String>>;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn body_errors_drop_values() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct B {
+            flag: bool,
+        }
+        let e = serde_json::from_str::<B>(r#"{"flag": "hunter2"}"#).unwrap_err();
+        let msg = super::body_error(&e);
+        assert!(!msg.contains("hunter2"), "{msg}");
+        assert!(
+            msg.contains("invalid type: string, expected a boolean"),
+            "{msg}"
+        );
+    }
+}

@@ -75,11 +75,13 @@ pub async fn create(
     let pxe_enabled = flag("pxe_enabled", &body.pxe_enabled, true)?;
     let is_smartnic = flag("is_smartnic", &body.is_smartnic, false)?;
     let store = state.conductor.store().clone();
+    let node = store
+        .call(move |s| s.get_node(&node))
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let _lock = state.conductor.lock_node(node.uuid, &node.ident()).await?;
     let port = store
         .call(move |s| -> Result<Port, ApiError> {
-            let node = s
-                .get_node(&node)
-                .map_err(|e| ApiError::bad_request(e.to_string()))?;
             let port = Port {
                 uuid,
                 address: mac,
@@ -342,9 +344,12 @@ pub async fn patch(
     JsonBody(ops): JsonBody<Vec<PatchOp>>,
 ) -> Result<Json<Value>, ApiError> {
     check_port_ident(&ident)?;
-    let port = state
-        .conductor
-        .store()
+    let store = state.conductor.store().clone();
+    let lookup = ident.clone();
+    let old = store.call(move |s| s.get_port(&lookup)).await?;
+    let node = old.node_uuid.to_string();
+    let _lock = state.conductor.lock_node(old.node_uuid, &node).await?;
+    let port = store
         .call(move |s| -> Result<Port, ApiError> {
             let old = s.get_port(&ident)?;
             let new = patch_port(&old, &ops)?;
@@ -371,13 +376,12 @@ pub async fn delete(
     Path(ident): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     check_port_ident(&ident)?;
-    state
+    let store = state.conductor.store().clone();
+    let port = store.call(move |s| s.get_port(&ident)).await?;
+    let _lock = state
         .conductor
-        .store()
-        .call(move |s| -> crate::store::Result<()> {
-            let port = s.get_port(&ident)?;
-            s.delete_port(port.uuid)
-        })
+        .lock_node(port.node_uuid, &port.node_uuid.to_string())
         .await?;
+    store.call(move |s| s.delete_port(port.uuid)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -201,24 +201,94 @@ impl Serialize for Masked<'_> {
         for (k, v) in self.map {
             if is_secret(k) || self.extra.contains(&k.as_str()) {
                 m.serialize_entry(k, "******")?;
-                continue;
-            }
-            match v {
-                Value::Object(inner) => m.serialize_entry(
+            } else {
+                m.serialize_entry(
                     k,
-                    &Masked {
-                        map: inner,
+                    &MaskedValue {
+                        value: v,
                         extra: self.extra,
                     },
-                )?,
-                Value::String(text) if text.contains("://") => {
-                    m.serialize_entry(k, &crate::images::redact(text))?
-                }
-                other => m.serialize_entry(k, other)?,
+                )?;
             }
         }
         m.end()
     }
+}
+
+/// A value inside a masked map: nested maps and lists are masked too, and
+/// strings lose embedded credentials (`http://user:pw@…`, `password=…`).
+struct MaskedValue<'a> {
+    value: &'a Value,
+    extra: &'a [&'a str],
+}
+
+impl Serialize for MaskedValue<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.value {
+            Value::Object(inner) => Masked {
+                map: inner,
+                extra: self.extra,
+            }
+            .serialize(s),
+            Value::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&MaskedValue {
+                        value: item,
+                        extra: self.extra,
+                    })?;
+                }
+                seq.end()
+            }
+            Value::String(text) => s.serialize_str(&mask_text(text)),
+            other => other.serialize(s),
+        }
+    }
+}
+
+/// Masks credentials inside free text: URL user info and secret-looking
+/// query values (via `images::redact`), and `password=…`/`token: …` pairs.
+pub fn mask_text(text: &str) -> std::borrow::Cow<'_, str> {
+    let lower = text.to_ascii_lowercase();
+    let words = ["password", "passwd", "secret", "token"];
+    if !text.contains("://") && !words.iter().any(|w| lower.contains(w)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = crate::images::redact(text);
+    for w in words {
+        let mut from = 0;
+        loop {
+            let lower_out = out.to_ascii_lowercase();
+            let Some(pos) = lower_out[from..].find(w).map(|p| p + from) else {
+                break;
+            };
+            let mut i = pos + w.len();
+            let bytes = out.as_bytes();
+            // skip the rest of the key (e.g. "password_hash"), then "=" or ":" and quotes/spaces
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                i += 1;
+            }
+            if i >= bytes.len() || !(bytes[i] == b'=' || bytes[i] == b':') {
+                from = i.min(out.len());
+                continue;
+            }
+            i += 1;
+            while i < bytes.len() && (bytes[i] == b' ' || bytes[i] == b'"' || bytes[i] == b'\'') {
+                i += 1;
+            }
+            let mut end = i;
+            while end < bytes.len()
+                && !matches!(bytes[end], b' ' | b'&' | b'"' | b'\'' | b',' | b';')
+            {
+                end += 1;
+            }
+            if end > i && &out[i..end] != "******" {
+                out.replace_range(i..end, "******");
+            }
+            from = (i + 6).min(out.len());
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Ironic's `[self, bookmark]` link pair.
@@ -720,5 +790,31 @@ mod tests {
         assert_eq!(masked["ipmi_address"], "10.0.0.5");
         assert!(!masked.to_string().contains("hunter2"));
         assert!(!masked.to_string().contains("pw@"));
+    }
+
+    #[test]
+    fn text_masking_cases() {
+        let cases = [
+            ("plain text", "plain text"),
+            ("password=hunter2 other", "password=****** other"),
+            ("--password=\"a b\"", "--password=\"****** b\""),
+            ("token: abc,next", "token: ******,next"),
+            ("ipmi_password_hint", "ipmi_password_hint"),
+            ("http://u:p@h/x", "http://******@h/x"),
+            ("opts secret=1&x=2", "opts secret=******&x=2"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(mask_text(input), want, "{input}");
+        }
+        let nested = json!({"list": [{"ipmi_password": "x"}, "password=y"], "ok": [1, 2]});
+        let masked = serde_json::to_value(Masked {
+            map: nested.as_object().unwrap(),
+            extra: &[],
+        })
+        .unwrap();
+        assert_eq!(
+            masked,
+            json!({"list": [{"ipmi_password": "******"}, "password=******"], "ok": [1, 2]})
+        );
     }
 }

@@ -124,7 +124,7 @@ struct Inner {
 }
 
 /// Holds a node's lock; dropping it releases the lock.
-struct LockGuard {
+pub struct LockGuard {
     inner: Arc<Inner>,
     uuid: Uuid,
 }
@@ -356,6 +356,12 @@ impl Conductor {
             self.inner.http.clone(),
             self.inner.settings.drivers.clone(),
         ))
+    }
+
+    /// Takes a node's lock for work outside the conductor that must not run
+    /// beside a workflow (port changes). Busy → `NodeLocked`.
+    pub async fn lock_node(&self, uuid: Uuid, ident: &str) -> Result<LockGuard> {
+        self.lock(uuid, ident).await
     }
 
     // ---- nodes -------------------------------------------------------------
@@ -712,10 +718,10 @@ impl Conductor {
             .management
             .validate(&node)
             .map_err(|e| Error::Invalid(e.to_string()))?;
-        let task = self.task(node).await?;
+        let mut task = self.task(node).await?;
         let res = bundle
             .management
-            .set_boot_device(&task, device, persistent)
+            .set_boot_device(&mut task, device, persistent)
             .await;
         let mut records = task.take_records();
         if let Err(e) = &res {
@@ -725,10 +731,7 @@ impl Conductor {
                 format!("set boot device {device} failed: {e}"),
             ));
         }
-        let uuid = task.node.uuid;
-        self.store()
-            .call(move |s| s.add_history(uuid, &records))
-            .await?;
+        self.save(task.node, records).await?;
         res.map_err(|e| Error::Invalid(e.to_string()))
     }
 

@@ -151,9 +151,19 @@ fn patchable_doc(node: &Node) -> Value {
     Value::Object(m)
 }
 
+/// A type error that names the field and the JSON type, never the value
+/// (it may be a secret).
 fn invalid(field: &str, want: &str, got: &Value) -> Error {
+    let kind = match got {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    };
     Error::Invalid(format!(
-        "Invalid value for field {field}: expected {want}, got {got}"
+        "Invalid value for field {field}: expected {want}, got {kind}"
     ))
 }
 

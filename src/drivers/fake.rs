@@ -2,12 +2,9 @@
 //! state through the node record (as Ironic's does) and records every call in
 //! the node history, so tests can prove what was — and was not — sent.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::Value;
-use uuid::Uuid;
 
 use super::{Boot, BoxFuture, Deploy, DeployOutcome, Error, Management, Power, Result, Task};
 use crate::model::{Node, PowerState, Severity};
@@ -93,11 +90,9 @@ impl Power for FakePower {
 #[derive(Default)]
 pub struct FakeManagement;
 
-fn boot_devices() -> &'static Mutex<HashMap<Uuid, (String, bool)>> {
-    static DEVICES: std::sync::OnceLock<Mutex<HashMap<Uuid, (String, bool)>>> =
-        std::sync::OnceLock::new();
-    DEVICES.get_or_init(Default::default)
-}
+/// Where fake management keeps the boot device: in the node record, so it
+/// survives restarts and goes with the node.
+const BOOT_DEVICE_KEY: &str = "fake_boot_device";
 
 impl Management for FakeManagement {
     fn validate(&self, _node: &Node) -> Result<()> {
@@ -106,7 +101,7 @@ impl Management for FakeManagement {
 
     fn set_boot_device<'a>(
         &'a self,
-        task: &'a Task,
+        task: &'a mut Task,
         device: &'a str,
         persistent: bool,
     ) -> BoxFuture<'a, Result<()>> {
@@ -116,10 +111,10 @@ impl Management for FakeManagement {
                 "management",
                 format!("fake management call: set_boot_device {device} persistent={persistent}"),
             );
-            boot_devices()
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(task.node.uuid, (device.to_string(), persistent));
+            task.node.driver_internal_info.insert(
+                BOOT_DEVICE_KEY.into(),
+                serde_json::json!({"boot_device": device, "persistent": persistent}),
+            );
             Ok(())
         })
     }
@@ -129,11 +124,12 @@ impl Management for FakeManagement {
         task: &'a Task,
     ) -> BoxFuture<'a, Result<(Option<String>, Option<bool>)>> {
         Box::pin(async move {
-            let map = boot_devices().lock().unwrap_or_else(|p| p.into_inner());
-            Ok(match map.get(&task.node.uuid) {
-                Some((d, p)) => (Some(d.clone()), Some(*p)),
-                None => (None, None),
-            })
+            let v = task.node.driver_internal_info.get(BOOT_DEVICE_KEY);
+            let device = v
+                .and_then(|v| v["boot_device"].as_str())
+                .map(str::to_string);
+            let persistent = v.and_then(|v| v["persistent"].as_bool());
+            Ok((device, persistent))
         })
     }
 }
@@ -208,6 +204,7 @@ mod tests {
     use super::*;
     use crate::model::{Interfaces, State};
     use serde_json::json;
+    use uuid::Uuid;
 
     #[test]
     fn delay_cases() {

@@ -227,7 +227,7 @@ impl Management for IpmiManagement {
 
     fn set_boot_device<'a>(
         &'a self,
-        task: &'a Task,
+        task: &'a mut Task,
         _device: &'a str,
         _persistent: bool,
     ) -> BoxFuture<'a, Result<()>> {

@@ -120,7 +120,7 @@ pub trait Management: Send + Sync {
     /// Sets the next boot device. Idempotent.
     fn set_boot_device<'a>(
         &'a self,
-        task: &'a Task,
+        task: &'a mut Task,
         device: &'a str,
         persistent: bool,
     ) -> BoxFuture<'a, Result<()>>;

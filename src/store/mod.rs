@@ -424,25 +424,6 @@ impl Store {
         Ok(())
     }
 
-    /// Appends history rows to a node without changing it.
-    pub fn add_history(&self, node: Uuid, history: &[HistoryEntry]) -> Result<()> {
-        let mut conn = self.writer();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let id: Option<i64> = tx
-            .query_row(
-                "SELECT id FROM nodes WHERE uuid = ?1",
-                [node.to_string()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let id = id.ok_or_else(|| Error::NodeNotFound(node.to_string()))?;
-        for h in history {
-            insert_history(&tx, id, h, self.inner.options.history_max_entries)?;
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
     /// Deletes a node with its ports and history.
     pub fn delete_node(&self, uuid: Uuid) -> Result<()> {
         let conn = self.writer();

@@ -60,6 +60,8 @@ fn kill_9_while_adopting_fails_only_that_node() {
         Some(json!([{"op": "add", "path": "/extra/a", "value": 1}])),
     );
     assert_eq!(st, 409, "{locked}");
+    let (st, locked) = s.json("DELETE", "/v1/ports/52:54:00:00:01:00", None);
+    assert_eq!(st, 409, "ports of a busy node are locked with it: {locked}");
     let (before_nodes, before_ports) = (
         s.json("GET", "/v1/nodes/detail", None).1,
         s.json("GET", "/v1/ports/detail", None).1,
