@@ -95,6 +95,10 @@ impl Default for Settings {
     }
 }
 
+/// The `extra` key through which a `baremetal` user consents, once, to a
+/// destructive action on an adopted node.
+pub const CONSENT_KEY: &str = "rackboot_allow_destructive";
+
 /// Options of a provisioning request beyond its target.
 #[derive(Debug, Clone, Default)]
 pub struct ProvisionOptions {
@@ -509,7 +513,11 @@ impl Conductor {
         let Some(to) = states::next(from, event) else {
             return Err(not_actionable(&node));
         };
-        self.check_provision(&node, event, target, &opts)?;
+        let used_extra_consent = self.check_provision(&node, event, target, &opts)?;
+        if used_extra_consent {
+            // Consent through `extra` is for one action, not forever.
+            node.extra.remove(CONSENT_KEY);
+        }
 
         let job = match (from, event) {
             (State::Enroll, Event::Manage) => Some(Job::Verify),
@@ -569,7 +577,7 @@ impl Conductor {
         event: Event,
         target: &str,
         opts: &ProvisionOptions,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let ident = node.ident();
         if matches!(event, Event::Delete | Event::Rebuild) && node.protected {
             return Err(Error::NodeProtected { node: ident });
@@ -602,30 +610,33 @@ impl Conductor {
             _ => {}
         }
         if node.is_adopted() && matches!(event, Event::Provide | Event::Rebuild | Event::Delete) {
-            self.check_adopted_guard(node, target, opts, &bundle)?;
+            return self.check_adopted_guard(node, target, opts, &bundle);
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Goes beyond Ironic: an adopted machine may not be what the appliance
     /// thinks it is, so actions that could re-image or clean it need consent.
+    /// Returns whether the consent in `extra` was used (and must be spent).
     fn check_adopted_guard(
         &self,
         node: &Node,
         target: &str,
         opts: &ProvisionOptions,
         bundle: &Bundle,
-    ) -> Result<()> {
-        let consent = opts.confirm_destructive
-            || match node.extra.get("rackboot_allow_destructive") {
-                Some(Value::Bool(b)) => *b,
-                Some(Value::String(s)) => {
-                    matches!(s.to_ascii_lowercase().as_str(), "true" | "yes" | "1")
-                }
-                _ => false,
-            };
-        if consent {
-            return Ok(());
+    ) -> Result<bool> {
+        if opts.confirm_destructive {
+            return Ok(false);
+        }
+        let extra_consent = match node.extra.get(CONSENT_KEY) {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) => {
+                matches!(s.to_ascii_lowercase().as_str(), "true" | "yes" | "1")
+            }
+            _ => false,
+        };
+        if extra_consent {
+            return Ok(true);
         }
         let has_checksum = ["image_checksum", "image_os_hash_value"].iter().any(|k| {
             node.instance_info
@@ -637,7 +648,7 @@ impl Conductor {
         let why = match (has_checksum, cleans) {
             (_, true) => "automated cleaning would wipe its disks",
             (false, false) => "its instance_info has no image_checksum, so the recorded image may not be the one it runs and a re-deploy could wipe it",
-            (true, false) => return Ok(()),
+            (true, false) => return Ok(false),
         };
         let ident = node.ident();
         Err(Error::Refused(format!(

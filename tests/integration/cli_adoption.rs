@@ -638,20 +638,9 @@ fn adopted_node_guard() {
         n["driver_internal_info"]["adopted"], true,
         "uncleaned disks still hold the adopted system"
     );
-    // Consent given through extra is sticky; once withdrawn, provide needs it again.
-    ok(
-        baremetal(
-            &s,
-            &[
-                "node",
-                "unset",
-                "g1",
-                "--extra",
-                "rackboot_allow_destructive",
-            ],
-        ),
-        "withdraw consent",
-    );
+    // Consent through extra is spent by the action it allowed.
+    assert_eq!(n["extra"], serde_json::json!({}), "consent spent");
+    // With a checksum recorded the adopted node may be provided (no cleaning configured)...
     ok(
         baremetal(&s, &["node", "manage", "g1", "--wait", "30"]),
         "manage",
@@ -665,6 +654,50 @@ fn adopted_node_guard() {
         "{text}"
     );
     assert_eq!(s.node("g1")["provision_state"], "manageable");
+    ok(
+        baremetal(
+            &s,
+            &[
+                "node",
+                "set",
+                "g1",
+                "--instance-info",
+                "image_checksum=0123abcd",
+            ],
+        ),
+        "record checksum",
+    );
+    ok(
+        baremetal(&s, &["node", "provide", "g1", "--wait", "30"]),
+        "provide with checksum",
+    );
+    // ...but not when cleaning would wipe it (ramdisk deploy cleans with the deploy ramdisk).
+    ok(
+        baremetal(&s, &["node", "manage", "g1", "--wait", "30"]),
+        "manage again",
+    );
+    ok(
+        baremetal(
+            &s,
+            &[
+                "node",
+                "set",
+                "g1",
+                "--deploy-interface",
+                "ramdisk",
+                "--automated-clean",
+            ],
+        ),
+        "enable cleaning",
+    );
+    let text = fails(
+        baremetal(&s, &["node", "provide", "g1"]),
+        "provide with cleaning",
+    );
+    assert!(
+        text.contains("automated cleaning would wipe its disks"),
+        "{text}"
+    );
 }
 
 /// Power and boot-device verbs of the CLI reach the fake interfaces, and
