@@ -3,7 +3,6 @@
 //! [`Caller`] is authenticated; the signature says so.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -41,12 +40,17 @@ pub enum Error {
 /// so a CLI making ten requests pays for it once.
 const CACHE_MAX: usize = 1024;
 const CACHE_TTL: Duration = Duration::from_secs(300);
+/// bcrypt verifications running at once.
+const BCRYPT_AT_ONCE: usize = 2;
 
 /// The users allowed in, and a cache of recent successful checks.
 pub struct Htpasswd {
     users: HashMap<String, String>,
-    cache: Mutex<HashMap<u64, (String, Instant)>>,
-    hasher: std::collections::hash_map::RandomState,
+    /// Keyed by the whole header: a verified header maps to its user.
+    cache: Mutex<HashMap<String, (String, Instant)>>,
+    /// bcrypt checks at once: each costs ~50 ms of CPU by design, so
+    /// unauthenticated floods must not take every core.
+    verifying: tokio::sync::Semaphore,
 }
 
 impl Htpasswd {
@@ -91,23 +95,27 @@ impl Htpasswd {
         Ok(Htpasswd {
             users,
             cache: Mutex::new(HashMap::new()),
-            hasher: Default::default(),
+            verifying: tokio::sync::Semaphore::new(BCRYPT_AT_ONCE),
         })
+    }
+
+    /// The user of a recently verified `Authorization` header, if any.
+    pub fn cached(&self, header: &str) -> Option<String> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        match cache.get(header) {
+            Some((user, at)) if at.elapsed() < CACHE_TTL => Some(user.clone()),
+            Some(_) => {
+                cache.remove(header);
+                None
+            }
+            None => None,
+        }
     }
 
     /// Checks an `Authorization` header value; returns the user.
     pub fn check(&self, header: &str) -> Option<String> {
-        let mut h = self.hasher.build_hasher();
-        h.write(header.as_bytes());
-        let key = h.finish();
-        {
-            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((user, at)) = cache.get(&key) {
-                if at.elapsed() < CACHE_TTL {
-                    return Some(user.clone());
-                }
-                cache.remove(&key);
-            }
+        if let Some(user) = self.cached(header) {
+            return Some(user);
         }
         let encoded = header
             .strip_prefix("Basic ")
@@ -125,7 +133,7 @@ impl Htpasswd {
         if cache.len() >= CACHE_MAX {
             cache.clear();
         }
-        cache.insert(key, (user.to_string(), Instant::now()));
+        cache.insert(header.to_string(), (user.to_string(), Instant::now()));
         Some(user.to_string())
     }
 }
@@ -146,10 +154,20 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|v| v.to_str().ok())
             .ok_or_else(ApiError::unauthorized)?
             .to_string();
-        let htpasswd = htpasswd.clone();
-        let user = tokio::task::spawn_blocking(move || htpasswd.check(&header))
-            .await
-            .map_err(ApiError::internal)?;
+        let user = match htpasswd.cached(&header) {
+            Some(u) => Some(u),
+            None => {
+                let _slot = htpasswd
+                    .verifying
+                    .acquire()
+                    .await
+                    .map_err(ApiError::internal)?;
+                let htpasswd = htpasswd.clone();
+                tokio::task::spawn_blocking(move || htpasswd.check(&header))
+                    .await
+                    .map_err(ApiError::internal)?
+            }
+        };
         match user {
             Some(u) => Ok(Caller { user: Some(u) }),
             None => {

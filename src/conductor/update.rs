@@ -210,7 +210,10 @@ pub fn check_name(name: &str) -> Result<()> {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~'))
-        && name.parse::<uuid::Uuid>().is_err();
+        && name.parse::<uuid::Uuid>().is_err()
+        // `/v1/nodes/detail` is the listing, so a node by that name could
+        // never be reached by name.
+        && name != "detail";
     if ok {
         Ok(())
     } else {
@@ -549,6 +552,11 @@ mod tests {
                 "transition is in progress",
             ),
             (State::Enroll, json!([]), "empty"),
+            (
+                State::Enroll,
+                json!([{"op": "add", "path": "/name", "value": "detail"}]),
+                "logical name",
+            ),
         ];
         for (state, p, want) in cases {
             let mut n = node(state);

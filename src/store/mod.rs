@@ -529,6 +529,13 @@ impl Store {
             sql.push_str(&format!(" AND p.address = ?{}", args.len()));
         }
         if let Some(m) = page.marker {
+            let known: Option<i64> = conn
+                .prepare_cached("SELECT id FROM ports WHERE uuid = ?1")?
+                .query_row([m.to_string()], |r| r.get(0))
+                .optional()?;
+            if known.is_none() {
+                return Err(Error::PortNotFound(m.to_string()));
+            }
             args.push(m.to_string());
             let op = if page.descending { "<" } else { ">" };
             sql.push_str(&format!(
