@@ -48,6 +48,13 @@ pub fn build_conductor(config: &Config) -> Result<Conductor> {
         drivers: drivers::Settings {
             image_check_timeout: c.image_check_timeout.0,
             power_state_change_timeout: c.power_state_change_timeout.0,
+            file_url_allowed_paths: {
+                let mut paths = c.file_url_allowed_paths.clone();
+                if let Ok(data) = std::path::absolute(&config.data.dir) {
+                    paths.push(data);
+                }
+                paths
+            },
         },
     };
     Ok(Conductor::new(

@@ -158,6 +158,9 @@ pub struct Conductor {
     pub image_check_timeout: Dur,
     /// How long SIGTERM waits for running workflows.
     pub shutdown_timeout: Dur,
+    /// Directories `file://` image references may point into (the data dir
+    /// is always allowed).
+    pub file_url_allowed_paths: Vec<PathBuf>,
 }
 
 impl Default for Data {
@@ -231,6 +234,10 @@ impl Default for Conductor {
             power_state_change_timeout: Dur(Duration::from_secs(60)),
             image_check_timeout: Dur(Duration::from_secs(10)),
             shutdown_timeout: Dur(Duration::from_secs(30)),
+            file_url_allowed_paths: ["/var/lib/rackboot", "/srv", "/tmp", "/var/tmp"]
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
         }
     }
 }
@@ -296,6 +303,17 @@ impl Config {
             return Err(Error::Invalid(
                 "[conductor] max_workers must be at least 1".into(),
             ));
+        }
+        if let Some(p) = self
+            .conductor
+            .file_url_allowed_paths
+            .iter()
+            .find(|p| !p.is_absolute())
+        {
+            return Err(Error::Invalid(format!(
+                "[conductor] file_url_allowed_paths: {} is not an absolute path",
+                p.display()
+            )));
         }
         if self.data.history_max_entries == 0 {
             return Err(Error::Invalid(

@@ -57,6 +57,8 @@ pub struct Settings {
     pub image_check_timeout: Duration,
     /// How long a power action may take to settle.
     pub power_state_change_timeout: Duration,
+    /// Directories `file://` image references may point into.
+    pub file_url_allowed_paths: Vec<std::path::PathBuf>,
 }
 
 impl Default for Settings {
@@ -64,6 +66,10 @@ impl Default for Settings {
         Settings {
             image_check_timeout: Duration::from_secs(10),
             power_state_change_timeout: Duration::from_secs(60),
+            file_url_allowed_paths: ["/var/lib/rackboot", "/srv", "/tmp", "/var/tmp"]
+                .iter()
+                .map(std::path::PathBuf::from)
+                .collect(),
         }
     }
 }

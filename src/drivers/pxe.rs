@@ -82,14 +82,19 @@ impl Boot for PxeBoot {
             required_ref(node, "deploy_kernel")?;
             required_ref(node, "deploy_ramdisk")?;
             let (key, reference) = instance_image(node)?;
-            images::check_reachable(&task.http, reference, task.settings.image_check_timeout)
-                .await
-                .map_err(|why| {
-                    Error::Failed(format!(
-                        "instance_info/{key} {} is not reachable: {why}",
-                        images::redact(reference)
-                    ))
-                })?;
+            images::check_reachable(
+                &task.http,
+                reference,
+                task.settings.image_check_timeout,
+                &task.settings.file_url_allowed_paths,
+            )
+            .await
+            .map_err(|why| {
+                Error::Failed(format!(
+                    "instance_info/{key} {} is not reachable: {why}",
+                    images::redact(reference)
+                ))
+            })?;
             task.record(
                 Severity::Info,
                 "provisioning",

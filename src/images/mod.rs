@@ -4,7 +4,7 @@
 //! paths. The download cache arrives with the boot services; for now the
 //! appliance checks that a reference can be read.
 
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 /// Where an image comes from.
@@ -78,9 +78,11 @@ pub async fn check_reachable(
     http: &reqwest::Client,
     reference: &str,
     timeout: Duration,
+    allowed: &[PathBuf],
 ) -> Result<(), String> {
     match Source::parse(reference)? {
         Source::File(path) => {
+            check_allowed(&path, allowed).await?;
             let meta = tokio::fs::metadata(&path)
                 .await
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -113,6 +115,42 @@ pub async fn check_reachable(
             }
         }
     }
+}
+
+/// Refuses file paths outside `allowed` — before touching the file system,
+/// so the API cannot be used to probe which files exist — and again after
+/// resolving symlinks.
+async fn check_allowed(path: &Path, allowed: &[PathBuf]) -> Result<(), String> {
+    let outside = || {
+        format!(
+            "{} is outside [conductor] file_url_allowed_paths ({}); put the image under one of them",
+            path.display(),
+            allowed.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        )
+    };
+    if path
+        .components()
+        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+    {
+        return Err(format!(
+            "{} must not contain . or .. components",
+            path.display()
+        ));
+    }
+    if !allowed.iter().any(|a| path.starts_with(a)) {
+        return Err(outside());
+    }
+    let real = tokio::fs::canonicalize(path)
+        .await
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    for a in allowed {
+        if let Ok(real_allowed) = tokio::fs::canonicalize(a).await {
+            if real.starts_with(&real_allowed) {
+                return Ok(());
+            }
+        }
+    }
+    Err(outside())
 }
 
 fn describe(e: &reqwest::Error) -> String {
@@ -188,26 +226,43 @@ mod tests {
     #[tokio::test]
     async fn files_are_checked() {
         let dir = tempfile::tempdir().unwrap();
+        let allowed = vec![dir.path().to_path_buf()];
         let f = dir.path().join("blank");
         std::fs::write(&f, b"").unwrap();
         let http = reqwest::Client::new();
         let t = Duration::from_secs(1);
+        let check = |r: String| {
+            let (http, allowed) = (http.clone(), allowed.clone());
+            async move { check_reachable(&http, &r, t, &allowed).await }
+        };
         assert!(
-            check_reachable(&http, f.to_str().unwrap(), t).await.is_ok(),
+            check(f.display().to_string()).await.is_ok(),
             "empty file is fine"
         );
-        assert!(
-            check_reachable(&http, &format!("file://{}", f.display()), t)
-                .await
-                .is_ok()
-        );
-        let missing = check_reachable(&http, "/nonexistent/rackboot-img", t)
+        assert!(check(format!("file://{}", f.display())).await.is_ok());
+        let missing = check(dir.path().join("nope").display().to_string())
             .await
             .unwrap_err();
         assert!(missing.contains("cannot read"), "{missing}");
-        let dir_err = check_reachable(&http, dir.path().to_str().unwrap(), t)
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        let dir_err = check(sub.display().to_string()).await.unwrap_err();
+        assert!(dir_err.contains("not a regular file"), "{dir_err}");
+        // Outside the allow-list: refused without saying whether it exists.
+        for outside in ["/etc/passwd", "/nonexistent/x"] {
+            let e = check(outside.to_string()).await.unwrap_err();
+            assert!(
+                e.contains("outside [conductor] file_url_allowed_paths"),
+                "{e}"
+            );
+        }
+        let dotdot = check(format!("{}/../../etc/passwd", dir.path().display()))
             .await
             .unwrap_err();
-        assert!(dir_err.contains("not a regular file"), "{dir_err}");
+        assert!(dotdot.contains(".. components"), "{dotdot}");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink("/etc/passwd", &link).unwrap();
+        let e = check(link.display().to_string()).await.unwrap_err();
+        assert!(e.contains("outside"), "symlinks out are refused: {e}");
     }
 }
