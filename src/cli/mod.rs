@@ -50,6 +50,10 @@ struct Fields {
     /// driver_info key=value (repeatable; values parsed as JSON when they are JSON).
     #[arg(long = "driver-info", value_name = "KEY=VALUE")]
     driver_info: Vec<String>,
+    /// driver_info KEY=VALUE lines read from FILE ('#' comments allowed): keeps
+    /// BMC passwords out of the process arguments.
+    #[arg(long = "driver-info-file", value_name = "FILE")]
+    driver_info_file: Option<std::path::PathBuf>,
     /// instance_info key=value (repeatable).
     #[arg(long = "instance-info", value_name = "KEY=VALUE")]
     instance_info: Vec<String>,
@@ -289,9 +293,10 @@ impl Client {
 fn kv(items: &[String], parse_json: bool) -> Res<Map<String, Value>> {
     let mut m = Map::new();
     for item in items {
-        let (k, v) = item
-            .split_once('=')
-            .ok_or_else(|| Failure(format!("{item:?} is not KEY=VALUE")))?;
+        // The item may hold a password: never echo it.
+        let (k, v) = item.split_once('=').ok_or_else(|| {
+            Failure("a KEY=VALUE item has no '='; write each as KEY=VALUE".into())
+        })?;
         let value = if parse_json {
             serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()))
         } else {
@@ -300,6 +305,26 @@ fn kv(items: &[String], parse_json: bool) -> Res<Map<String, Value>> {
         m.insert(k.to_string(), value);
     }
     Ok(m)
+}
+
+/// `--driver-info` items plus the lines of `--driver-info-file`.
+fn driver_info_items(f: &Fields) -> Res<Vec<String>> {
+    let mut items = f.driver_info.clone();
+    if let Some(path) = &f.driver_info_file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Failure(format!(
+                "cannot read --driver-info-file {}: {e}",
+                path.display()
+            ))
+        })?;
+        items.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+    }
+    Ok(items)
 }
 
 fn show_value(v: &Value) -> String {
@@ -464,7 +489,7 @@ async fn node(c: &Client, cmd: NodeCmd) -> Res<()> {
                 body["uuid"] = json!(u);
             }
             for (key, items, parse) in [
-                ("driver_info", &fields.driver_info, true),
+                ("driver_info", &driver_info_items(&fields)?, true),
                 ("instance_info", &fields.instance_info, false),
                 ("properties", &fields.property, true),
                 ("extra", &fields.extra, false),
@@ -540,7 +565,7 @@ async fn node(c: &Client, cmd: NodeCmd) -> Res<()> {
                 }
             }
             for (key, items, parse) in [
-                ("driver_info", &fields.driver_info, true),
+                ("driver_info", &driver_info_items(&fields)?, true),
                 ("instance_info", &fields.instance_info, false),
                 ("properties", &fields.property, true),
                 ("extra", &fields.extra, false),

@@ -119,6 +119,55 @@ fn native_cli_adoption_flow() {
         "undeploy with consent",
     );
     ok(rb(&s, &["node", "delete", "nat1"]), "delete available node");
+    // --driver-info-file keeps the BMC password out of the process arguments.
+    let secrets = s.dir.path().join("bmc.info");
+    std::fs::write(
+        &secrets,
+        "# BMC\nipmi_address=192.0.2.31\nipmi_password=file-pw-9\n",
+    )
+    .unwrap();
+    let out = ok(
+        rb(
+            &s,
+            &[
+                "node",
+                "create",
+                "--json",
+                "--name",
+                "nat2",
+                "--driver",
+                "ipmi",
+                "--driver-info-file",
+                secrets.to_str().unwrap(),
+            ],
+        ),
+        "create with --driver-info-file",
+    );
+    let created: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(created["driver_info"]["ipmi_address"], "192.0.2.31");
+    assert_eq!(created["driver_info"]["ipmi_password"], "******");
+    assert!(!s.log().contains("file-pw-9"));
+    let text = fails(
+        rb(
+            &s,
+            &[
+                "node",
+                "create",
+                "--name",
+                "x",
+                "--driver",
+                "ipmi",
+                "--driver-info",
+                "ipmi_passwordoops",
+            ],
+        ),
+        "bad item",
+    );
+    assert!(
+        !text.contains("oops") && text.contains("KEY=VALUE"),
+        "{text}"
+    );
+
     let text = fails(rb(&s, &["node", "show", "nat1"]), "show deleted");
     assert!(
         text.contains("could not be found") && text.contains("404"),
