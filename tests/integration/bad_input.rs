@@ -190,3 +190,185 @@ fn no_auth_off_loopback_refuses_to_start() {
         "nothing was created"
     );
 }
+
+fn provision(s: &Server, ident: &str, target: &str) -> (u16, Value) {
+    s.json(
+        "PUT",
+        &format!("/v1/nodes/{ident}/states/provision"),
+        Some(json!({"target": target})),
+    )
+}
+
+#[test]
+fn protected_nodes_pagination_and_port_conflicts() {
+    let s = Server::start();
+    for i in 0..5 {
+        let (st, _) = s.json(
+            "POST",
+            "/v1/nodes",
+            Some(json!({"driver": "fake-hardware", "name": format!("p{i}")})),
+        );
+        assert_eq!(st, 201);
+    }
+    // Pages follow `next` links to the end, in creation order.
+    let mut names = Vec::new();
+    let mut path = "/v1/nodes?limit=2".to_string();
+    loop {
+        let (st, page) = s.json("GET", &path, None);
+        assert_eq!(st, 200, "{path}: {page}");
+        names.extend(
+            page["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["name"].as_str().unwrap().to_string()),
+        );
+        let Some(next) = page["next"].as_str() else {
+            break;
+        };
+        assert!(next.starts_with(&s.endpoint()), "next is absolute: {next}");
+        path = next[s.endpoint().len()..].to_string();
+    }
+    assert_eq!(names, ["p0", "p1", "p2", "p3", "p4"]);
+    let (st, page) = s.json("GET", "/v1/nodes?limit=2&sort_dir=desc", None);
+    assert_eq!(st, 200);
+    assert_eq!(page["nodes"][0]["name"], "p4");
+    let (st, _) = s.json(
+        "GET",
+        "/v1/nodes?marker=7c1b2d0e-8f35-4a4e-9b0c-0b6a4b3f9a11",
+        None,
+    );
+    assert_eq!(st, 404);
+
+    // protected: only in active; then undeploy, rebuild and delete are 403.
+    let (st, v) = s.json(
+        "PATCH",
+        "/v1/nodes/p0",
+        Some(json!([{"op": "add", "path": "/protected", "value": true}])),
+    );
+    assert_eq!(st, 409, "protected outside active: {v}");
+    for target in ["manage", "provide", "active"] {
+        assert_eq!(provision(&s, "p0", target).0, 202, "{target}");
+        s.wait_state(
+            "p0",
+            ["manageable", "available", "active"][["manage", "provide", "active"]
+                .iter()
+                .position(|t| *t == target)
+                .unwrap()],
+        );
+    }
+    let (st, _) = s.json("PATCH", "/v1/nodes/p0", Some(json!([{"op": "add", "path": "/protected", "value": true}, {"op": "add", "path": "/protected_reason", "value": "prod db"}])));
+    assert_eq!(st, 200);
+    for target in ["deleted", "rebuild"] {
+        let (st, v) = provision(&s, "p0", target);
+        assert_eq!(st, 403, "{target}: {v}");
+    }
+    let (st, _, body) = s.request("DELETE", "/v1/nodes/p0", None, &[]);
+    assert_eq!(st, 403, "{}", String::from_utf8_lossy(&body));
+    let (st, n) = s.json(
+        "PATCH",
+        "/v1/nodes/p0",
+        Some(json!([{"op": "replace", "path": "/protected", "value": false}])),
+    );
+    assert_eq!(
+        (st, &n["protected_reason"]),
+        (200, &Value::Null),
+        "unprotecting clears the reason"
+    );
+
+    // A port cannot take another port's MAC by PATCH either.
+    let p1 = s.node("p1")["uuid"].as_str().unwrap().to_string();
+    let (_, a) = s.json(
+        "POST",
+        "/v1/ports",
+        Some(json!({"address": "52:54:00:00:03:01", "node_uuid": p1})),
+    );
+    let (_, b) = s.json(
+        "POST",
+        "/v1/ports",
+        Some(json!({"address": "52:54:00:00:03:02", "node_uuid": p1})),
+    );
+    let (st, v) = s.json(
+        "PATCH",
+        &format!("/v1/ports/{}", b["uuid"].as_str().unwrap()),
+        Some(json!([{"op": "replace", "path": "/address", "value": "52:54:00:00:03:01"}])),
+    );
+    assert_eq!(st, 409, "{v}");
+    assert_eq!(
+        s.json(
+            "GET",
+            &format!("/v1/ports/{}", a["uuid"].as_str().unwrap()),
+            None
+        )
+        .1["address"],
+        "52:54:00:00:03:01"
+    );
+}
+
+#[test]
+fn secrets_stay_out_of_errors_and_logs_on_failure_paths() {
+    let s = Server::start();
+    let dead = free_port();
+    let (st, v) = s.json(
+        "POST",
+        "/v1/nodes",
+        Some(json!({
+            "driver": "fake-hardware", "name": "sec", "boot_interface": "ipxe",
+            "driver_info": {"ipmi_password": "bmc-Secret-1", "deploy_kernel": "http://127.0.0.1:1/k", "deploy_ramdisk": "http://127.0.0.1:1/r"},
+            "instance_info": {"image_source": format!("http://admin:url-Secret-2@127.0.0.1:{dead}/img?token=tok-Secret-3")}
+        })),
+    );
+    assert_eq!(st, 201, "{v}");
+    let uuid = v["uuid"].as_str().unwrap().to_string();
+    let (st, _) = s.json(
+        "POST",
+        "/v1/ports",
+        Some(json!({"address": "52:54:00:00:04:01", "node_uuid": uuid})),
+    );
+    assert_eq!(st, 201);
+    assert_eq!(provision(&s, "sec", "manage").0, 202);
+    s.wait_state("sec", "manageable");
+    assert_eq!(provision(&s, "sec", "adopt").0, 202);
+    let n = s.wait_state("sec", "adopt failed");
+    let err = n["last_error"].as_str().unwrap();
+    assert!(err.contains("not reachable"), "{err}");
+    // An ipmi node with a bad port and a password: validation names the key, not the password.
+    let (st, v) = s.json(
+        "POST",
+        "/v1/nodes",
+        Some(json!({"driver": "ipmi", "name": "sec2", "driver_info": {"ipmi_address": "192.0.2.9", "ipmi_port": "x", "ipmi_password": "bmc-Secret-4"}})),
+    );
+    assert_eq!(st, 201, "{v}");
+    let (_, validate) = s.json("GET", "/v1/nodes/sec2/validate", None);
+    assert!(
+        validate["power"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ipmi_port"),
+        "{validate}"
+    );
+    // A PATCH that puts a secret where an object belongs is refused without echoing it.
+    let (st, v) = s.json(
+        "PATCH",
+        "/v1/nodes/sec2",
+        Some(json!([{"op": "replace", "path": "/driver_info", "value": "bmc-Secret-5"}])),
+    );
+    assert_eq!(st, 400);
+    let everything = format!(
+        "{}{}{}{}{}",
+        s.json("GET", "/v1/nodes/detail", None).1,
+        s.json("GET", &format!("/v1/nodes/{uuid}/history"), None).1,
+        validate,
+        v,
+        s.log()
+    );
+    for secret in [
+        "bmc-Secret-1",
+        "url-Secret-2",
+        "tok-Secret-3",
+        "bmc-Secret-4",
+        "bmc-Secret-5",
+    ] {
+        assert!(!everything.contains(secret), "{secret} leaked");
+    }
+}
