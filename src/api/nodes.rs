@@ -277,20 +277,27 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn history(
-    State(state): State<AppState>,
-    _c: super::auth::Caller,
-    Path(ident): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    check_ident(&ident)?;
-    let entries = state
+async fn node_history(
+    state: &AppState,
+    ident: String,
+) -> Result<Vec<crate::model::HistoryEntry>, ApiError> {
+    Ok(state
         .conductor
         .store()
         .call(move |s| -> crate::store::Result<_> {
             let node = s.get_node(&ident)?;
             s.node_history(node.uuid)
         })
-        .await?;
+        .await?)
+}
+
+pub async fn history(
+    State(state): State<AppState>,
+    _c: super::auth::Caller,
+    Path(ident): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    check_ident(&ident)?;
+    let entries = node_history(&state, ident).await?;
     let list: Vec<Value> = entries.iter().map(types::history_json).collect();
     Ok(Json(json!({ "history": list })))
 }
@@ -304,14 +311,7 @@ pub async fn history_event(
     let wanted: Uuid = event
         .parse()
         .map_err(|_| ApiError::bad_request(format!("Expected a UUID but received {event}.")))?;
-    let entries = state
-        .conductor
-        .store()
-        .call(move |s| -> crate::store::Result<_> {
-            let node = s.get_node(&ident)?;
-            s.node_history(node.uuid)
-        })
-        .await?;
+    let entries = node_history(&state, ident).await?;
     let entry = entries.iter().find(|h| h.uuid == wanted).ok_or_else(|| {
         ApiError::not_found(format!("Node history record {event} could not be found."))
     })?;

@@ -285,12 +285,7 @@ fn patch_port(old: &Port, ops: &[PatchOp]) -> Result<Port, ApiError> {
         ));
     }
     for op in ops {
-        let top = op
-            .path
-            .trim_start_matches('/')
-            .split('/')
-            .next()
-            .unwrap_or_default();
+        let top = op.top();
         if !ALLOWED.contains(&top) {
             return Err(ApiError::bad_request(format!(
                 "'/{top}' can not be updated on a port"

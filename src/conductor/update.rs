@@ -20,6 +20,17 @@ pub struct PatchOp {
     pub from: Option<String>,
 }
 
+impl PatchOp {
+    /// The top-level field a path names (`/driver_info/x` → `driver_info`).
+    pub fn top(&self) -> &str {
+        self.path
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or_default()
+    }
+}
+
 /// Top-level fields a PATCH may change.
 const PATCHABLE: &[&str] = &[
     "name",
@@ -260,12 +271,7 @@ pub fn apply(
                 op.op, op.path
             )));
         }
-        let top = op
-            .path
-            .trim_start_matches('/')
-            .split('/')
-            .next()
-            .unwrap_or_default();
+        let top = op.top();
         if !op.path.starts_with('/') || top.is_empty() {
             return Err(Error::Invalid(format!(
                 "Invalid patch path {:?}: paths look like /driver_info/ipmi_address",
