@@ -380,7 +380,7 @@ def cmd_run(a):
 # --------------------------------------------------------------------------
 # Report
 
-ANCHORS = {  # /work/shared/reference/anchors.md (OpenStack Ironic 39.0.0 all-in-one)
+ANCHORS = {  # shared/reference/anchors.md (OpenStack Ironic 39.0.0 all-in-one)
     "label": "Ironic 39.0.0 (anchors.md, not measured in this run)",
     "create_per_s": 62.0,
     "detail_all_s": 3.29, "detail_all_nodes": 10000,

@@ -5,6 +5,23 @@ use serde_json::Value;
 
 use crate::common::*;
 
+/// `baremetal node VERB NODE --wait 30`, which must succeed.
+fn wait_verb(s: &Server, verb: &str, node: &str) {
+    ok(
+        baremetal(s, &["node", verb, node, "--wait", "30"]),
+        &format!("{verb} {node} --wait"),
+    );
+}
+
+/// `baremetal node set NODE --instance-info image_source=URL`.
+fn set_image(s: &Server, node: &str, url: &str) {
+    let arg = format!("image_source={url}");
+    ok(
+        baremetal(s, &["node", "set", node, "--instance-info", &arg]),
+        "node set --instance-info",
+    );
+}
+
 const MAC: &str = "52:54:00:12:34:56";
 
 /// `baremetal node create` as in adoption.md, with fake power and the real
@@ -58,23 +75,8 @@ fn adoption_example_ends_active_without_touching_the_machine() {
         n["provision_state"], "enroll",
         "API >= 1.11 creates in enroll"
     );
-    ok(
-        baremetal(
-            &s,
-            &[
-                "node",
-                "set",
-                "testnode",
-                "--instance-info",
-                &format!("image_source={}", img.url("blankimage")),
-            ],
-        ),
-        "node set --instance-info",
-    );
-    ok(
-        baremetal(&s, &["node", "manage", "testnode", "--wait", "30"]),
-        "manage --wait",
-    );
+    set_image(&s, "testnode", &img.url("blankimage"));
+    wait_verb(&s, "manage", "testnode");
     let n = s.node("testnode");
     assert_eq!(n["provision_state"], "manageable");
     assert_eq!(
@@ -83,10 +85,7 @@ fn adoption_example_ends_active_without_touching_the_machine() {
     );
     assert_eq!(n["driver_internal_info"]["first_power_state"], "power on");
 
-    ok(
-        baremetal(&s, &["node", "adopt", "testnode", "--wait", "30"]),
-        "adopt --wait",
-    );
+    wait_verb(&s, "adopt", "testnode");
     let show = ok(
         baremetal(&s, &["node", "show", "testnode", "-f", "json"]),
         "node show",
@@ -200,10 +199,7 @@ fn adoption_failure_retry_manage_and_delete() {
         ),
         "set bad image",
     );
-    ok(
-        baremetal(&s, &["node", "manage", "n1", "--wait", "30"]),
-        "manage n1",
-    );
+    wait_verb(&s, "manage", "n1");
     let text = fails(
         baremetal(&s, &["node", "adopt", "n1", "--wait", "30"]),
         "adopt with unreachable image",
@@ -228,23 +224,8 @@ fn adoption_failure_retry_manage_and_delete() {
         n["power_state"], "power on",
         "adopt failure does not lose the observed power state"
     );
-    ok(
-        baremetal(
-            &s,
-            &[
-                "node",
-                "set",
-                "n1",
-                "--instance-info",
-                &format!("image_source={}", img.url("blankimage")),
-            ],
-        ),
-        "fix image",
-    );
-    ok(
-        baremetal(&s, &["node", "adopt", "n1", "--wait", "30"]),
-        "adopt retry",
-    );
+    set_image(&s, "n1", &img.url("blankimage"));
+    wait_verb(&s, "adopt", "n1");
     let n = s.node("n1");
     assert_eq!(
         (n["provision_state"].as_str(), &n["last_error"]),
@@ -253,10 +234,7 @@ fn adoption_failure_retry_manage_and_delete() {
 
     // 2: adopt failed → manage → manageable.
     create_node(&s, &img, "n2", "52:54:00:00:00:02");
-    ok(
-        baremetal(&s, &["node", "manage", "n2", "--wait", "30"]),
-        "manage n2",
-    );
+    wait_verb(&s, "manage", "n2");
     let text = fails(
         baremetal(&s, &["node", "adopt", "n2", "--wait", "30"]),
         "adopt without image_source",
@@ -265,10 +243,7 @@ fn adoption_failure_retry_manage_and_delete() {
         text.contains("image_source"),
         "CLI shows last_error: {text}"
     );
-    ok(
-        baremetal(&s, &["node", "manage", "n2", "--wait", "30"]),
-        "manage from adopt failed",
-    );
+    wait_verb(&s, "manage", "n2");
     assert_eq!(s.node("n2")["provision_state"], "manageable");
 
     // 3: delete in adopt failed, no cleaning, no power action.
@@ -286,10 +261,7 @@ fn adoption_failure_retry_manage_and_delete() {
         ),
         "set",
     );
-    ok(
-        baremetal(&s, &["node", "manage", "n3", "--wait", "30"]),
-        "manage n3",
-    );
+    wait_verb(&s, "manage", "n3");
     fails(
         baremetal(&s, &["node", "adopt", "n3", "--wait", "30"]),
         "adopt missing file",
@@ -456,23 +428,11 @@ fn fake_drivers_recipe() {
         ),
         (Some("fake"), Some("fake"))
     );
-    ok(
-        baremetal(&s, &["node", "manage", "prod1", "--wait", "30"]),
-        "manage",
-    );
-    ok(
-        baremetal(&s, &["node", "provide", "prod1", "--wait", "30"]),
-        "provide",
-    );
-    ok(
-        baremetal(&s, &["node", "deploy", "prod1", "--wait", "30"]),
-        "deploy with fake interfaces",
-    );
+    wait_verb(&s, "manage", "prod1");
+    wait_verb(&s, "provide", "prod1");
+    wait_verb(&s, "deploy", "prod1");
     assert_eq!(s.node("prod1")["provision_state"], "active");
-    ok(
-        baremetal(&s, &["node", "rebuild", "prod1", "--wait", "30"]),
-        "rebuild (not adopted: no guard)",
-    );
+    wait_verb(&s, "rebuild", "prod1");
     assert_eq!(s.node("prod1")["provision_state"], "active");
     let listed = ok(
         baremetal(
@@ -583,27 +543,9 @@ fn adopted_node_guard() {
     let s = Server::start();
     let img = ImageServer::start();
     create_node(&s, &img, "g1", "52:54:00:00:00:21");
-    ok(
-        baremetal(
-            &s,
-            &[
-                "node",
-                "set",
-                "g1",
-                "--instance-info",
-                &format!("image_source={}", img.url("blankimage")),
-            ],
-        ),
-        "set",
-    );
-    ok(
-        baremetal(&s, &["node", "manage", "g1", "--wait", "30"]),
-        "manage",
-    );
-    ok(
-        baremetal(&s, &["node", "adopt", "g1", "--wait", "30"]),
-        "adopt",
-    );
+    set_image(&s, "g1", &img.url("blankimage"));
+    wait_verb(&s, "manage", "g1");
+    wait_verb(&s, "adopt", "g1");
     for verb in ["undeploy", "rebuild"] {
         let text = fails(baremetal(&s, &["node", verb, "g1"]), verb);
         assert!(
@@ -627,10 +569,7 @@ fn adopted_node_guard() {
         ),
         "consent",
     );
-    ok(
-        baremetal(&s, &["node", "undeploy", "g1", "--wait", "30"]),
-        "undeploy with consent",
-    );
+    wait_verb(&s, "undeploy", "g1");
     let n = s.node("g1");
     assert_eq!(n["provision_state"], "available");
     assert_eq!(n["instance_info"], serde_json::json!({}));
@@ -641,10 +580,7 @@ fn adopted_node_guard() {
     // Consent through extra is spent by the action it allowed.
     assert_eq!(n["extra"], serde_json::json!({}), "consent spent");
     // With a checksum recorded the adopted node may be provided (no cleaning configured)...
-    ok(
-        baremetal(&s, &["node", "manage", "g1", "--wait", "30"]),
-        "manage",
-    );
+    wait_verb(&s, "manage", "g1");
     let text = fails(
         baremetal(&s, &["node", "provide", "g1"]),
         "provide adopted node",
@@ -667,15 +603,9 @@ fn adopted_node_guard() {
         ),
         "record checksum",
     );
-    ok(
-        baremetal(&s, &["node", "provide", "g1", "--wait", "30"]),
-        "provide with checksum",
-    );
+    wait_verb(&s, "provide", "g1");
     // ...but not when cleaning would wipe it (ramdisk deploy cleans with the deploy ramdisk).
-    ok(
-        baremetal(&s, &["node", "manage", "g1", "--wait", "30"]),
-        "manage again",
-    );
+    wait_verb(&s, "manage", "g1");
     ok(
         baremetal(
             &s,
