@@ -787,6 +787,24 @@ mod tests {
     }
 
     #[test]
+    fn a_newer_schema_is_refused_not_clobbered() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        drop(Store::open(&path, Options::default()).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let err = Store::open(&path, Options::default())
+            .err()
+            .expect("refused");
+        assert!(
+            err.to_string()
+                .contains("newer than this rackboot understands"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn reopening_keeps_everything() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
