@@ -282,10 +282,14 @@ pub fn mask_text(text: &str) -> std::borrow::Cow<'_, str> {
             {
                 end += 1;
             }
-            if end > i && &out[i..end] != "******" {
+            // Byte offsets stay on char boundaries: every scan above stops on
+            // an ASCII byte, and "******" is ASCII.
+            if end > i {
                 out.replace_range(i..end, "******");
+                from = i + "******".len();
+            } else {
+                from = i;
             }
-            from = (i + 6).min(out.len());
         }
     }
     std::borrow::Cow::Owned(out)
@@ -802,10 +806,27 @@ mod tests {
             ("ipmi_password_hint", "ipmi_password_hint"),
             ("http://u:p@h/x", "http://******@h/x"),
             ("opts secret=1&x=2", "opts secret=******&x=2"),
+            ("password=,ééé token=ü", "password=,ééé token=******"),
+            ("ünïcødé password:é€", "ünïcødé password:******"),
+            ("password=", "password="),
         ];
         for (input, want) in cases {
             assert_eq!(mask_text(input), want, "{input}");
         }
+        // Every arrangement of awkward pieces: no panic, no secret left behind.
+        let pieces = [
+            "password", "=", ":", " ", "é", "\"", "&", ",", "token", "s3", "://", "@", "?",
+        ];
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    for d in pieces {
+                        let _ = mask_text(&format!("{a}{b}{c}{d}"));
+                    }
+                }
+            }
+        }
+        assert!(!mask_text("x password=s3 y").contains("s3"));
         let nested = json!({"list": [{"ipmi_password": "x"}, "password=y"], "ok": [1, 2]});
         let masked = serde_json::to_value(Masked {
             map: nested.as_object().unwrap(),
