@@ -50,7 +50,7 @@ pub struct Htpasswd {
     cache: Mutex<HashMap<String, (String, Instant)>>,
     /// bcrypt checks at once: each costs ~50 ms of CPU by design, so
     /// unauthenticated floods must not take every core.
-    verifying: tokio::sync::Semaphore,
+    verifying: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl Htpasswd {
@@ -95,7 +95,7 @@ impl Htpasswd {
         Ok(Htpasswd {
             users,
             cache: Mutex::new(HashMap::new()),
-            verifying: tokio::sync::Semaphore::new(BCRYPT_AT_ONCE),
+            verifying: std::sync::Arc::new(tokio::sync::Semaphore::new(BCRYPT_AT_ONCE)),
         })
     }
 
@@ -157,15 +157,21 @@ impl FromRequestParts<AppState> for Caller {
         let user = match htpasswd.cached(&header) {
             Some(u) => Some(u),
             None => {
-                let _slot = htpasswd
+                // The permit moves into the blocking work, so a client that
+                // hangs up cannot free it while bcrypt still runs.
+                let slot = htpasswd
                     .verifying
-                    .acquire()
+                    .clone()
+                    .acquire_owned()
                     .await
                     .map_err(ApiError::internal)?;
                 let htpasswd = htpasswd.clone();
-                tokio::task::spawn_blocking(move || htpasswd.check(&header))
-                    .await
-                    .map_err(ApiError::internal)?
+                tokio::task::spawn_blocking(move || {
+                    let _slot = slot;
+                    htpasswd.check(&header)
+                })
+                .await
+                .map_err(ApiError::internal)?
             }
         };
         match user {

@@ -74,18 +74,24 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 /// A JSON error for the client without the offending value, which may be a
 /// secret (`invalid type: string "hunter2"` becomes `invalid type: string`).
 pub fn body_error(e: &serde_json::Error) -> String {
-    let msg = e.to_string();
-    for prefix in ["invalid type: string \"", "invalid value: string \""] {
-        if let Some(start) = msg.find(prefix) {
-            let value_start = start + prefix.len();
-            if let Some(len) = msg[value_start..].find("\", ") {
-                let mut out = msg.clone();
-                out.replace_range(value_start - 2..value_start + len + 1, "");
-                return out;
+    let at = format!("at line {} column {}", e.line(), e.column());
+    match e.classify() {
+        serde_json::error::Category::Syntax => format!("malformed JSON {at}"),
+        serde_json::error::Category::Eof => format!("the JSON ends too early {at}"),
+        serde_json::error::Category::Io => "the body could not be read".to_string(),
+        serde_json::error::Category::Data => {
+            let msg = e.to_string();
+            // serde quotes a rejected string value ("invalid type: string
+            // \"...\", expected ..."); keep what was expected, drop the value.
+            match (msg.find("string \""), msg.rfind("\", expected")) {
+                (Some(start), Some(end)) if end >= start => {
+                    format!("{}string{}", &msg[..start], &msg[end + 1..])
+                }
+                (Some(start), _) => format!("{}a string value {at}", &msg[..start]),
+                _ => msg,
             }
         }
     }
-    msg
 }
 
 /// The scheme and host links should point at.
@@ -466,5 +472,10 @@ mod tests {
             msg.contains("invalid type: string, expected a boolean"),
             "{msg}"
         );
+        let e = serde_json::from_str::<B>(r#"{"flag": "pw\", x, \", expected y"}"#).unwrap_err();
+        let msg = super::body_error(&e);
+        assert!(!msg.contains("pw") && !msg.contains(", x"), "{msg}");
+        let e = serde_json::from_str::<B>(r#"{"flag": "#).unwrap_err();
+        assert!(super::body_error(&e).starts_with("the JSON ends too early"));
     }
 }

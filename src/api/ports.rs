@@ -324,8 +324,12 @@ fn patch_port(old: &Port, ops: &[PatchOp]) -> Result<Port, ApiError> {
             doc[key] = json!({});
         }
     }
-    let mut port: Port = serde_json::from_value(doc)
-        .map_err(|e| ApiError::bad_request(format!("Invalid port after patch: {e}")))?;
+    let mut port: Port = serde_json::from_value(doc).map_err(|e| {
+        ApiError::bad_request(format!(
+            "Invalid port after patch: {}",
+            super::body_error(&e)
+        ))
+    })?;
     port.updated_at = Some(now());
     Ok(port)
 }

@@ -262,31 +262,46 @@ pub fn mask_text(text: &str) -> std::borrow::Cow<'_, str> {
             let Some(pos) = lower_out[from..].find(w).map(|p| p + from) else {
                 break;
             };
-            let mut i = pos + w.len();
             let bytes = out.as_bytes();
-            // skip the rest of the key (e.g. "password_hash"), then "=" or ":" and quotes/spaces
+            let is_space = |b: u8| b == b' ' || b == b'\t';
+            let is_quote = |b: u8| b == b'"' || b == b'\'';
+            // The rest of the key ("password_hash"), a closing quote and
+            // spaces (JSON style), then "=" or ":".
+            let mut i = pos + w.len();
             while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
                 i += 1;
             }
+            while i < bytes.len() && (is_space(bytes[i]) || is_quote(bytes[i])) {
+                i += 1;
+            }
             if i >= bytes.len() || !(bytes[i] == b'=' || bytes[i] == b':') {
-                from = i.min(out.len());
+                from = i;
                 continue;
             }
             i += 1;
-            while i < bytes.len() && (bytes[i] == b' ' || bytes[i] == b'"' || bytes[i] == b'\'') {
+            while i < bytes.len() && is_space(bytes[i]) {
                 i += 1;
             }
-            let mut end = i;
-            while end < bytes.len()
-                && !matches!(bytes[end], b' ' | b'&' | b'"' | b'\'' | b',' | b';')
-            {
-                end += 1;
-            }
-            // Byte offsets stay on char boundaries: every scan above stops on
-            // an ASCII byte, and "******" is ASCII.
-            if end > i {
-                out.replace_range(i..end, "******");
-                from = i + "******".len();
+            // A quoted value runs to its closing quote; a bare one to a separator.
+            let (start, end) = if i < bytes.len() && is_quote(bytes[i]) {
+                let q = bytes[i];
+                let close = bytes[i + 1..]
+                    .iter()
+                    .position(|&b| b == q)
+                    .map_or(bytes.len(), |p| i + 1 + p);
+                (i + 1, close)
+            } else {
+                let stop = bytes[i..]
+                    .iter()
+                    .position(|&b| is_space(b) || is_quote(b) || matches!(b, b'&' | b',' | b';'))
+                    .map_or(bytes.len(), |p| i + p);
+                (i, stop)
+            };
+            // Offsets stay on char boundaries: every scan stops on an ASCII
+            // byte or the end, and "******" is ASCII.
+            if end > start {
+                out.replace_range(start..end, "******");
+                from = start + "******".len();
             } else {
                 from = i;
             }
@@ -801,7 +816,13 @@ mod tests {
         let cases = [
             ("plain text", "plain text"),
             ("password=hunter2 other", "password=****** other"),
-            ("--password=\"a b\"", "--password=\"****** b\""),
+            ("--password=\"a b\"", "--password=\"******\""),
+            (
+                "{\"password\": \"x y\", \"n\": 1}",
+                "{\"password\": \"******\", \"n\": 1}",
+            ),
+            ("password = x", "password = ******"),
+            ("password='unterminated", "password='******"),
             ("token: abc,next", "token: ******,next"),
             ("ipmi_password_hint", "ipmi_password_hint"),
             ("http://u:p@h/x", "http://******@h/x"),
