@@ -170,19 +170,24 @@ mod tests {
         let mut client = TcpStream::connect(addr).await.unwrap();
         let (mut conn, _) = listener.accept().await;
 
-        // A second connection is not accepted while the only slot is taken.
+        // A second connection is not accepted while the only slot is taken
+        // (checked for less than the idle timeout, so the first stays alive).
         let _second = TcpStream::connect(addr).await.unwrap();
-        let pending = tokio::time::timeout(Duration::from_secs(60), listener.accept()).await;
+        let pending = tokio::time::timeout(Duration::from_secs(1), listener.accept()).await;
         assert!(pending.is_err(), "accepted beyond max_connections");
 
-        // Bytes keep the connection alive; silence ends it.
-        client.write_all(b"x").await.unwrap();
+        // Traffic every 3 s keeps a 5 s idle timeout from firing...
         let mut b = [0u8; 1];
-        conn.read_exact(&mut b).await.unwrap();
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            client.write_all(b"x").await.unwrap();
+            conn.read_exact(&mut b).await.unwrap();
+        }
+        // ...and 5 s of silence ends the connection.
         let err = conn.read(&mut b).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
 
-        // Closing the first frees the slot for the second.
+        // Closing it frees the slot for the waiting client.
         drop(conn);
         let accepted = tokio::time::timeout(Duration::from_secs(1), listener.accept()).await;
         assert!(accepted.is_ok(), "slot not released");

@@ -443,13 +443,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/drivers/{name}", get(driver_show))
         .route("/v1/drivers/{name}/properties", get(driver_properties))
         .fallback(not_found)
+        // Innermost first: a request queued for a slot counts against
+        // request_timeout too, so nothing waits past it.
+        .layer(tower::limit::ConcurrencyLimitLayer::new(concurrency))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
         .layer(axum::middleware::from_fn(ironic_errors))
         .layer(axum::middleware::from_fn(version::negotiate))
-        .layer(tower::limit::ConcurrencyLimitLayer::new(concurrency))
         .with_state(state)
 }
 

@@ -79,9 +79,12 @@ pub async fn create(
         .call(move |s| s.get_node(&node))
         .await
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let _lock = state.conductor.lock_node(node.uuid, &node.ident()).await?;
+    let lock = state.conductor.lock_node(node.uuid, &node.ident()).await?;
     let port = store
         .call(move |s| -> Result<Port, ApiError> {
+            // The lock is released once the write has landed, even if the
+            // request is dropped meanwhile.
+            let _lock = lock;
             let port = Port {
                 uuid,
                 address: mac,
@@ -346,12 +349,26 @@ pub async fn patch(
     let store = state.conductor.store().clone();
     let lookup = ident.clone();
     let old = store.call(move |s| s.get_port(&lookup)).await?;
-    let node = old.node_uuid.to_string();
-    let _lock = state.conductor.lock_node(old.node_uuid, &node).await?;
+    let planned = patch_port(&old, &ops)?;
+    // Lock the port's node and, for a move, the destination too, in UUID
+    // order so two opposite moves cannot wait on each other.
+    let mut nodes = vec![old.node_uuid, planned.node_uuid];
+    nodes.sort();
+    nodes.dedup();
+    let mut locks = Vec::new();
+    for n in &nodes {
+        locks.push(state.conductor.lock_node(*n, &n.to_string()).await?);
+    }
     let port = store
         .call(move |s| -> Result<Port, ApiError> {
+            let _locks = locks;
             let old = s.get_port(&ident)?;
             let new = patch_port(&old, &ops)?;
+            if !nodes.contains(&old.node_uuid) || !nodes.contains(&new.node_uuid) {
+                return Err(ApiError::conflict(format!(
+                    "Port {ident} changed while this request waited for its node; retry"
+                )));
+            }
             s.save_port(&new).map_err(|e| match e {
                 crate::store::Error::NodeNotFound(n) => {
                     ApiError::bad_request(format!("Node {n} could not be found."))
@@ -377,10 +394,22 @@ pub async fn delete(
     check_port_ident(&ident)?;
     let store = state.conductor.store().clone();
     let port = store.call(move |s| s.get_port(&ident)).await?;
-    let _lock = state
+    let lock = state
         .conductor
         .lock_node(port.node_uuid, &port.node_uuid.to_string())
         .await?;
-    store.call(move |s| s.delete_port(port.uuid)).await?;
+    store
+        .call(move |s| -> Result<(), ApiError> {
+            let _lock = lock;
+            let now = s.get_port(&port.uuid.to_string())?;
+            if now.node_uuid != port.node_uuid {
+                return Err(ApiError::conflict(format!(
+                    "Port {} moved to another node while this request waited; retry",
+                    port.uuid
+                )));
+            }
+            Ok(s.delete_port(port.uuid)?)
+        })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

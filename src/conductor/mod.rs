@@ -179,6 +179,9 @@ impl Drop for RunningGuard {
 struct WorkerTicket {
     _permit: tokio::sync::OwnedSemaphorePermit,
     _lock: LockGuard,
+    /// Counted from the moment the ticket exists, so a drain that starts
+    /// between the ticket and the task still waits for it.
+    _running: RunningGuard,
 }
 
 fn history(
@@ -305,6 +308,9 @@ impl Conductor {
     }
 
     fn worker_ticket(&self, lock: LockGuard) -> Result<WorkerTicket> {
+        // Count first, then look at `stopping`: a drain that set it after
+        // this point sees the count and waits.
+        let running = RunningGuard::new(self.inner.clone());
         if self.inner.stopping.load(Ordering::SeqCst) {
             return Err(Error::ShuttingDown);
         }
@@ -317,12 +323,31 @@ impl Conductor {
         Ok(WorkerTicket {
             _permit: permit,
             _lock: lock,
+            _running: running,
         })
     }
 
     async fn load(&self, ident: &str) -> Result<Node> {
         let ident = ident.to_string();
         Ok(self.store().call(move |s| s.get_node(&ident)).await?)
+    }
+
+    /// Saves under a node lock that is released only once the write has
+    /// landed, even if the caller's future is dropped meanwhile (the blocking
+    /// write goes on without it).
+    async fn save_locked(
+        &self,
+        node: Node,
+        history: Vec<HistoryEntry>,
+        lock: LockGuard,
+    ) -> Result<()> {
+        Ok(self
+            .store()
+            .call(move |s| {
+                let _lock = lock;
+                s.save_node(&node, &history)
+            })
+            .await?)
     }
 
     async fn save(&self, node: Node, history: Vec<HistoryEntry>) -> Result<()> {
@@ -402,7 +427,7 @@ impl Conductor {
         reset_interfaces: Option<bool>,
     ) -> Result<Node> {
         let node = self.load(ident).await?;
-        let _lock = self.lock(node.uuid, ident).await?;
+        let lock = self.lock(node.uuid, ident).await?;
         let old = self.load(&node.uuid.to_string()).await?;
         let new = update::apply(&old, &ops, &self.inner.registry, reset_interfaces)?;
         let changed: Vec<&str> = ops.iter().map(|o| o.path.as_str()).collect();
@@ -411,14 +436,14 @@ impl Conductor {
             "api",
             format!("node updated: {}", changed.join(", ")),
         );
-        self.save(new.clone(), vec![h]).await?;
+        self.save_locked(new.clone(), vec![h], lock).await?;
         Ok(new)
     }
 
     /// Deletes a node and its ports, without cleaning or touching the machine.
     pub async fn delete_node(&self, ident: &str) -> Result<()> {
         let node = self.load(ident).await?;
-        let _lock = self.lock(node.uuid, ident).await?;
+        let lock = self.lock(node.uuid, ident).await?;
         let node = self.load(&node.uuid.to_string()).await?;
         if node.protected {
             return Err(Error::NodeProtected {
@@ -440,7 +465,12 @@ impl Conductor {
             }
         }
         let uuid = node.uuid;
-        self.store().call(move |s| s.delete_node(uuid)).await?;
+        self.store()
+            .call(move |s| {
+                let _lock = lock;
+                s.delete_node(uuid)
+            })
+            .await?;
         tracing::info!(node = %uuid, state = %node.provision_state, "node deleted (no cleaning, no power action)");
         Ok(())
     }
@@ -453,7 +483,7 @@ impl Conductor {
         reason: Option<String>,
     ) -> Result<()> {
         let node = self.load(ident).await?;
-        let _lock = self.lock(node.uuid, ident).await?;
+        let lock = self.lock(node.uuid, ident).await?;
         let mut node = self.load(&node.uuid.to_string()).await?;
         node.maintenance = on;
         if on {
@@ -472,7 +502,7 @@ impl Conductor {
                 "maintenance cleared"
             },
         );
-        self.save(node, vec![h]).await
+        self.save_locked(node, vec![h], lock).await
     }
 
     // ---- provisioning ------------------------------------------------------
@@ -546,8 +576,7 @@ impl Conductor {
                 format!("{target}: {from} -> {to}"),
                 &opts.user,
             );
-            self.save(node, vec![h]).await?;
-            drop(lock);
+            self.save_locked(node, vec![h], lock).await?;
             return Ok(());
         };
         let ticket = self.worker_ticket(lock)?;
@@ -625,6 +654,19 @@ impl Conductor {
         opts: &ProvisionOptions,
         bundle: &Bundle,
     ) -> Result<bool> {
+        let has_checksum = ["image_checksum", "image_os_hash_value"].iter().any(|k| {
+            node.instance_info
+                .get(*k)
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty())
+        });
+        let cleans = self.automated_clean(node) && bundle.deploy.cleaning_touches_disks();
+        let why = match (has_checksum, cleans) {
+            (_, true) => "automated cleaning would wipe its disks",
+            (false, false) => "its instance_info has no image_checksum, so the recorded image may not be the one it runs and a re-deploy could wipe it",
+            (true, false) => return Ok(false),
+        };
+        // Consent is looked at (and spent) only where the guard would refuse.
         if opts.confirm_destructive {
             return Ok(false);
         }
@@ -638,18 +680,6 @@ impl Conductor {
         if extra_consent {
             return Ok(true);
         }
-        let has_checksum = ["image_checksum", "image_os_hash_value"].iter().any(|k| {
-            node.instance_info
-                .get(*k)
-                .and_then(Value::as_str)
-                .is_some_and(|s| !s.is_empty())
-        });
-        let cleans = self.automated_clean(node) && bundle.deploy.cleaning_touches_disks();
-        let why = match (has_checksum, cleans) {
-            (_, true) => "automated cleaning would wipe its disks",
-            (false, false) => "its instance_info has no image_checksum, so the recorded image may not be the one it runs and a re-deploy could wipe it",
-            (true, false) => return Ok(false),
-        };
         let ident = node.ident();
         Err(Error::Refused(format!(
             "Refusing \"{target}\" on node {ident}: it was adopted and {why}. To go ahead anyway, run \
@@ -716,7 +746,7 @@ impl Conductor {
     /// Sets the boot device through the management interface.
     pub async fn set_boot_device(&self, ident: &str, device: &str, persistent: bool) -> Result<()> {
         let node = self.load(ident).await?;
-        let _lock = self.lock(node.uuid, ident).await?;
+        let lock = self.lock(node.uuid, ident).await?;
         let node = self.load(&node.uuid.to_string()).await?;
         let bundle = self.bundle(&node)?;
         if !bundle.management.supported_boot_devices().contains(&device) {
@@ -742,7 +772,7 @@ impl Conductor {
                 format!("set boot device {device} failed: {e}"),
             ));
         }
-        self.save(task.node, records).await?;
+        self.save_locked(task.node, records, lock).await?;
         res.map_err(|e| Error::Invalid(e.to_string()))
     }
 
@@ -817,10 +847,8 @@ impl Conductor {
     ) -> Result<()> {
         let (begun_tx, begun_rx) = tokio::sync::oneshot::channel::<Result<()>>();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-        let running = RunningGuard::new(self.inner.clone());
         let this = self.clone();
         tokio::spawn(async move {
-            let _running = running;
             let _ticket = ticket;
             let uuid = node.uuid;
             if let Err(e) = this.save(node.clone(), vec![begin]).await {

@@ -82,7 +82,9 @@ pub async fn check_reachable(
 ) -> Result<(), String> {
     match Source::parse(reference)? {
         Source::File(path) => {
-            check_allowed(&path, allowed).await?;
+            // From here on only the resolved path is used, so a symlink
+            // swapped in after the check cannot point elsewhere.
+            let path = check_allowed(&path, allowed).await?;
             let meta = tokio::fs::metadata(&path)
                 .await
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -120,7 +122,7 @@ pub async fn check_reachable(
 /// Refuses file paths outside `allowed` — before touching the file system,
 /// so the API cannot be used to probe which files exist — and again after
 /// resolving symlinks.
-async fn check_allowed(path: &Path, allowed: &[PathBuf]) -> Result<(), String> {
+async fn check_allowed(path: &Path, allowed: &[PathBuf]) -> Result<PathBuf, String> {
     let outside = || {
         format!(
             "{} is outside [conductor] file_url_allowed_paths ({}); put the image under one of them",
@@ -146,7 +148,7 @@ async fn check_allowed(path: &Path, allowed: &[PathBuf]) -> Result<(), String> {
     for a in allowed {
         if let Ok(real_allowed) = tokio::fs::canonicalize(a).await {
             if real.starts_with(&real_allowed) {
-                return Ok(());
+                return Ok(real);
             }
         }
     }
