@@ -42,6 +42,8 @@ enum Command {
     Node(cli::NodeArgs),
     /// Manage ports (like `baremetal port …`).
     Port(cli::PortArgs),
+    /// Talk to one BMC directly (native IPMI): status, on, off, soft-off, reboot, bootdev.
+    Bmc(cli::bmc::BmcArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -82,5 +84,6 @@ fn main() -> std::process::ExitCode {
         }
         Command::Node(a) => cli::run(cli::Cmd::Node(a)),
         Command::Port(a) => cli::run(cli::Cmd::Port(a)),
+        Command::Bmc(a) => cli::bmc::run(a),
     }
 }

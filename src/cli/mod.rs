@@ -4,6 +4,8 @@
 //! environment (`OS_AUTH_TYPE=http_basic`, `OS_USERNAME`, `OS_PASSWORD`),
 //! never from the command line.
 
+pub mod bmc;
+
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 

@@ -1,10 +1,18 @@
 //! The `ipmi` hardware type's power and management interfaces.
 //!
 //! driver_info is parsed once into [`IpmiInfo`] with errors that name the
-//! missing or bad key. Talking to BMCs (RMCP+) is not implemented yet: power
-//! and management actions fail with a clear "not supported yet" error.
+//! missing or bad key. The BMC is reached with the native RMCP+ client
+//! (`session`, `rakp`, `wire`), one session per call for now.
+
+pub mod chassis;
+pub mod rakp;
+pub mod session;
+#[cfg(test)]
+mod vectors;
+pub mod wire;
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -183,14 +191,98 @@ pub fn parse_driver_info(node: &Node) -> Result<IpmiInfo> {
     })
 }
 
-fn not_yet(what: &str) -> Error {
-    Error::Unsupported(format!(
-        "{what} over IPMI is not supported yet by this rackboot version (driver_info is valid); \
-         use the fake-hardware driver until native IPMI support lands"
-    ))
+/// Timing of BMC calls (retransmits, power polling).
+fn timing() -> session::Timing {
+    session::Timing::default()
 }
 
-/// IPMI power control (`ipmi` native and the `ipmitool` fallback).
+/// How often power is polled while waiting for a change.
+const POWER_POLL: Duration = Duration::from_millis(250);
+
+fn bmc_error(e: session::Error) -> Error {
+    Error::Failed(e.to_string())
+}
+
+/// Runs `f` on a fresh session, then closes it whatever happened.
+async fn with_session<T>(
+    info: &IpmiInfo,
+    f: impl for<'s> FnOnce(
+        &'s mut session::Session,
+    ) -> BoxFuture<'s, std::result::Result<T, session::Error>>,
+) -> Result<T> {
+    let mut s = session::Session::open(info, timing())
+        .await
+        .map_err(bmc_error)?;
+    let r = f(&mut s).await;
+    s.close().await;
+    r.map_err(bmc_error)
+}
+
+/// Power status of one BMC.
+pub async fn power_state(info: &IpmiInfo) -> Result<PowerState> {
+    let on = with_session(info, |s| Box::pin(chassis::power_is_on(s))).await?;
+    Ok(if on { PowerState::On } else { PowerState::Off })
+}
+
+/// Moves a BMC's chassis to `target` with Ironic's semantics and waits.
+pub async fn set_power(info: &IpmiInfo, target: PowerState, timeout: Duration) -> Result<()> {
+    with_session(info, move |s| {
+        Box::pin(async move {
+            let on = chassis::power_is_on(s).await?;
+            match target {
+                PowerState::On if on => Ok(()),
+                PowerState::Off | PowerState::SoftOff if !on => Ok(()),
+                PowerState::On => {
+                    chassis::control(s, chassis::Control::PowerUp).await?;
+                    chassis::wait_for(s, true, timeout, POWER_POLL).await
+                }
+                PowerState::Off => {
+                    chassis::control(s, chassis::Control::PowerDown).await?;
+                    chassis::wait_for(s, false, timeout, POWER_POLL).await
+                }
+                PowerState::SoftOff => {
+                    chassis::control(s, chassis::Control::SoftShutdown).await?;
+                    chassis::wait_for(s, false, timeout, POWER_POLL).await
+                }
+                PowerState::Rebooting | PowerState::SoftRebooting => {
+                    // Never cycle a chassis that is off: off (if on), then on.
+                    if on {
+                        let op = if target == PowerState::SoftRebooting {
+                            chassis::Control::SoftShutdown
+                        } else {
+                            chassis::Control::PowerDown
+                        };
+                        chassis::control(s, op).await?;
+                        chassis::wait_for(s, false, timeout, POWER_POLL).await?;
+                    }
+                    chassis::control(s, chassis::Control::PowerUp).await?;
+                    chassis::wait_for(s, true, timeout, POWER_POLL).await
+                }
+                PowerState::Error => Err(session::Error::Session {
+                    bmc: s.bmc().to_string(),
+                    why: "\"error\" is not a power target".into(),
+                }),
+            }
+        })
+    })
+    .await
+}
+
+/// Sets a BMC's next boot device (parameter 3 = 0x08 first, then 5).
+pub async fn set_boot_device(
+    info: &IpmiInfo,
+    device: &str,
+    persistent: bool,
+    uefi: bool,
+) -> Result<()> {
+    let dev = device.to_string();
+    with_session(info, move |s| {
+        Box::pin(async move { chassis::set_boot_device(s, &dev, persistent, uefi).await })
+    })
+    .await
+}
+
+/// IPMI power control (`ipmi` native and, for now, `ipmitool` too).
 pub struct IpmiPower;
 
 impl Power for IpmiPower {
@@ -200,19 +292,34 @@ impl Power for IpmiPower {
 
     fn get_power_state<'a>(&'a self, task: &'a Task) -> BoxFuture<'a, Result<PowerState>> {
         Box::pin(async move {
-            parse_driver_info(&task.node)?;
-            Err(not_yet("Reading the power state"))
+            let info = parse_driver_info(&task.node)?;
+            let state = power_state(&info).await?;
+            task.record(
+                crate::model::Severity::Info,
+                "power",
+                format!("BMC {}:{} power state: {state}", info.address, info.port),
+            );
+            Ok(state)
         })
     }
 
     fn set_power_state<'a>(
         &'a self,
         task: &'a Task,
-        _target: PowerState,
+        target: PowerState,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            parse_driver_info(&task.node)?;
-            Err(not_yet("Power control"))
+            let info = parse_driver_info(&task.node)?;
+            set_power(&info, target, task.settings.power_state_change_timeout).await?;
+            task.record(
+                crate::model::Severity::Info,
+                "power",
+                format!(
+                    "BMC {}:{} power action {target} done",
+                    info.address, info.port
+                ),
+            );
+            Ok(())
         })
     }
 }
@@ -228,12 +335,22 @@ impl Management for IpmiManagement {
     fn set_boot_device<'a>(
         &'a self,
         task: &'a mut Task,
-        _device: &'a str,
-        _persistent: bool,
+        device: &'a str,
+        persistent: bool,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            parse_driver_info(&task.node)?;
-            Err(not_yet("Setting the boot device"))
+            let info = parse_driver_info(&task.node)?;
+            let uefi = task.node.boot_mode.as_deref() != Some("bios");
+            set_boot_device(&info, device, persistent, uefi).await?;
+            task.record(
+                crate::model::Severity::Info,
+                "management",
+                format!(
+                    "BMC {}:{} boot device set to {device} (persistent={persistent}, uefi={uefi})",
+                    info.address, info.port
+                ),
+            );
+            Ok(())
         })
     }
 
@@ -242,8 +359,8 @@ impl Management for IpmiManagement {
         task: &'a Task,
     ) -> BoxFuture<'a, Result<(Option<String>, Option<bool>)>> {
         Box::pin(async move {
-            parse_driver_info(&task.node)?;
-            Err(not_yet("Reading the boot device"))
+            let info = parse_driver_info(&task.node)?;
+            with_session(&info, |s| Box::pin(chassis::get_boot_device(s))).await
         })
     }
 }
