@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the tests need, idempotently:
-#   Debian packages (apt-get): python3-venv, apache2-utils (htpasswd -B), iproute2, util-linux (unshare), curl
+#   Debian packages (apt-get): python3-venv, apache2-utils (htpasswd -B), iproute2, util-linux (unshare), curl,
+#   openipmi (ipmi_sim) and ipmitool (the reference IPMI client)
 #   .venv/ (git-ignored): python-ironicclient pinned, for the real `baremetal` CLI
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 IRONICCLIENT_VERSION="6.3.0"
-PACKAGES=(python3 python3-venv python3-pip apache2-utils iproute2 util-linux curl ca-certificates)
+PACKAGES=(python3 python3-venv python3-pip apache2-utils iproute2 util-linux curl ca-certificates openipmi ipmitool)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

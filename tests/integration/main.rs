@@ -4,5 +4,6 @@ mod common;
 
 mod bad_input;
 mod cli_adoption;
+mod ipmi;
 mod native_cli;
 mod restart;

@@ -413,8 +413,10 @@ impl Session {
             .command(0x06, 0x3b, &[priv_level], "Set Session Privilege Level")
             .await
         {
-            Ok(_) => Ok(s),
-            Err(Error::Completion {
+            // The answer is the level granted; a BMC may grant less than asked.
+            Ok(granted) if granted.first().map(|b| b & 0x0f) >= Some(priv_level) => Ok(s),
+            Ok(_)
+            | Err(Error::Completion {
                 cc: 0x80..=0x81 | 0xd4,
                 ..
             }) => {

@@ -1,0 +1,378 @@
+//! The native IPMI client and the `ipmi` hardware type against OpenIPMI's
+//! `ipmi_sim` (Debian `openipmi`), several simulated BMCs at once, with
+//! `ipmitool` as the reference client.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+/// One simulated BMC: ipmi_sim on 127.0.0.1:<port>, chassis state in files.
+struct Bmc {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Child,
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Bmc {
+    fn start(power_on: bool) -> Bmc {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_udp_port();
+        let lab = repo().join("tests/ipmi-lab");
+        let state = dir.path().join("chassis");
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::write(state.join("power"), if power_on { "1\n" } else { "0\n" }).unwrap();
+        let conf = std::fs::read_to_string(lab.join("lan.conf.in"))
+            .unwrap()
+            .replace("@NAME@", &format!("bmc{port}"))
+            .replace("@ADDR@", "127.0.0.1")
+            .replace("@PORT@", &port.to_string())
+            .replace("@LABDIR@", lab.to_str().unwrap())
+            .replace("@STATEDIR@", state.to_str().unwrap())
+            .replace("@USER@", "admin")
+            .replace("@PASS@", "password");
+        std::fs::write(dir.path().join("lan.conf"), conf).unwrap();
+        std::fs::write(dir.path().join("pw"), "password\n").unwrap();
+        let child = Command::new("ipmi_sim")
+            .args(["-n", "-c"])
+            .arg(dir.path().join("lan.conf"))
+            .arg("-f")
+            .arg(lab.join("bmc.emu"))
+            .arg("-s")
+            .arg(dir.path().join("sim"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ipmi_sim (Debian openipmi) is needed; scripts/test.sh installs it");
+        let bmc = Bmc { dir, port, child };
+        // Ready when it answers a status request.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !bmc.ipmitool(&["power", "status"]).status.success() {
+            assert!(
+                Instant::now() < deadline,
+                "ipmi_sim on port {port} never answered"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bmc
+    }
+
+    fn state(&self, file: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join("chassis").join(file))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+
+    fn events(&self) -> Vec<String> {
+        self.state("events.log")
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn password_file(&self) -> PathBuf {
+        self.dir.path().join("pw")
+    }
+
+    /// The reference client.
+    fn ipmitool(&self, args: &[&str]) -> Output {
+        Command::new("ipmitool")
+            .args([
+                "-I",
+                "lanplus",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "admin",
+                "-C",
+                "3",
+                "-f",
+            ])
+            .arg(self.password_file())
+            .args(args)
+            .output()
+            .expect("ipmitool is needed; scripts/test.sh installs it")
+    }
+
+    /// `rackboot bmc ARGS…` against this BMC.
+    fn rackboot(&self, extra: &[&str], cmd: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_rackboot"))
+            .args([
+                "bmc",
+                "--address",
+                "127.0.0.1",
+                "--port",
+                &self.port.to_string(),
+                "--username",
+                "admin",
+                "--password-file",
+            ])
+            .arg(self.password_file())
+            .args(extra)
+            .args(cmd)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Bmc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn native_client_controls_several_simulated_bmcs() {
+    let bmcs: Vec<Bmc> = (0..3).map(|_| Bmc::start(false)).collect();
+    // Power on only the second one; the others stay off.
+    let on = bmcs[1].rackboot(&[], &["on"]);
+    assert!(on.status.success(), "{}", text(&on));
+    for (i, b) in bmcs.iter().enumerate() {
+        let want = if i == 1 { "on" } else { "off" };
+        let ours = b.rackboot(&[], &["status"]);
+        assert_eq!(
+            String::from_utf8_lossy(&ours.stdout).trim(),
+            format!("Chassis Power is {want}"),
+            "{}",
+            text(&ours)
+        );
+        let theirs = b.ipmitool(&["power", "status"]);
+        assert_eq!(
+            String::from_utf8_lossy(&theirs.stdout).trim(),
+            format!("Chassis Power is {want}")
+        );
+        assert_eq!(b.state("power"), if i == 1 { "1" } else { "0" });
+    }
+    let b = &bmcs[1];
+    // Reboot of a powered chassis: off, then on — never a cycle.
+    assert!(b.rackboot(&[], &["reboot"]).status.success());
+    assert_eq!(b.events(), ["set power 1", "set power 0", "set power 1"]);
+    // Reboot of a chassis that is off just powers it on.
+    let off = &bmcs[0];
+    assert!(off.rackboot(&[], &["reboot"]).status.success());
+    assert_eq!(off.events(), ["set power 1"]);
+    // Off and soft off wait for the state; on when on is a no-op.
+    assert!(b.rackboot(&[], &["off"]).status.success());
+    assert_eq!(b.state("power"), "0");
+    assert!(b.rackboot(&[], &["off"]).status.success());
+    // (Soft off is not exercised: ipmi_sim has no guest OS to shut down.)
+    assert!(off.rackboot(&[], &["off"]).status.success());
+    assert_eq!(off.state("power"), "0");
+    assert_eq!(
+        b.events().len(),
+        4,
+        "a second off sends nothing: {:?}",
+        b.events()
+    );
+    // Boot device.
+    let pxe = b.rackboot(&[], &["bootdev", "pxe", "--persistent"]);
+    assert!(pxe.status.success(), "{}", text(&pxe));
+    assert_eq!(b.state("boot"), "pxe");
+    let theirs = text(&b.ipmitool(&["chassis", "bootparam", "get", "5"]));
+    assert!(theirs.contains("Force PXE"), "{theirs}");
+    assert!(b.rackboot(&[], &["bootdev", "disk"]).status.success());
+    assert_eq!(b.state("boot"), "default");
+}
+
+#[test]
+fn bmc_errors_say_what_to_fix() {
+    let b = Bmc::start(true);
+    let wrong = b.dir.path().join("wrong");
+    std::fs::write(&wrong, "not-the-password\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rackboot"))
+        .args([
+            "bmc",
+            "--address",
+            "127.0.0.1",
+            "--port",
+            &b.port.to_string(),
+            "--username",
+            "admin",
+            "--password-file",
+        ])
+        .arg(&wrong)
+        .arg("status")
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        t.contains(&format!(
+            "authentication failed for BMC 127.0.0.1:{} — check ipmi_username/ipmi_password",
+            b.port
+        )),
+        "{t}"
+    );
+    assert!(!t.contains("not-the-password"));
+    // ipmi_sim has no suite 17: pinned, it is refused; by default we fall back to 3.
+    let t = text(&b.rackboot(&["--cipher-suite", "17"], &["status"]));
+    assert!(t.contains("does not support cipher suite 17"), "{t}");
+    let t = text(&b.rackboot(&[], &["status"]));
+    assert_eq!(t.trim(), "Chassis Power is on");
+    // (Privilege refusal is not exercised: ipmi_sim grants the requested level.)
+    // Nothing listens on this port: unreachable after the retries.
+    let dead = free_udp_port();
+    let out = Command::new(env!("CARGO_BIN_EXE_rackboot"))
+        .args([
+            "bmc",
+            "--address",
+            "127.0.0.1",
+            "--port",
+            &dead.to_string(),
+            "--username",
+            "admin",
+            "--password-file",
+        ])
+        .arg(b.password_file())
+        .arg("status")
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(
+        t.contains(&format!(
+            "BMC 127.0.0.1:{dead} is unreachable: no answer after 4 tries"
+        )),
+        "{t}"
+    );
+    assert_eq!(
+        b.events(),
+        Vec::<String>::new(),
+        "no error path sent a chassis command"
+    );
+}
+
+/// adoption.md's example with `--driver ipmi` against a simulated BMC: manage
+/// reads the power state over IPMI, adopt sends nothing to the BMC at all.
+#[test]
+fn ipmi_node_is_managed_and_adopted_without_chassis_commands() {
+    let b = Bmc::start(true);
+    let s = Server::start();
+    let img = ImageServer::start();
+    let port = b.port.to_string();
+    let out = ok(
+        baremetal(
+            &s,
+            &[
+                "node",
+                "create",
+                "--name",
+                "rack1-n01",
+                "--driver",
+                "ipmi",
+                "--driver-info",
+                "ipmi_address=127.0.0.1",
+                "--driver-info",
+                &format!("ipmi_port={port}"),
+                "--driver-info",
+                "ipmi_username=admin",
+                "--driver-info",
+                "ipmi_password=password",
+                "--driver-info",
+                &format!("deploy_kernel={}", img.url("deploy.kernel")),
+                "--driver-info",
+                &format!("deploy_ramdisk={}", img.url("deploy.initramfs")),
+                "-f",
+                "value",
+                "-c",
+                "uuid",
+            ],
+        ),
+        "create ipmi node",
+    );
+    let uuid = out.trim().to_string();
+    ok(
+        baremetal(
+            &s,
+            &["port", "create", "52:54:00:aa:bb:01", "--node", &uuid],
+        ),
+        "port",
+    );
+    let image = format!("image_source={}", img.url("blankimage"));
+    ok(
+        baremetal(&s, &["node", "set", "rack1-n01", "--instance-info", &image]),
+        "set image",
+    );
+    ok(
+        baremetal(&s, &["node", "manage", "rack1-n01", "--wait", "60"]),
+        "manage over IPMI",
+    );
+    let n = s.node("rack1-n01");
+    assert_eq!(
+        (n["provision_state"].as_str(), n["power_state"].as_str()),
+        (Some("manageable"), Some("power on"))
+    );
+    ok(
+        baremetal(&s, &["node", "adopt", "rack1-n01", "--wait", "60"]),
+        "adopt",
+    );
+    let n = s.node("rack1-n01");
+    assert_eq!(n["provision_state"], "active");
+    assert_eq!(n["driver_info"]["ipmi_password"], "******");
+    assert_eq!(
+        b.events(),
+        Vec::<String>::new(),
+        "the BMC saw no power or boot-device change"
+    );
+    assert_eq!(b.state("power"), "1");
+    assert!(!s.log().contains("password\"") && !s.log().contains("ipmi_password=password"));
+    // Power through the API reaches the simulated chassis.
+    ok(
+        baremetal(&s, &["node", "power", "off", "rack1-n01"]),
+        "power off",
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.node("rack1-n01")["power_state"] != "power off" {
+        assert!(
+            Instant::now() < deadline,
+            "power off never recorded: {}",
+            s.node("rack1-n01")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(b.state("power"), "0");
+    assert_eq!(b.events(), ["set power 0"]);
+    // A wrong password fails manage with a clear last_error, back in enroll.
+    let (st, v) = s.json(
+        "POST",
+        "/v1/nodes",
+        Some(json!({"driver": "ipmi", "name": "badpw", "driver_info": {"ipmi_address": "127.0.0.1", "ipmi_port": b.port, "ipmi_username": "admin", "ipmi_password": "nope-nope"}})),
+    );
+    assert_eq!(st, 201, "{v}");
+    let text = fails(
+        baremetal(&s, &["node", "manage", "badpw", "--wait", "60"]),
+        "manage with a wrong password",
+    );
+    assert!(text.contains("enroll"), "{text}");
+    let n: Value = s.node("badpw");
+    let err = n["last_error"].as_str().unwrap();
+    assert!(
+        err.contains("authentication failed for BMC")
+            && err.contains("check ipmi_username/ipmi_password"),
+        "{err}"
+    );
+    assert!(!err.contains("nope-nope"));
+}
