@@ -45,6 +45,12 @@ pub fn build_conductor(config: &Config) -> Result<Conductor> {
         max_workers: c.max_workers,
         node_locked_wait: c.node_locked_wait.0,
         answer_wait: c.answer_wait.0,
+        sync: conductor::sync::SyncSettings {
+            interval: c.sync_power_state_interval.0,
+            force_power_state: c.force_power_state_during_sync,
+            max_retries: c.power_state_sync_max_retries,
+            workers: c.power_state_sync_workers,
+        },
         drivers: drivers::Settings {
             image_check_timeout: c.image_check_timeout.0,
             power_state_change_timeout: c.power_state_change_timeout.0,
@@ -148,11 +154,18 @@ pub async fn serve(config: Config) -> Result<()> {
         config.api.max_connections,
         config.api.idle_timeout.0,
     );
+    let (stop_sync, sync_stopped) = tokio::sync::watch::channel(false);
+    let sync = {
+        let c = conductor.clone();
+        tokio::spawn(async move { c.run_power_sync(sync_stopped).await })
+    };
     axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("API server failed")?;
 
+    let _ = stop_sync.send(true);
+    let _ = sync.await;
     let left = conductor.drain(config.conductor.shutdown_timeout.0).await;
     if left > 0 {
         tracing::warn!(

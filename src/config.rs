@@ -146,6 +146,8 @@ pub struct Conductor {
     pub sync_power_state_interval: Dur,
     pub force_power_state_during_sync: bool,
     pub power_state_sync_max_retries: u32,
+    /// Nodes the sync loop reads at once.
+    pub power_state_sync_workers: usize,
     pub automated_clean: bool,
     /// Workflows (manage, adopt, deploy, power…) running at once.
     pub max_workers: usize,
@@ -227,6 +229,7 @@ impl Default for Conductor {
             sync_power_state_interval: Dur(Duration::from_secs(60)),
             force_power_state_during_sync: true,
             power_state_sync_max_retries: 3,
+            power_state_sync_workers: 8,
             automated_clean: false,
             max_workers: 256,
             node_locked_wait: Dur(Duration::from_secs(1)),

@@ -8,6 +8,7 @@
 //! At start-up, nodes left in transient states are failed as Ironic fails
 //! them, with a `last_error` saying the appliance restarted.
 
+pub mod sync;
 pub mod update;
 
 use std::collections::HashSet;
@@ -80,6 +81,8 @@ pub struct Settings {
     pub answer_wait: Duration,
     /// Interface limits.
     pub drivers: drivers::Settings,
+    /// The power-state sync loop.
+    pub sync: sync::SyncSettings,
 }
 
 impl Default for Settings {
@@ -90,6 +93,7 @@ impl Default for Settings {
             max_workers: 256,
             node_locked_wait: Duration::from_secs(1),
             answer_wait: Duration::from_millis(250),
+            sync: sync::SyncSettings::default(),
             drivers: drivers::Settings::default(),
         }
     }
@@ -281,6 +285,20 @@ impl Conductor {
     }
 
     // ---- locking -----------------------------------------------------------
+
+    /// Takes a node's lock only if it is free right now.
+    fn try_lock(&self, uuid: Uuid) -> Option<LockGuard> {
+        let fresh = self
+            .inner
+            .locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(uuid);
+        fresh.then(|| LockGuard {
+            inner: self.inner.clone(),
+            uuid,
+        })
+    }
 
     async fn lock(&self, uuid: Uuid, ident: &str) -> Result<LockGuard> {
         let deadline = tokio::time::Instant::now() + self.inner.settings.node_locked_wait;

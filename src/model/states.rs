@@ -326,6 +326,15 @@ impl State {
         )
     }
 
+    /// States in which the power-state sync loop leaves a node alone
+    /// (Ironic's `SYNC_EXCLUDED_STATES`).
+    pub fn sync_excluded(self) -> bool {
+        matches!(
+            self,
+            S::WaitCallBack | S::CleanWait | S::Enroll | S::AdoptFailed
+        )
+    }
+
     /// States in which `*_interface` fields may change without maintenance.
     pub fn interface_update_allowed(self) -> bool {
         matches!(

@@ -44,29 +44,50 @@ impl Bmc {
             .replace("@PASS@", "password");
         std::fs::write(dir.path().join("lan.conf"), conf).unwrap();
         std::fs::write(dir.path().join("pw"), "password\n").unwrap();
-        let child = Command::new("ipmi_sim")
+        let child = Bmc::spawn(dir.path(), &lab);
+        let bmc = Bmc { dir, port, child };
+        bmc.wait_ready();
+        bmc
+    }
+
+    fn spawn(dir: &std::path::Path, lab: &std::path::Path) -> Child {
+        Command::new("ipmi_sim")
             .args(["-n", "-c"])
-            .arg(dir.path().join("lan.conf"))
+            .arg(dir.join("lan.conf"))
             .arg("-f")
             .arg(lab.join("bmc.emu"))
             .arg("-s")
-            .arg(dir.path().join("sim"))
+            .arg(dir.join("sim"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("ipmi_sim (Debian openipmi) is needed; scripts/test.sh installs it");
-        let bmc = Bmc { dir, port, child };
-        // Ready when it answers a status request.
+            .expect("ipmi_sim (Debian openipmi) is needed; scripts/test.sh installs it")
+    }
+
+    /// Ready when it answers a status request.
+    fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(15);
-        while !bmc.ipmitool(&["power", "status"]).status.success() {
+        while !self.ipmitool(&["power", "status"]).status.success() {
             assert!(
                 Instant::now() < deadline,
-                "ipmi_sim on port {port} never answered"
+                "ipmi_sim on port {} never answered",
+                self.port
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        bmc
+    }
+
+    /// Stops the simulator (the BMC goes silent); `resume` starts it again
+    /// on the same port with the same chassis state.
+    fn silence(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn resume(&mut self) {
+        self.child = Bmc::spawn(self.dir.path(), &repo().join("tests/ipmi-lab"));
+        self.wait_ready();
     }
 
     fn state(&self, file: &str) -> String {
@@ -375,4 +396,93 @@ fn ipmi_node_is_managed_and_adopted_without_chassis_commands() {
         "{err}"
     );
     assert!(!err.contains("nope-nope"));
+}
+
+fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The first power state seen at manage is enforced on an adopted node; a
+/// silent BMC puts the node in maintenance ("power failure") and it leaves
+/// maintenance by itself when the BMC answers again.
+#[test]
+fn sync_loop_enforces_power_and_handles_bmc_failure() {
+    let mut b = Bmc::start(true);
+    let s = Server::start_with(
+        "[conductor]\nsync_power_state_interval = \"1s\"\npower_state_sync_max_retries = 1\n",
+    );
+    let blank = s.dir.path().join("blank.img");
+    std::fs::write(&blank, b"").unwrap();
+    let file = format!("file://{}", blank.display());
+    let (st, v) = s.json(
+        "POST",
+        "/v1/nodes",
+        Some(json!({
+            "driver": "ipmi", "name": "prod",
+            "driver_info": {"ipmi_address": "127.0.0.1", "ipmi_port": b.port, "ipmi_username": "admin", "ipmi_password": "password",
+                            "deploy_kernel": file, "deploy_ramdisk": file},
+            "instance_info": {"image_source": file}
+        })),
+    );
+    assert_eq!(st, 201, "{v}");
+    let uuid = v["uuid"].as_str().unwrap().to_string();
+    let (st, _) = s.json(
+        "POST",
+        "/v1/ports",
+        Some(json!({"address": "52:54:00:aa:bb:77", "node_uuid": uuid})),
+    );
+    assert_eq!(st, 201);
+    for (target, end) in [("manage", "manageable"), ("adopt", "active")] {
+        let (st, v) = s.json(
+            "PUT",
+            "/v1/nodes/prod/states/provision",
+            Some(json!({"target": target})),
+        );
+        assert_eq!(st, 202, "{v}");
+        s.wait_state("prod", end);
+    }
+    assert_eq!(
+        b.events(),
+        Vec::<String>::new(),
+        "manage and adopt touched nothing"
+    );
+    // Someone powers the machine off behind the appliance's back.
+    assert!(b.ipmitool(&["power", "off"]).status.success());
+    wait_until("the sync loop to power it back on", 20, || {
+        b.state("power") == "1"
+    });
+    assert_eq!(b.events(), ["set power 0", "set power 1"]);
+    wait_until("the enforcement in the history", 10, || {
+        s.history(&uuid).iter().any(|h| {
+            h["event"]
+                .as_str()
+                .unwrap_or("")
+                .contains("power state enforced")
+        })
+    });
+    // The BMC goes silent: maintenance with fault "power failure".
+    b.silence();
+    wait_until("maintenance for power failure", 60, || {
+        let n = s.node("prod");
+        n["maintenance"] == true && n["fault"] == "power failure"
+    });
+    let n = s.node("prod");
+    assert!(
+        n["maintenance_reason"]
+            .as_str()
+            .unwrap()
+            .contains("max retries exceeded"),
+        "{n}"
+    );
+    // It answers again: maintenance is cleared by itself.
+    b.resume();
+    wait_until("recovery from power failure", 30, || {
+        let n = s.node("prod");
+        n["maintenance"] == false && n["fault"].is_null()
+    });
+    assert_eq!(s.node("prod")["power_state"], "power on");
 }
