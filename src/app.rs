@@ -166,6 +166,7 @@ pub async fn serve(config: Config) -> Result<()> {
 
     let _ = stop_sync.send(true);
     let _ = sync.await;
+    conductor.registry().close_sessions().await;
     let left = conductor.drain(config.conductor.shutdown_timeout.0).await;
     if left > 0 {
         tracing::warn!(

@@ -30,6 +30,10 @@ pub struct BmcArgs {
     /// Privilege level.
     #[arg(long = "priv-level", default_value = "ADMINISTRATOR", value_parser = ["CALLBACK", "USER", "OPERATOR", "ADMINISTRATOR"])]
     priv_level: String,
+    /// Run the command this many times in one process, on one kept session,
+    /// and print the per-call time to stderr.
+    #[arg(long, default_value_t = 1)]
+    repeat: u32,
     /// How long a power change may take, in seconds.
     #[arg(long = "timeout", default_value_t = 60)]
     timeout: u64,
@@ -104,24 +108,31 @@ pub fn run(args: BmcArgs) -> ExitCode {
         }
     };
     let timeout = Duration::from_secs(args.timeout);
+    let pool = ipmi::pool::Pool::new(ipmi::pool::PoolSettings::default());
     let result = rt.block_on(async {
-        match &args.cmd {
-            BmcCmd::Status => ipmi::power_state(&info).await.map(|s| {
-                println!(
-                    "Chassis Power is {}",
-                    if s == PowerState::On { "on" } else { "off" }
-                )
-            }),
-            BmcCmd::On => ipmi::set_power(&info, PowerState::On, timeout).await,
-            BmcCmd::Off => ipmi::set_power(&info, PowerState::Off, timeout).await,
-            BmcCmd::SoftOff => ipmi::set_power(&info, PowerState::SoftOff, timeout).await,
-            BmcCmd::Reboot => ipmi::set_power(&info, PowerState::Rebooting, timeout).await,
-            BmcCmd::Bootdev {
-                device,
-                persistent,
-                legacy,
-            } => ipmi::set_boot_device(&info, device, *persistent, !*legacy).await,
+        let mut times = Vec::new();
+        let mut last = Ok(());
+        for _ in 0..args.repeat.max(1) {
+            let started = std::time::Instant::now();
+            last = once(&args.cmd, &pool, &info, timeout).await;
+            times.push(started.elapsed());
+            if last.is_err() {
+                break;
+            }
         }
+        pool.close_all().await;
+        if times.len() > 1 {
+            let first = times.remove(0);
+            times.sort();
+            eprintln!(
+                "{} calls: first {} us (opens the session), then median {} us, max {} us (kept session)",
+                times.len() + 1,
+                first.as_micros(),
+                times[times.len() / 2].as_micros(),
+                times[times.len() - 1].as_micros()
+            );
+        }
+        last
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -129,5 +140,30 @@ pub fn run(args: BmcArgs) -> ExitCode {
             eprintln!("{e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+async fn once(
+    cmd: &BmcCmd,
+    pool: &ipmi::pool::Pool,
+    info: &IpmiInfo,
+    timeout: Duration,
+) -> crate::drivers::Result<()> {
+    match cmd {
+        BmcCmd::Status => ipmi::power_state(pool, info).await.map(|s| {
+            println!(
+                "Chassis Power is {}",
+                if s == PowerState::On { "on" } else { "off" }
+            )
+        }),
+        BmcCmd::On => ipmi::set_power(pool, info, PowerState::On, timeout).await,
+        BmcCmd::Off => ipmi::set_power(pool, info, PowerState::Off, timeout).await,
+        BmcCmd::SoftOff => ipmi::set_power(pool, info, PowerState::SoftOff, timeout).await,
+        BmcCmd::Reboot => ipmi::set_power(pool, info, PowerState::Rebooting, timeout).await,
+        BmcCmd::Bootdev {
+            device,
+            persistent,
+            legacy,
+        } => ipmi::set_boot_device(pool, info, device, *persistent, !*legacy).await,
     }
 }

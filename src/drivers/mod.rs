@@ -234,6 +234,7 @@ pub struct Registry {
     management: BTreeMap<&'static str, Arc<dyn Management>>,
     boot: BTreeMap<&'static str, Arc<dyn Boot>>,
     deploy: BTreeMap<&'static str, Arc<dyn Deploy>>,
+    ipmi_pool: Arc<ipmi::pool::Pool>,
 }
 
 /// A node's resolved interfaces.
@@ -281,12 +282,20 @@ impl Registry {
         }
         let mut power: BTreeMap<&'static str, Arc<dyn Power>> = BTreeMap::new();
         power.insert("fake", Arc::new(fake::FakePower));
-        power.insert("ipmi", Arc::new(ipmi::IpmiPower));
-        power.insert("ipmitool", Arc::new(ipmi::IpmiPower));
+        // One session pool for every IPMI interface: one command in flight per BMC.
+        let pool = Arc::new(ipmi::pool::Pool::new(ipmi::pool::PoolSettings::default()));
+        power.insert("ipmi", Arc::new(ipmi::IpmiPower { pool: pool.clone() }));
+        power.insert("ipmitool", Arc::new(ipmi::IpmiPower { pool: pool.clone() }));
         let mut management: BTreeMap<&'static str, Arc<dyn Management>> = BTreeMap::new();
         management.insert("fake", Arc::new(fake::FakeManagement));
-        management.insert("ipmi", Arc::new(ipmi::IpmiManagement));
-        management.insert("ipmitool", Arc::new(ipmi::IpmiManagement));
+        management.insert(
+            "ipmi",
+            Arc::new(ipmi::IpmiManagement { pool: pool.clone() }),
+        );
+        management.insert(
+            "ipmitool",
+            Arc::new(ipmi::IpmiManagement { pool: pool.clone() }),
+        );
         let mut boot: BTreeMap<&'static str, Arc<dyn Boot>> = BTreeMap::new();
         boot.insert("fake", Arc::new(fake::FakeBoot));
         boot.insert("ipxe", Arc::new(pxe::PxeBoot));
@@ -309,7 +318,13 @@ impl Registry {
             management,
             boot,
             deploy,
+            ipmi_pool: pool,
         }
+    }
+
+    /// Closes the BMC sessions kept open (at shutdown).
+    pub async fn close_sessions(&self) {
+        self.ipmi_pool.close_all().await;
     }
 
     pub fn hardware_types(&self) -> &[HardwareType] {

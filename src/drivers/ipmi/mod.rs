@@ -5,6 +5,7 @@
 //! (`session`, `rakp`, `wire`), one session per call for now.
 
 pub mod chassis;
+pub mod pool;
 pub mod rakp;
 pub mod session;
 #[cfg(test)]
@@ -191,11 +192,6 @@ pub fn parse_driver_info(node: &Node) -> Result<IpmiInfo> {
     })
 }
 
-/// Timing of BMC calls (retransmits, power polling).
-fn timing() -> session::Timing {
-    session::Timing::default()
-}
-
 /// How often power is polled while waiting for a change.
 const POWER_POLL: Duration = Duration::from_millis(250);
 
@@ -203,30 +199,31 @@ fn bmc_error(e: session::Error) -> Error {
     Error::Failed(e.to_string())
 }
 
-/// Runs `f` on a fresh session, then closes it whatever happened.
+/// Runs `f` on the BMC's pooled session.
 async fn with_session<T>(
+    pool: &pool::Pool,
     info: &IpmiInfo,
     f: impl for<'s> FnOnce(
         &'s mut session::Session,
     ) -> BoxFuture<'s, std::result::Result<T, session::Error>>,
 ) -> Result<T> {
-    let mut s = session::Session::open(info, timing())
-        .await
-        .map_err(bmc_error)?;
-    let r = f(&mut s).await;
-    s.close().await;
-    r.map_err(bmc_error)
+    pool.run(info, f).await.map_err(bmc_error)
 }
 
 /// Power status of one BMC.
-pub async fn power_state(info: &IpmiInfo) -> Result<PowerState> {
-    let on = with_session(info, |s| Box::pin(chassis::power_is_on(s))).await?;
+pub async fn power_state(pool: &pool::Pool, info: &IpmiInfo) -> Result<PowerState> {
+    let on = with_session(pool, info, |s| Box::pin(chassis::power_is_on(s))).await?;
     Ok(if on { PowerState::On } else { PowerState::Off })
 }
 
 /// Moves a BMC's chassis to `target` with Ironic's semantics and waits.
-pub async fn set_power(info: &IpmiInfo, target: PowerState, timeout: Duration) -> Result<()> {
-    with_session(info, move |s| {
+pub async fn set_power(
+    pool: &pool::Pool,
+    info: &IpmiInfo,
+    target: PowerState,
+    timeout: Duration,
+) -> Result<()> {
+    with_session(pool, info, move |s| {
         Box::pin(async move {
             let on = chassis::power_is_on(s).await?;
             match target {
@@ -270,20 +267,23 @@ pub async fn set_power(info: &IpmiInfo, target: PowerState, timeout: Duration) -
 
 /// Sets a BMC's next boot device (parameter 3 = 0x08 first, then 5).
 pub async fn set_boot_device(
+    pool: &pool::Pool,
     info: &IpmiInfo,
     device: &str,
     persistent: bool,
     uefi: bool,
 ) -> Result<()> {
     let dev = device.to_string();
-    with_session(info, move |s| {
+    with_session(pool, info, move |s| {
         Box::pin(async move { chassis::set_boot_device(s, &dev, persistent, uefi).await })
     })
     .await
 }
 
 /// IPMI power control (`ipmi` native and, for now, `ipmitool` too).
-pub struct IpmiPower;
+pub struct IpmiPower {
+    pub pool: std::sync::Arc<pool::Pool>,
+}
 
 impl Power for IpmiPower {
     fn validate(&self, node: &Node) -> Result<()> {
@@ -293,7 +293,7 @@ impl Power for IpmiPower {
     fn get_power_state<'a>(&'a self, task: &'a Task) -> BoxFuture<'a, Result<PowerState>> {
         Box::pin(async move {
             let info = parse_driver_info(&task.node)?;
-            let state = power_state(&info).await?;
+            let state = power_state(&self.pool, &info).await?;
             task.record(
                 crate::model::Severity::Info,
                 "power",
@@ -310,7 +310,13 @@ impl Power for IpmiPower {
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let info = parse_driver_info(&task.node)?;
-            set_power(&info, target, task.settings.power_state_change_timeout).await?;
+            set_power(
+                &self.pool,
+                &info,
+                target,
+                task.settings.power_state_change_timeout,
+            )
+            .await?;
             task.record(
                 crate::model::Severity::Info,
                 "power",
@@ -325,7 +331,9 @@ impl Power for IpmiPower {
 }
 
 /// IPMI boot-device control.
-pub struct IpmiManagement;
+pub struct IpmiManagement {
+    pub pool: std::sync::Arc<pool::Pool>,
+}
 
 impl Management for IpmiManagement {
     fn validate(&self, node: &Node) -> Result<()> {
@@ -341,7 +349,7 @@ impl Management for IpmiManagement {
         Box::pin(async move {
             let info = parse_driver_info(&task.node)?;
             let uefi = task.node.boot_mode.as_deref() != Some("bios");
-            set_boot_device(&info, device, persistent, uefi).await?;
+            set_boot_device(&self.pool, &info, device, persistent, uefi).await?;
             task.record(
                 crate::model::Severity::Info,
                 "management",
@@ -360,7 +368,7 @@ impl Management for IpmiManagement {
     ) -> BoxFuture<'a, Result<(Option<String>, Option<bool>)>> {
         Box::pin(async move {
             let info = parse_driver_info(&task.node)?;
-            with_session(&info, |s| Box::pin(chassis::get_boot_device(s))).await
+            with_session(&self.pool, &info, |s| Box::pin(chassis::get_boot_device(s))).await
         })
     }
 }
