@@ -148,6 +148,14 @@ pub struct Conductor {
     pub power_state_sync_max_retries: u32,
     /// Nodes the sync loop reads at once.
     pub power_state_sync_workers: usize,
+    /// A BMC session unused this long is closed and re-opened on next use.
+    pub ipmi_session_idle_timeout: Dur,
+    /// BMC calls in flight at once, over all BMCs (one per BMC at most).
+    pub ipmi_max_concurrent_calls: usize,
+    /// Wait for the first answer to an IPMI packet; doubled on each retransmit.
+    pub ipmi_retry_first_wait: Dur,
+    /// Sends of one IPMI packet before the BMC counts as unreachable.
+    pub ipmi_tries: u32,
     pub automated_clean: bool,
     /// Workflows (manage, adopt, deploy, power…) running at once.
     pub max_workers: usize,
@@ -230,6 +238,10 @@ impl Default for Conductor {
             force_power_state_during_sync: true,
             power_state_sync_max_retries: 3,
             power_state_sync_workers: 8,
+            ipmi_session_idle_timeout: Dur(Duration::from_secs(20)),
+            ipmi_max_concurrent_calls: 64,
+            ipmi_retry_first_wait: Dur(Duration::from_millis(500)),
+            ipmi_tries: 4,
             automated_clean: false,
             max_workers: 256,
             node_locked_wait: Dur(Duration::from_secs(1)),
@@ -300,6 +312,14 @@ impl Config {
         if api.idle_timeout.0 <= api.request_timeout.0 {
             return Err(Error::Invalid(
                 "[api] idle_timeout must be longer than request_timeout, or slow answers would be cut".into(),
+            ));
+        }
+        if self.conductor.ipmi_tries == 0
+            || self.conductor.ipmi_max_concurrent_calls == 0
+            || self.conductor.ipmi_retry_first_wait.0.is_zero()
+        {
+            return Err(Error::Invalid(
+                "[conductor] ipmi_tries, ipmi_max_concurrent_calls and ipmi_retry_first_wait must be above zero".into(),
             ));
         }
         if self.conductor.max_workers == 0 {

@@ -260,8 +260,15 @@ pub enum ChoiceError {
 }
 
 impl Registry {
-    /// The standard registry: `fake-hardware` and `ipmi`.
+    /// The standard registry with default BMC session limits (tests).
+    #[cfg(test)]
     pub fn standard() -> Registry {
+        Registry::with_ipmi(ipmi::pool::PoolSettings::default())
+    }
+
+    /// The standard registry — `fake-hardware` and `ipmi` — with the given
+    /// BMC session limits.
+    pub fn with_ipmi(pool_settings: ipmi::pool::PoolSettings) -> Registry {
         let mut fake_hw = BTreeMap::new();
         fake_hw.insert("power", vec!["fake"]);
         fake_hw.insert("management", vec!["fake"]);
@@ -283,7 +290,7 @@ impl Registry {
         let mut power: BTreeMap<&'static str, Arc<dyn Power>> = BTreeMap::new();
         power.insert("fake", Arc::new(fake::FakePower));
         // One session pool for every IPMI interface: one command in flight per BMC.
-        let pool = Arc::new(ipmi::pool::Pool::new(ipmi::pool::PoolSettings::default()));
+        let pool = Arc::new(ipmi::pool::Pool::new(pool_settings));
         power.insert("ipmi", Arc::new(ipmi::IpmiPower { pool: pool.clone() }));
         power.insert("ipmitool", Arc::new(ipmi::IpmiPower { pool: pool.clone() }));
         let mut management: BTreeMap<&'static str, Arc<dyn Management>> = BTreeMap::new();
