@@ -7,6 +7,7 @@
 
 pub mod fake;
 pub mod ipmi;
+pub mod ipmitool;
 pub mod pxe;
 
 use std::collections::BTreeMap;
@@ -292,17 +293,14 @@ impl Registry {
         // One session pool for every IPMI interface: one command in flight per BMC.
         let pool = Arc::new(ipmi::pool::Pool::new(pool_settings));
         power.insert("ipmi", Arc::new(ipmi::IpmiPower { pool: pool.clone() }));
-        power.insert("ipmitool", Arc::new(ipmi::IpmiPower { pool: pool.clone() }));
+        power.insert("ipmitool", Arc::new(ipmitool::IpmitoolPower));
         let mut management: BTreeMap<&'static str, Arc<dyn Management>> = BTreeMap::new();
         management.insert("fake", Arc::new(fake::FakeManagement));
         management.insert(
             "ipmi",
             Arc::new(ipmi::IpmiManagement { pool: pool.clone() }),
         );
-        management.insert(
-            "ipmitool",
-            Arc::new(ipmi::IpmiManagement { pool: pool.clone() }),
-        );
+        management.insert("ipmitool", Arc::new(ipmitool::IpmitoolManagement));
         let mut boot: BTreeMap<&'static str, Arc<dyn Boot>> = BTreeMap::new();
         boot.insert("fake", Arc::new(fake::FakeBoot));
         boot.insert("ipxe", Arc::new(pxe::PxeBoot));

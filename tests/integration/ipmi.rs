@@ -486,3 +486,49 @@ fn sync_loop_enforces_power_and_handles_bmc_failure() {
     });
     assert_eq!(s.node("prod")["power_state"], "power on");
 }
+
+/// `power_interface=ipmitool` forks ipmitool per call (password through the
+/// environment) and gives the same results as the native client.
+#[test]
+fn ipmitool_interfaces_as_a_fallback() {
+    let b = Bmc::start(true);
+    let s = Server::start();
+    let (st, v) = s.json(
+        "POST",
+        "/v1/nodes",
+        Some(json!({
+            "driver": "ipmi", "name": "odd", "power_interface": "ipmitool", "management_interface": "ipmitool",
+            "driver_info": {"ipmi_address": "127.0.0.1", "ipmi_port": b.port, "ipmi_username": "admin", "ipmi_password": "password"}
+        })),
+    );
+    assert_eq!(st, 201, "{v}");
+    let (st, _) = s.json(
+        "PUT",
+        "/v1/nodes/odd/states/provision",
+        Some(json!({"target": "manage"})),
+    );
+    assert_eq!(st, 202);
+    let n = s.wait_state("odd", "manageable");
+    assert_eq!(n["power_state"], "power on");
+    let (st, v) = s.json(
+        "PUT",
+        "/v1/nodes/odd/management/boot_device",
+        Some(json!({"boot_device": "pxe", "persistent": true})),
+    );
+    assert_eq!(st, 204, "{v}");
+    assert_eq!(b.state("boot"), "pxe");
+    let (_, dev) = s.json("GET", "/v1/nodes/odd/management/boot_device", None);
+    assert_eq!(dev["boot_device"], "pxe", "{dev}");
+    let (st, _) = s.json(
+        "PUT",
+        "/v1/nodes/odd/states/power",
+        Some(json!({"target": "power off"})),
+    );
+    assert_eq!(st, 202);
+    wait_until("power off through ipmitool", 30, || {
+        s.node("odd")["power_state"] == "power off"
+    });
+    assert_eq!(b.state("power"), "0");
+    assert_eq!(b.events(), ["set boot pxe", "set power 0"]);
+    assert!(!s.log().contains("password\n") && !s.log().contains("-P password"));
+}
