@@ -406,12 +406,13 @@ fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     }
 }
 
-/// The first power state seen at manage is enforced on an adopted node; a
-/// silent BMC puts the node in maintenance ("power failure") and it leaves
-/// maintenance by itself when the BMC answers again.
+/// The first power state seen at manage is enforced on an adopted node: one
+/// adopted while off and powered on behind the appliance's back is powered
+/// off again. A silent BMC puts the node in maintenance ("power failure") and
+/// it leaves maintenance by itself when the BMC answers again.
 #[test]
 fn sync_loop_enforces_power_and_handles_bmc_failure() {
-    let mut b = Bmc::start(true);
+    let mut b = Bmc::start(false);
     let s = Server::start_with(
         "[conductor]\nsync_power_state_interval = \"1s\"\npower_state_sync_max_retries = 1\n",
     );
@@ -450,12 +451,17 @@ fn sync_loop_enforces_power_and_handles_bmc_failure() {
         Vec::<String>::new(),
         "manage and adopt touched nothing"
     );
-    // Someone powers the machine off behind the appliance's back.
-    assert!(b.ipmitool(&["power", "off"]).status.success());
-    wait_until("the sync loop to power it back on", 20, || {
-        b.state("power") == "1"
+    assert_eq!(
+        s.node("prod")["power_state"],
+        "power off",
+        "manage recorded the simulator's state"
+    );
+    // Someone powers the machine on behind the appliance's back.
+    assert!(b.ipmitool(&["power", "on"]).status.success());
+    wait_until("the sync loop to power it off again", 20, || {
+        b.state("power") == "0"
     });
-    assert_eq!(b.events(), ["set power 0", "set power 1"]);
+    assert_eq!(b.events(), ["set power 1", "set power 0"]);
     wait_until("the enforcement in the history", 10, || {
         s.history(&uuid).iter().any(|h| {
             h["event"]
@@ -484,7 +490,7 @@ fn sync_loop_enforces_power_and_handles_bmc_failure() {
         let n = s.node("prod");
         n["maintenance"] == false && n["fault"].is_null()
     });
-    assert_eq!(s.node("prod")["power_state"], "power on");
+    assert_eq!(s.node("prod")["power_state"], "power off");
 }
 
 /// `power_interface=ipmitool` forks ipmitool per call (password through the
