@@ -538,3 +538,90 @@ fn ipmitool_interfaces_as_a_fallback() {
     assert_eq!(b.events(), ["set boot pxe", "set power 0"]);
     assert!(!s.log().contains("password\n") && !s.log().contains("-P password"));
 }
+
+/// tests/ipmi-lab/lossy-relay.py: a UDP relay that drops every fifth packet
+/// in each direction (20 % loss; `tc netem` is not available in this kernel).
+struct LossyRelay {
+    port: u16,
+    child: Child,
+}
+
+impl LossyRelay {
+    fn start(target: u16) -> LossyRelay {
+        use std::io::BufRead;
+        let port = free_udp_port();
+        let mut child = Command::new("python3")
+            .arg(repo().join("tests/ipmi-lab/lossy-relay.py"))
+            .args([port.to_string(), target.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs the lossy relay");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready");
+        LossyRelay { port, child }
+    }
+
+    /// Stops the relay; returns how many packets it dropped.
+    fn finish(mut self) -> u32 {
+        use std::io::Read;
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let mut out = String::new();
+        let _ = self.child.stdout.take().unwrap().read_to_string(&mut out);
+        let _ = self.child.wait();
+        out.trim()
+            .strip_prefix("dropped ")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for LossyRelay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn commands_survive_20_percent_packet_loss() {
+    let b = Bmc::start(false);
+    let relay = LossyRelay::start(b.port);
+    let via = |cmd: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_rackboot"))
+            .args([
+                "bmc",
+                "--address",
+                "127.0.0.1",
+                "--port",
+                &relay.port.to_string(),
+                "--username",
+                "admin",
+                "--password-file",
+            ])
+            .arg(b.password_file())
+            .args(cmd)
+            .output()
+            .unwrap()
+    };
+    let status = via(&["--repeat", "5", "status"]);
+    assert!(status.status.success(), "{}", text(&status));
+    assert_eq!(
+        String::from_utf8_lossy(&status.stdout)
+            .lines()
+            .collect::<Vec<_>>(),
+        ["Chassis Power is off"; 5]
+    );
+    let on = via(&["on"]);
+    assert!(on.status.success(), "{}", text(&on));
+    assert_eq!(b.state("power"), "1");
+    let off = via(&["off"]);
+    assert!(off.status.success(), "{}", text(&off));
+    assert_eq!(b.state("power"), "0");
+    let dropped = relay.finish();
+    assert!(dropped >= 5, "the relay really dropped packets ({dropped})");
+}

@@ -92,6 +92,9 @@ fn random<const N: usize>() -> [u8; N] {
     b
 }
 
+/// Logins tried per cipher suite before giving up.
+const LOGIN_ATTEMPTS: u32 = 3;
+
 /// An open, authenticated session.
 pub struct Session {
     sock: UdpSocket,
@@ -205,26 +208,46 @@ impl Session {
             bmc: bmc.clone(),
             why: e.to_string(),
         };
-        let sock = UdpSocket::bind(local).await.map_err(io)?;
-        sock.connect(addr).await.map_err(io)?;
+        let connect = || async {
+            let sock = UdpSocket::bind(local).await.map_err(io)?;
+            sock.connect(addr).await.map_err(io)?;
+            Ok::<_, Error>(sock)
+        };
+        let mut sock = connect().await?;
         Session::channel_auth_caps(&sock, &bmc, timing).await?;
         let suites: &[Suite] = match info.cipher_suite {
             Some(3) => &[Suite::S3],
             Some(_) => &[Suite::S17],
             None => &[Suite::S17, Suite::S3],
         };
-        let mut sock = sock;
-        for (i, &suite) in suites.iter().enumerate() {
-            match Session::login(sock, &bmc, info, suite, timing).await {
-                Ok(s) => return Ok(s),
-                Err((Some(returned), Error::UnsupportedSuite { .. })) if i + 1 < suites.len() => {
-                    tracing::debug!(bmc = %bmc, suite = suite.id(), "cipher suite refused; trying the next");
-                    sock = returned;
+        let mut last = Error::UnsupportedSuite {
+            bmc: bmc.clone(),
+            suite: 3,
+        };
+        for &suite in suites {
+            // The BMC answered Get Channel Auth Caps, so a handshake that
+            // stalls lost a packet: BMCs do not take RAKP retransmits well
+            // (pyghmi restarts the login too), so start over from Open Session.
+            for attempt in 0..LOGIN_ATTEMPTS {
+                match Session::login(sock, &bmc, info, suite, timing).await {
+                    Ok(s) => return Ok(s),
+                    Err((_, e @ Error::UnsupportedSuite { .. })) => {
+                        tracing::debug!(bmc = %bmc, suite = suite.id(), "cipher suite refused");
+                        last = e;
+                        sock = connect().await?;
+                        break;
+                    }
+                    Err((_, e @ (Error::Unreachable { .. } | Error::Session { .. })))
+                        if attempt + 1 < LOGIN_ATTEMPTS =>
+                    {
+                        tracing::debug!(bmc = %bmc, error = %e, "login stalled; starting over");
+                        sock = connect().await?;
+                    }
+                    Err((_, e)) => return Err(e),
                 }
-                Err((_, e)) => return Err(e),
             }
         }
-        Err(Error::UnsupportedSuite { bmc, suite: 3 })
+        Err(last)
     }
 
     async fn channel_auth_caps(sock: &UdpSocket, bmc: &str, timing: Timing) -> Result<(), Error> {
@@ -378,12 +401,22 @@ impl Session {
             bmc,
             timing,
             |out| wire::emit_rmcpp(wire::payload::RAKP3, false, false, 0, 0, &r3, out),
-            |b| match wire::parse(b, 0) {
-                Ok(Packet::V20(p))
-                    if p.payload_type == wire::payload::RAKP4
-                        && p.payload.first() == Some(&tag) =>
-                {
-                    Some(p.payload.to_vec())
+            |b| match wire::parse(b, suite.mac_len()) {
+                Ok(Packet::V20(p)) if p.payload_type == wire::payload::RAKP4 => {
+                    // A BMC that already activated the session (our first RAKP4
+                    // was lost) may answer a retransmitted RAKP3 with an
+                    // authenticated, encrypted RAKP4: check it with the new keys.
+                    let payload = if p.authenticated {
+                        keys.verify(&p).ok()?;
+                        if p.encrypted {
+                            keys.decrypt(p.payload).ok()?
+                        } else {
+                            p.payload.to_vec()
+                        }
+                    } else {
+                        p.payload.to_vec()
+                    };
+                    (payload.first() == Some(&tag)).then_some(payload)
                 }
                 _ => None,
             },
