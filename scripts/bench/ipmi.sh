@@ -36,15 +36,18 @@ for i in $(seq 1 "$N"); do
     done
 done
 ms() { date +%s%N; }
+# CPU seconds (user+sys) used by the children of a command, via bash's `time`.
+TIMEFORMAT='%U %S'
+cpu_us() { awk '{printf "%d", ($1 + $2) * 1000000}' "$1"; }
 # Sequential: one call after another, every BMC CALLS times.
 t0=$(ms)
-for c in $(seq 1 "$CALLS"); do for i in $(seq 1 "$N"); do
+{ time (for c in $(seq 1 "$CALLS"); do for i in $(seq 1 "$N"); do
     ipmitool -I lanplus -H 127.0.0.1 -p $((9622 + i)) -U admin -f "$run/pw" -C 3 power status >/dev/null
-done; done
+done; done) ; } 2> "$run/cpu.peer"
 t1=$(ms)
-for c in $(seq 1 "$CALLS"); do for i in $(seq 1 "$N"); do
+{ time (for c in $(seq 1 "$CALLS"); do for i in $(seq 1 "$N"); do
     $RB bmc --address 127.0.0.1 --port $((9622 + i)) --username admin --password-file "$run/pw" status >/dev/null
-done; done
+done; done) ; } 2> "$run/cpu.ours"
 t2=$(ms)
 # The whole rack at once (one process per BMC, in parallel), once.
 t3=$(ms)
@@ -57,7 +60,9 @@ for i in $(seq 1 "$N"); do $RB bmc --address 127.0.0.1 --port $((9622 + i)) --us
 wait "${calls[@]}"
 t5=$(ms)
 # One process, one kept session: the per-call cost the appliance pays.
-kept=$($RB bmc --address 127.0.0.1 --port 9623 --username admin --password-file "$run/pw" --repeat $((CALLS * 10)) status 2>&1 >/dev/null | sed -n 's/.*then median \([0-9]*\) us.*/\1/p')
+KEPT=$((CALLS * 10))
+{ time ($RB bmc --address 127.0.0.1 --port 9623 --username admin --password-file "$run/pw" --repeat $KEPT status 2> "$run/kept" >/dev/null) ; } 2> "$run/cpu.kept"
+kept=$(sed -n 's/.*then median \([0-9]*\) us.*/\1/p' "$run/kept")
 total=$((N * CALLS))
 peer_call=$(( (t1 - t0) / total / 1000 )); ours_call=$(( (t2 - t1) / total / 1000 ))
 peer_rack=$(( (t4 - t3) / 1000 )); ours_rack=$(( (t5 - t4) / 1000 ))
@@ -65,6 +70,9 @@ echo "IPMI power status, $N ipmi_sim BMCs, $CALLS calls each, 127.0.0.1 in a pri
 printf '%-52s %14s %14s %8s\n' metric "ipmitool -C 3" rackboot ratio
 printf '%-52s %11d us %11d us %7.1fx\n' "one status call (fresh process + session), mean" "$peer_call" "$ours_call" "$(echo "$peer_call / $ours_call" | bc -l)"
 printf '%-52s %11d us %11d us %7.1fx\n' "whole rack of $N at once (wall)" "$peer_rack" "$ours_rack" "$(echo "$peer_rack / $ours_rack" | bc -l)"
+peer_cpu=$(( $(cpu_us "$run/cpu.peer") / total )); ours_cpu=$(( $(cpu_us "$run/cpu.ours") / total )); kept_cpu=$(( $(cpu_us "$run/cpu.kept") / KEPT ))
+printf '%-52s %11d us %11d us %7.1fx\n' "client CPU per call (fresh process + session)" "$peer_cpu" "$ours_cpu" "$(echo "$peer_cpu / ($ours_cpu + 1)" | bc -l)"
+printf '%-52s %11d us %11d us %7.1fx\n' "client CPU per call on a kept session (in-process)" "$peer_cpu" "$kept_cpu" "$(echo "$peer_cpu / ($kept_cpu + 1)" | bc -l)"
 printf '%-52s %11d us %11d us %7.1fx\n' "status on a kept session (appliance, in-process)" "$peer_call" "$kept" "$(echo "$peer_call / $kept" | bc -l)"
 printf '%-52s %14s %11d us\n' "rackboot: whole rack vs ipmitool's single call" "$peer_call" "$ours_rack"
 echo "(ratio > 1: rackboot faster. Both include process start-up; Ironic also enforces a 5 s gap per BMC.)"
