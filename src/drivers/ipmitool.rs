@@ -152,39 +152,17 @@ impl Power for IpmitoolPower {
             let info = parse_driver_info(&task.node)?;
             let timeout = task.settings.power_state_change_timeout;
             let on = is_on(&info).await?;
-            match target {
-                PowerState::On if on => {}
-                PowerState::Off | PowerState::SoftOff if !on => {}
-                PowerState::On => {
-                    ipmitool(&info, &["power", "on"]).await?;
-                    wait_for(&info, true, timeout).await?;
-                }
-                PowerState::Off => {
-                    ipmitool(&info, &["power", "off"]).await?;
-                    wait_for(&info, false, timeout).await?;
-                }
-                PowerState::SoftOff => {
-                    ipmitool(&info, &["power", "soft"]).await?;
-                    wait_for(&info, false, timeout).await?;
-                }
-                PowerState::Rebooting | PowerState::SoftRebooting => {
-                    if on {
-                        let off = if target == PowerState::SoftRebooting {
-                            "soft"
-                        } else {
-                            "off"
-                        };
-                        ipmitool(&info, &["power", off]).await?;
-                        wait_for(&info, false, timeout).await?;
-                    }
-                    ipmitool(&info, &["power", "on"]).await?;
-                    wait_for(&info, true, timeout).await?;
-                }
-                PowerState::Error => {
-                    return Err(Error::InvalidParameter(
-                        "\"error\" is not a power target".into(),
-                    ))
-                }
+            let plan = chassis::power_plan(target, on).ok_or_else(|| {
+                Error::InvalidParameter(format!("\"{target}\" is not a power target"))
+            })?;
+            for (op, want_on) in plan {
+                let arg = match op {
+                    chassis::Control::PowerUp => "on",
+                    chassis::Control::PowerDown => "off",
+                    chassis::Control::SoftShutdown => "soft",
+                };
+                ipmitool(&info, &["power", arg]).await?;
+                wait_for(&info, want_on, timeout).await?;
             }
             task.record(
                 Severity::Info,

@@ -132,22 +132,8 @@ impl Bmc {
 
     /// `rackboot bmc ARGS…` against this BMC.
     fn rackboot(&self, extra: &[&str], cmd: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_rackboot"))
-            .args([
-                "bmc",
-                "--address",
-                "127.0.0.1",
-                "--port",
-                &self.port.to_string(),
-                "--username",
-                "admin",
-                "--password-file",
-            ])
-            .arg(self.password_file())
-            .args(extra)
-            .args(cmd)
-            .output()
-            .unwrap()
+        let args: Vec<&str> = extra.iter().chain(cmd).copied().collect();
+        rackboot_bmc(self.port, &self.password_file(), &args)
     }
 }
 
@@ -156,6 +142,25 @@ impl Drop for Bmc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `rackboot bmc --address 127.0.0.1 --port PORT --username admin --password-file PW ARGS…`.
+fn rackboot_bmc(port: u16, password_file: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rackboot"))
+        .args([
+            "bmc",
+            "--address",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--username",
+            "admin",
+            "--password-file",
+        ])
+        .arg(password_file)
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn text(o: &Output) -> String {
@@ -224,21 +229,7 @@ fn bmc_errors_say_what_to_fix() {
     let b = Bmc::start(true);
     let wrong = b.dir.path().join("wrong");
     std::fs::write(&wrong, "not-the-password\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_rackboot"))
-        .args([
-            "bmc",
-            "--address",
-            "127.0.0.1",
-            "--port",
-            &b.port.to_string(),
-            "--username",
-            "admin",
-            "--password-file",
-        ])
-        .arg(&wrong)
-        .arg("status")
-        .output()
-        .unwrap();
+    let out = rackboot_bmc(b.port, &wrong, &["status"]);
     let t = text(&out);
     assert!(!out.status.success());
     assert!(
@@ -257,21 +248,7 @@ fn bmc_errors_say_what_to_fix() {
     // (Privilege refusal is not exercised: ipmi_sim grants the requested level.)
     // Nothing listens on this port: unreachable after the retries.
     let dead = free_udp_port();
-    let out = Command::new(env!("CARGO_BIN_EXE_rackboot"))
-        .args([
-            "bmc",
-            "--address",
-            "127.0.0.1",
-            "--port",
-            &dead.to_string(),
-            "--username",
-            "admin",
-            "--password-file",
-        ])
-        .arg(b.password_file())
-        .arg("status")
-        .output()
-        .unwrap();
+    let out = rackboot_bmc(dead, &b.password_file(), &["status"]);
     let t = text(&out);
     assert!(
         t.contains(&format!(
@@ -591,23 +568,7 @@ impl Drop for LossyRelay {
 fn commands_survive_20_percent_packet_loss() {
     let b = Bmc::start(false);
     let relay = LossyRelay::start(b.port);
-    let via = |cmd: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_rackboot"))
-            .args([
-                "bmc",
-                "--address",
-                "127.0.0.1",
-                "--port",
-                &relay.port.to_string(),
-                "--username",
-                "admin",
-                "--password-file",
-            ])
-            .arg(b.password_file())
-            .args(cmd)
-            .output()
-            .unwrap()
-    };
+    let via = |cmd: &[&str]| rackboot_bmc(relay.port, &b.password_file(), cmd);
     let status = via(&["--repeat", "5", "status"]);
     assert!(status.status.success(), "{}", text(&status));
     assert_eq!(

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::session::{Error, Session};
+use crate::model::PowerState;
 
 /// Chassis Control operations (IPMI 2.0 §28.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +16,33 @@ pub enum Control {
     PowerDown = 0x00,
     PowerUp = 0x01,
     SoftShutdown = 0x05,
+}
+
+/// The steps that bring a chassis that is (`on`) to `target`, with Ironic's
+/// semantics: nothing when it is already there; reboot = off (unless already
+/// off), then on — a chassis that is off is never cycled. Each step is a
+/// Chassis Control followed by a wait for the power state given. `None` for
+/// a target that is not an action.
+pub fn power_plan(target: PowerState, on: bool) -> Option<Vec<(Control, bool)>> {
+    use Control::*;
+    Some(match target {
+        PowerState::On if on => vec![],
+        PowerState::Off | PowerState::SoftOff if !on => vec![],
+        PowerState::On => vec![(PowerUp, true)],
+        PowerState::Off => vec![(PowerDown, false)],
+        PowerState::SoftOff => vec![(SoftShutdown, false)],
+        PowerState::Rebooting | PowerState::SoftRebooting => {
+            let off = if target == PowerState::SoftRebooting {
+                SoftShutdown
+            } else {
+                PowerDown
+            };
+            let mut steps = if on { vec![(off, false)] } else { vec![] };
+            steps.push((PowerUp, true));
+            steps
+        }
+        PowerState::Error => return None,
+    })
 }
 
 /// Reads whether the chassis is powered (Get Chassis Status, bit 0).
@@ -145,6 +173,35 @@ pub async fn get_boot_device(s: &mut Session) -> Result<(Option<String>, Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn power_plans() {
+        use Control::*;
+        use PowerState as P;
+        let cases = [
+            (P::On, true, Some(vec![])),
+            (P::On, false, Some(vec![(PowerUp, true)])),
+            (P::Off, false, Some(vec![])),
+            (P::Off, true, Some(vec![(PowerDown, false)])),
+            (P::SoftOff, true, Some(vec![(SoftShutdown, false)])),
+            (P::SoftOff, false, Some(vec![])),
+            (
+                P::Rebooting,
+                true,
+                Some(vec![(PowerDown, false), (PowerUp, true)]),
+            ),
+            (P::Rebooting, false, Some(vec![(PowerUp, true)])),
+            (
+                P::SoftRebooting,
+                true,
+                Some(vec![(SoftShutdown, false), (PowerUp, true)]),
+            ),
+            (P::Error, true, None),
+        ];
+        for (target, on, want) in cases {
+            assert_eq!(power_plan(target, on), want, "{target} from on={on}");
+        }
+    }
 
     #[test]
     fn boot_bytes_match_ironic() {

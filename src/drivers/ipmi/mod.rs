@@ -226,40 +226,15 @@ pub async fn set_power(
     with_session(pool, info, move |s| {
         Box::pin(async move {
             let on = chassis::power_is_on(s).await?;
-            match target {
-                PowerState::On if on => Ok(()),
-                PowerState::Off | PowerState::SoftOff if !on => Ok(()),
-                PowerState::On => {
-                    chassis::control(s, chassis::Control::PowerUp).await?;
-                    chassis::wait_for(s, true, timeout, POWER_POLL).await
-                }
-                PowerState::Off => {
-                    chassis::control(s, chassis::Control::PowerDown).await?;
-                    chassis::wait_for(s, false, timeout, POWER_POLL).await
-                }
-                PowerState::SoftOff => {
-                    chassis::control(s, chassis::Control::SoftShutdown).await?;
-                    chassis::wait_for(s, false, timeout, POWER_POLL).await
-                }
-                PowerState::Rebooting | PowerState::SoftRebooting => {
-                    // Never cycle a chassis that is off: off (if on), then on.
-                    if on {
-                        let op = if target == PowerState::SoftRebooting {
-                            chassis::Control::SoftShutdown
-                        } else {
-                            chassis::Control::PowerDown
-                        };
-                        chassis::control(s, op).await?;
-                        chassis::wait_for(s, false, timeout, POWER_POLL).await?;
-                    }
-                    chassis::control(s, chassis::Control::PowerUp).await?;
-                    chassis::wait_for(s, true, timeout, POWER_POLL).await
-                }
-                PowerState::Error => Err(session::Error::Session {
-                    bmc: s.bmc().to_string(),
-                    why: "\"error\" is not a power target".into(),
-                }),
+            let plan = chassis::power_plan(target, on).ok_or_else(|| session::Error::Session {
+                bmc: s.bmc().to_string(),
+                why: format!("\"{target}\" is not a power target"),
+            })?;
+            for (op, want_on) in plan {
+                chassis::control(s, op).await?;
+                chassis::wait_for(s, want_on, timeout, POWER_POLL).await?;
             }
+            Ok(())
         })
     })
     .await
