@@ -2,7 +2,9 @@
 # ipmi_sim chassis_control hook: keeps a simulated chassis's state in files so
 # tests can read it, and logs every call.
 #   chassis-control.sh STATEDIR get power|boot ...   -> prints "power:1", "boot:pxe"
-#   chassis-control.sh STATEDIR set power 0|1 | reset 1 | boot NAME
+#   chassis-control.sh STATEDIR set power 0|1 | reset 1 | boot NAME | shutdown 1
+# "shutdown 1" is ipmi_sim's soft off (ACPI): a simulated guest OS honours it
+# half a second later by powering off, unless STATEDIR/ignore-acpi exists.
 set -eu
 dir=$1; shift
 op=$1; shift
@@ -26,6 +28,12 @@ set)
         power) echo "$value" > "$dir/power" ;;
         reset) echo $(( $(cat "$dir/resets" 2>/dev/null || echo 0) + 1 )) > "$dir/resets" ;;
         boot) echo "$value" > "$dir/boot" ;;
+        shutdown)
+            if [ ! -e "$dir/ignore-acpi" ]; then
+                ( sleep 0.5; echo 0 > "$dir/power"; echo "guest powered off" >> "$dir/events.log" ) \
+                    </dev/null >/dev/null 2>&1 &
+            fi
+            ;;
         esac
     done
     ;;

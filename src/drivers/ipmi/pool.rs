@@ -62,12 +62,18 @@ impl Key {
     }
 }
 
+/// Cipher suites remembered, at most (one per BMC and credentials).
+const LEARNED_MAX: usize = 4096;
+
 type Slot = Arc<tokio::sync::Mutex<Option<(Session, Instant)>>>;
 
 /// The per-BMC session pool.
 pub struct Pool {
     settings: PoolSettings,
     slots: Mutex<HashMap<Key, Slot>>,
+    /// The cipher suite each BMC logged in with when none is pinned, so a
+    /// BMC that refused 17 once is not asked again at every login.
+    learned: Mutex<HashMap<Key, u8>>,
     calls: Semaphore,
 }
 
@@ -76,6 +82,7 @@ impl Pool {
         Pool {
             settings,
             slots: Mutex::new(HashMap::new()),
+            learned: Mutex::new(HashMap::new()),
             calls: Semaphore::new(settings.max_concurrent.max(1)),
         }
     }
@@ -92,18 +99,19 @@ impl Pool {
             why: "the appliance is shutting down".into(),
         })?;
         self.close_idle();
+        let key = Key::of(info);
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-            slots.entry(Key::of(info)).or_default().clone()
+            slots.entry(key.clone()).or_default().clone()
         };
         let mut guard = slot.lock().await;
         let mut session = match guard.take() {
             Some((s, used)) if used.elapsed() < self.settings.idle_timeout => s,
             Some((old, _)) => {
                 old.close().await;
-                Session::open(info, self.settings.timing).await?
+                self.open(&key, info).await?
             }
-            None => Session::open(info, self.settings.timing).await?,
+            None => self.open(&key, info).await?,
         };
         let result = f(&mut session).await;
         match &result {
@@ -113,6 +121,43 @@ impl Pool {
             Err(_) => drop(session),
         }
         result
+    }
+
+    /// Logs in, with the suite this BMC took last time when none is pinned;
+    /// if the BMC no longer takes it, forgets it and tries 17 then 3 again.
+    async fn open(&self, key: &Key, info: &IpmiInfo) -> Result<Session, Error> {
+        let timing = self.settings.timing;
+        let learned = match info.cipher_suite {
+            Some(_) => None,
+            None => self
+                .learned
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(key)
+                .copied(),
+        };
+        let session = match learned {
+            Some(suite) => {
+                let pinned = IpmiInfo {
+                    cipher_suite: Some(suite),
+                    ..info.clone()
+                };
+                match Session::open(&pinned, timing).await {
+                    Err(Error::UnsupportedSuite { .. }) => Session::open(info, timing).await?,
+                    other => other?,
+                }
+            }
+            None => Session::open(info, timing).await?,
+        };
+        if info.cipher_suite.is_none() {
+            let mut learned = self.learned.lock().unwrap_or_else(|p| p.into_inner());
+            // Bounded: forgetting only costs one refused Open Session.
+            if learned.len() >= LEARNED_MAX {
+                learned.clear();
+            }
+            learned.insert(key.clone(), session.cipher_suite());
+        }
+        Ok(session)
     }
 
     /// Closes sessions idle past the timeout (in the background).
@@ -138,6 +183,14 @@ impl Pool {
                 }
             }
         }
+        // Forget empty slots nobody holds, so the map stays as small as the
+        // set of BMCs in use (a changed password leaves no entry behind).
+        self.slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, slot| {
+                Arc::strong_count(slot) > 1 || slot.try_lock().map_or(true, |g| g.is_some())
+            });
     }
 
     /// Closes every kept session (at shutdown).

@@ -46,7 +46,7 @@ pub enum Error {
     UnsupportedSuite { bmc: String, suite: u8 },
     #[error("BMC {bmc}: {why}")]
     Session { bmc: String, why: String },
-    #[error("BMC {bmc} answered {what} with completion code {cc:#04x} ({text})", text = wire::completion_code_text(*cc))]
+    #[error("BMC {bmc} answered {what} with completion code {cc:#04x} ({text}){hint}", text = wire::completion_code_text(*cc), hint = completion_hint(*cc))]
     Completion {
         bmc: String,
         what: &'static str,
@@ -54,6 +54,14 @@ pub enum Error {
     },
     #[error("BMC {bmc}: network error: {why}")]
     Io { bmc: String, why: String },
+}
+
+/// What to do about a completion code, where there is something to do.
+fn completion_hint(cc: u8) -> &'static str {
+    match cc {
+        0xd4 => " — the session's privilege level is too low for this command: set ipmi_priv_level to OPERATOR or ADMINISTRATOR (Ironic's default) and give the BMC user that level",
+        _ => "",
+    }
 }
 
 impl Error {
@@ -193,6 +201,11 @@ async fn exchange<T>(
 }
 
 impl Session {
+    /// The cipher suite this session logged in with (3 or 17).
+    pub fn cipher_suite(&self) -> u8 {
+        self.keys.suite.id()
+    }
+
     /// Opens a session: suite 17 then 3, or the pinned `ipmi_cipher_suite`.
     pub async fn open(info: &IpmiInfo, timing: Timing) -> Result<Session, Error> {
         let addr = resolve(info, timing).await?;
