@@ -413,6 +413,31 @@ impl Keys {
     }
 }
 
+/// A BMC's answer to one session command, as (completion code, data) — or
+/// `None` when the datagram is not that answer: it must parse, be addressed
+/// to our session ID, carry a valid integrity code, decrypt, and match the
+/// request (response net function, command and sequence number). Anything
+/// else (a stray, a late answer to an earlier retransmit, a forgery) is
+/// ignored and the caller keeps waiting.
+pub fn session_reply(
+    b: &[u8],
+    keys: &Keys,
+    console_sid: u32,
+    net_fn: u8,
+    cmd: u8,
+    rq_seq: u8,
+) -> Option<(u8, Vec<u8>)> {
+    let Ok(wire::Packet::V20(p)) = wire::parse(b, keys.suite.mac_len()) else {
+        return None;
+    };
+    if p.session_id != console_sid {
+        return None;
+    }
+    let plain = keys.open(&p).ok()?;
+    let r = wire::Response::parse(&plain).ok()?;
+    (r.net_fn == net_fn + 1 && r.cmd == cmd && r.rq_seq == rq_seq).then(|| (r.cc, r.data.to_vec()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::vectors::*;
@@ -590,5 +615,124 @@ mod tests {
             parse_open_session_response(&[0, 0x11]),
             Err(Error::Status(0x11))
         );
+    }
+
+    /// The BMC's answers in the capture (frames 10, 12 … 22), each with the
+    /// request it answers: (frame, net fn, command, sequence).
+    fn replies() -> Vec<(&'static [u8], u8, u8, u8)> {
+        let keys = exchange().keys(Suite::S3, b"password");
+        [
+            FRAME_10, FRAME_12, FRAME_14, FRAME_16, FRAME_18, FRAME_20, FRAME_22,
+        ]
+        .into_iter()
+        .map(|f| {
+            let msg = keys.open(&rmcpp(f)).unwrap();
+            let r = wire::Response::parse(&msg).unwrap();
+            (f, r.net_fn - 1, r.cmd, r.rq_seq)
+        })
+        .collect()
+    }
+
+    #[test]
+    fn session_reply_accepts_only_the_answer_to_our_request() {
+        let x = exchange();
+        let keys = x.keys(Suite::S3, b"password");
+        for (f, net_fn, cmd, seq) in replies() {
+            assert!(session_reply(f, &keys, x.console_sid, net_fn, cmd, seq).is_some());
+            // Another session, another request, another sequence number.
+            assert!(session_reply(f, &keys, x.console_sid ^ 1, net_fn, cmd, seq).is_none());
+            assert!(session_reply(f, &keys, x.console_sid, net_fn, cmd ^ 1, seq).is_none());
+            assert!(session_reply(f, &keys, x.console_sid, net_fn + 2, cmd, seq).is_none());
+            assert!(
+                session_reply(f, &keys, x.console_sid, net_fn, cmd, (seq + 1) & 0x3f).is_none()
+            );
+            // Other keys (another password).
+            let other = x.keys(Suite::S3, b"Password");
+            assert!(session_reply(f, &other, x.console_sid, net_fn, cmd, seq).is_none());
+        }
+        // A well-sealed packet for another session ID is not ours either.
+        let (f, net_fn, cmd, seq) = replies()[2];
+        let msg = keys.open(&rmcpp(f)).unwrap();
+        for sid in [x.console_sid, 0x1234_5678] {
+            let mut out = Vec::new();
+            keys.seal(sid, 7, &[3; 16], &msg, &mut out);
+            let got = session_reply(&out, &keys, x.console_sid, net_fn, cmd, seq);
+            assert_eq!(got.is_some(), sid == x.console_sid, "session id {sid:#x}");
+        }
+    }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// Arbitrary bytes into every reply parser: errors, never a panic.
+            #[test]
+            fn arbitrary_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..300)) {
+                let x = exchange();
+                let k3 = x.keys(Suite::S3, b"password");
+                let k17 = x.keys(Suite::S17, b"password");
+                let _ = wire::parse(&b, 12);
+                let _ = wire::parse(&b, 16);
+                let _ = wire::Response::parse(&b);
+                let _ = parse_open_session_response(&b);
+                let _ = parse_rakp2(&b);
+                let _ = x.verify_rakp4(&k3, &b);
+                let _ = x.verify_rakp4(&k17, &b);
+                let _ = k3.decrypt(&b);
+                let _ = k17.decrypt(&b);
+                prop_assert!(session_reply(&b, &k3, x.console_sid, 0x06, 0x01, 3).is_none());
+                prop_assert!(session_reply(&b, &k17, x.console_sid, 0x06, 0x01, 3).is_none());
+            }
+
+            /// Any change to a captured answer past the RMCP header (header
+            /// fields, session ID, sequence, lengths, ciphertext, pad, MAC)
+            /// is refused — and never panics.
+            #[test]
+            fn tampered_answers_are_refused(
+                which in 0usize..7,
+                edits in proptest::collection::vec((4usize..200, 1u8..=255), 1..4),
+            ) {
+                let x = exchange();
+                let keys = x.keys(Suite::S3, b"password");
+                let (f, net_fn, cmd, seq) = replies()[which];
+                let mut g = f.to_vec();
+                for (i, v) in edits {
+                    let i = 4 + i % (g.len() - 4);
+                    g[i] ^= v;
+                }
+                if g != f {
+                    prop_assert!(session_reply(&g, &keys, x.console_sid, net_fn, cmd, seq).is_none());
+                }
+            }
+
+            /// Truncated or extended answers and any payload length field.
+            #[test]
+            fn bad_lengths_are_refused(
+                which in 0usize..7,
+                cut in 0usize..80,
+                extra in proptest::collection::vec(any::<u8>(), 0..40),
+                len_field in any::<u16>(),
+            ) {
+                let x = exchange();
+                let keys = x.keys(Suite::S3, b"password");
+                let (f, net_fn, cmd, seq) = replies()[which];
+                let short = &f[..cut.min(f.len() - 1)];
+                prop_assert!(session_reply(short, &keys, x.console_sid, net_fn, cmd, seq).is_none());
+                let mut long = f.to_vec();
+                long.extend_from_slice(&extra);
+                if !extra.is_empty() {
+                    prop_assert!(session_reply(&long, &keys, x.console_sid, net_fn, cmd, seq).is_none());
+                }
+                // RMCP+ payload length: bytes 14..16.
+                let mut g = f.to_vec();
+                g[14..16].copy_from_slice(&len_field.to_le_bytes());
+                if g != f {
+                    prop_assert!(session_reply(&g, &keys, x.console_sid, net_fn, cmd, seq).is_none());
+                }
+            }
+        }
     }
 }

@@ -109,6 +109,7 @@ pub struct Session {
     bmc: String,
     timing: Timing,
     keys: Keys,
+    console_sid: u32,
     bmc_sid: u32,
     seq: u32,
     rq_seq: u8,
@@ -450,6 +451,7 @@ impl Session {
             bmc: bmc.to_string(),
             timing,
             keys,
+            console_sid,
             bmc_sid: resp.bmc_sid,
             seq: 0,
             rq_seq: 0,
@@ -503,7 +505,7 @@ impl Session {
             data,
         }
         .emit(&mut msg);
-        let (keys, bmc_sid) = (self.keys.clone(), self.bmc_sid);
+        let (keys, bmc_sid, console_sid) = (self.keys.clone(), self.bmc_sid, self.console_sid);
         let mut seq = self.seq;
         let result = exchange(
             &self.sock,
@@ -514,15 +516,7 @@ impl Session {
                 seq = seq.wrapping_add(1).max(1);
                 keys.seal(bmc_sid, seq, &random::<16>(), &msg, out);
             },
-            |b| {
-                let Ok(Packet::V20(p)) = wire::parse(b, keys.suite.mac_len()) else {
-                    return None;
-                };
-                let plain = keys.open(&p).ok()?;
-                let r = Response::parse(&plain).ok()?;
-                (r.net_fn == net_fn + 1 && r.cmd == cmd && r.rq_seq == rq_seq)
-                    .then(|| (r.cc, r.data.to_vec()))
-            },
+            |b| rakp::session_reply(b, &keys, console_sid, net_fn, cmd, rq_seq),
         )
         .await;
         self.seq = seq;
