@@ -56,6 +56,8 @@ fn main() -> std::process::ExitCode {
                         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
                 )
                 .with_writer(std::io::stderr)
+                // No colour codes in files and the journal.
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .init();
             let config = match config::Config::load(config.as_deref()) {
                 Ok(c) => c,

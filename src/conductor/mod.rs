@@ -188,6 +188,20 @@ struct WorkerTicket {
     _running: RunningGuard,
 }
 
+/// What goes into a node's history also goes to the log, once, as it is
+/// saved (events a workflow noted but dropped, such as the sync loop's
+/// routine reads, stay at debug level).
+fn log_history(node: &Node, history: &[HistoryEntry]) {
+    for h in history {
+        match h.severity {
+            Severity::Error => {
+                tracing::warn!(node = %node.uuid, event_type = %h.event_type, "{}", h.event)
+            }
+            _ => tracing::info!(node = %node.uuid, event_type = %h.event_type, "{}", h.event),
+        }
+    }
+}
+
 fn history(
     severity: Severity,
     event_type: &str,
@@ -359,6 +373,7 @@ impl Conductor {
         history: Vec<HistoryEntry>,
         lock: LockGuard,
     ) -> Result<()> {
+        log_history(&node, &history);
         Ok(self
             .store()
             .call(move |s| {
@@ -369,6 +384,7 @@ impl Conductor {
     }
 
     async fn save(&self, node: Node, history: Vec<HistoryEntry>) -> Result<()> {
+        log_history(&node, &history);
         Ok(self
             .store()
             .call(move |s| s.save_node(&node, &history))

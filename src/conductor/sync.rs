@@ -81,9 +81,17 @@ impl Conductor {
             if *stop.borrow() {
                 return;
             }
+            let started = tokio::time::Instant::now();
             let report = self.sync_power_once().await;
             if report != Report::default() {
-                tracing::info!(?report, "power-state sync pass");
+                tracing::info!(
+                    checked = report.checked,
+                    enforced = report.enforced,
+                    failed = report.failed,
+                    recovered = report.recovered,
+                    elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+                    "power-state sync pass"
+                );
             }
         }
     }

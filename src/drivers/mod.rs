@@ -89,7 +89,8 @@ impl Task {
     /// Notes an event for the node history (and the log).
     pub fn record(&self, severity: Severity, event_type: &str, event: impl Into<String>) {
         let event = event.into();
-        tracing::info!(node = %self.node.uuid, event_type, "{event}");
+        // Logged at info when it is saved to the history (conductor::log_history).
+        tracing::debug!(node = %self.node.uuid, event_type, "{event}");
         self.records
             .lock()
             .unwrap_or_else(|p| p.into_inner())
