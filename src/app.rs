@@ -12,6 +12,7 @@ use crate::api::{self, auth::Htpasswd, AppState, Limits};
 use crate::conductor::{self, Conductor};
 use crate::config::{Auth, Config};
 use crate::drivers::{self, Registry};
+use crate::pxe;
 use crate::store::{self, Store};
 
 fn host_name(config: &Config) -> String {
@@ -147,6 +148,9 @@ pub async fn serve(config: Config) -> Result<()> {
         .with_context(|| format!("cannot listen on {} ([api] listen)", config.api.listen))?;
     tracing::info!(listen = %config.api.listen, auth = ?config.api.auth, "API listening");
 
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let dhcp = start_boot_services(&config, &conductor, stop_rx.clone()).await?;
+
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let watchdog = watchdog_interval().map(|every| {
         tokio::spawn(async move {
@@ -163,18 +167,21 @@ pub async fn serve(config: Config) -> Result<()> {
         config.api.max_connections,
         config.api.idle_timeout.0,
     );
-    let (stop_sync, sync_stopped) = tokio::sync::watch::channel(false);
     let sync = {
         let c = conductor.clone();
-        tokio::spawn(async move { c.run_power_sync(sync_stopped).await })
+        let stop = stop_rx.clone();
+        tokio::spawn(async move { c.run_power_sync(stop).await })
     };
     axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("API server failed")?;
 
-    let _ = stop_sync.send(true);
+    let _ = stop_tx.send(true);
     let _ = sync.await;
+    if let Some(d) = dhcp {
+        d.finish().await;
+    }
     conductor.registry().close_sessions().await;
     let left = conductor.drain(config.conductor.shutdown_timeout.0).await;
     if left > 0 {
@@ -189,4 +196,108 @@ pub async fn serve(config: Config) -> Result<()> {
         w.abort();
     }
     Ok(())
+}
+
+/// Starts the BootBackend, the DHCP server and the router advertisements
+/// when `[dhcp] mode` is not "off".
+async fn start_boot_services(
+    config: &Config,
+    conductor: &Conductor,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<Option<pxe::dhcp::Running>> {
+    use pxe::dhcp::handler::{Mode, ProxyStrategy, Settings};
+    let d = &config.dhcp;
+    let mode = match d.mode.as_str() {
+        "authoritative" => Mode::Authoritative,
+        "proxy" => Mode::Proxy,
+        _ => return Ok(None),
+    };
+    let interface = d
+        .interface
+        .clone()
+        .context("[dhcp] interface is required when DHCP is on")?;
+    let parse = |v: &str| -> Result<std::net::Ipv4Addr> {
+        v.parse()
+            .with_context(|| format!("{v:?} is not an IPv4 address"))
+    };
+    let (if_ip, if_mask) = match (&d.server_address, &d.subnet_mask) {
+        (Some(a), Some(m)) => (parse(a)?, parse(m)?),
+        _ => pxe::dhcp::interface_ipv4(&interface)?,
+    };
+    let server_ip = d
+        .server_address
+        .as_deref()
+        .map(parse)
+        .transpose()?
+        .unwrap_or(if_ip);
+    let subnet_mask = d
+        .subnet_mask
+        .as_deref()
+        .map(parse)
+        .transpose()?
+        .unwrap_or(if_mask);
+    let public_url = config
+        .http
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{server_ip}:{}", config.http.listen.port()))
+        .trim_end_matches('/')
+        .to_string();
+    let strategy = |v: &str| {
+        if v == "port4011" {
+            ProxyStrategy::Port4011
+        } else {
+            ProxyStrategy::Offer
+        }
+    };
+    let range = match d.range.as_slice() {
+        [a, b] => Some((parse(a)?, parse(b)?)),
+        _ => None,
+    };
+    let settings = pxe::dhcp::ServerSettings {
+        interface: interface.clone(),
+        decider: Settings {
+            mode,
+            server_ip,
+            subnet_mask,
+            router: d.router.as_deref().map(parse).transpose()?,
+            dns: d
+                .dns
+                .iter()
+                .filter_map(|x| x.parse::<std::net::Ipv4Addr>().ok())
+                .collect(),
+            domain: d.domain.clone(),
+            lease_time: d.lease_time.0.as_secs().max(60),
+            offer_hold: d.offer_hold.0.as_secs().max(1),
+            unknown_allowed: d.unknown == "allow",
+            loaders: pxe::bootfile::Loaders {
+                bios: d.bios_loader.clone(),
+                uefi_x64: d.uefi_loader.clone(),
+                uefi_arm64: d.arm64_loader.clone(),
+            },
+            public_url,
+            proxy_bios: strategy(&d.proxy_bios),
+            proxy_uefi: strategy(&d.proxy_uefi),
+        },
+        range,
+        lease_flush_interval: d.lease_flush_interval.0,
+        event_queue: d.event_queue,
+        dhcp_port: d.port,
+        pxe_port: d.pxe_port,
+    };
+    let backend = pxe::BootBackend::new(conductor.store().clone());
+    let known = backend.reload().await?;
+    tracing::info!(ports = known, "boot backend loaded");
+    tokio::spawn(backend.clone().run(Duration::from_millis(50), stop.clone()));
+    let running =
+        pxe::dhcp::serve(settings, backend, conductor.store().clone(), stop.clone()).await?;
+    if d.router_advertisements {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if let Err(e) = pxe::ra::serve(&interface, stop).await {
+                tracing::warn!(error = %e, "router advertisements are off: {e:#}");
+            }
+        });
+    }
+    Ok(Some(running))
 }

@@ -136,6 +136,31 @@ pub struct Dhcp {
     pub router: Option<String>,
     pub dns: Vec<String>,
     pub unknown: String,
+    /// Option 54 and siaddr; default: the interface's IPv4 address.
+    pub server_address: Option<String>,
+    /// Option 1; default: the interface's netmask.
+    pub subnet_mask: Option<String>,
+    /// Option 15.
+    pub domain: Option<String>,
+    /// How long an offered address is held for the client it was offered to.
+    pub offer_hold: Dur,
+    /// How often changed leases are written to the database.
+    pub lease_flush_interval: Dur,
+    /// Proxy mode, per firmware: "offer" (boot file in the proxy offer) or
+    /// "port4011" (the firmware asks the PXE boot server on 4011).
+    pub proxy_bios: String,
+    pub proxy_uefi: String,
+    /// Loader file names (TFTP root and `/assets/`).
+    pub bios_loader: String,
+    pub uefi_loader: String,
+    pub arm64_loader: String,
+    /// Answer IPv6 router solicitations on the interface (ends iPXE's wait).
+    pub router_advertisements: bool,
+    /// DHCP events waiting to be written to node histories, at most.
+    pub event_queue: usize,
+    /// UDP ports (tests may move them).
+    pub port: u16,
+    pub pxe_port: u16,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -226,6 +251,20 @@ impl Default for Dhcp {
             router: None,
             dns: Vec::new(),
             unknown: "ignore".into(),
+            server_address: None,
+            subnet_mask: None,
+            domain: None,
+            offer_hold: Dur(Duration::from_secs(30)),
+            lease_flush_interval: Dur(Duration::from_secs(1)),
+            proxy_bios: "offer".into(),
+            proxy_uefi: "port4011".into(),
+            bios_loader: "undionly.kpxe".into(),
+            uefi_loader: "snponly.efi".into(),
+            arm64_loader: "snp.efi".into(),
+            router_advertisements: true,
+            event_queue: 4096,
+            port: 67,
+            pxe_port: 4011,
         }
     }
 }
@@ -345,12 +384,18 @@ impl Config {
         }
         match self.dhcp.mode.as_str() {
             "off" => {}
-            "authoritative" | "proxy" => {
+            "authoritative" | "proxy" if self.dhcp.interface.is_none() => {
                 return Err(Error::Invalid(format!(
-                    "[dhcp] mode = \"{}\" is not supported by this rackboot version yet; set mode = \"off\"",
+                    "[dhcp] mode = \"{}\" needs [dhcp] interface, the provisioning network's interface (e.g. \"br0\")",
                     self.dhcp.mode
                 )))
             }
+            "authoritative" if self.dhcp.range.is_empty() => {
+                return Err(Error::Invalid(
+                    "[dhcp] mode = \"authoritative\" needs [dhcp] range = [\"first\", \"last\"], the addresses to hand out".into(),
+                ))
+            }
+            "authoritative" | "proxy" => {}
             other => {
                 return Err(Error::Invalid(format!(
                     "[dhcp] mode = \"{other}\" is invalid; use \"off\", \"authoritative\" or \"proxy\""
@@ -401,9 +446,42 @@ impl Config {
             d.parse::<std::net::IpAddr>()
                 .map_err(|_| Error::Invalid(format!("[dhcp] dns: {d:?} is not an IP address")))?;
         }
-        if self.dhcp.unknown != "ignore" {
+        if !matches!(self.dhcp.unknown.as_str(), "ignore" | "allow") {
+            return Err(Error::Invalid(format!(
+                "[dhcp] unknown = {:?} is invalid; use \"ignore\" (answer enrolled MACs only) or \"allow\" (addresses, never boot files, for others)",
+                self.dhcp.unknown
+            )));
+        }
+        if let Some(a) = &self.dhcp.server_address {
+            ipv4("server_address", a)?;
+        }
+        if let Some(m) = &self.dhcp.subnet_mask {
+            ipv4("subnet_mask", m)?;
+        }
+        for (key, v) in [
+            ("proxy_bios", &self.dhcp.proxy_bios),
+            ("proxy_uefi", &self.dhcp.proxy_uefi),
+        ] {
+            if !matches!(v.as_str(), "offer" | "port4011") {
+                return Err(Error::Invalid(format!(
+                    "[dhcp] {key} = {v:?} is invalid; use \"offer\" or \"port4011\""
+                )));
+            }
+        }
+        for (key, v) in [
+            ("bios_loader", &self.dhcp.bios_loader),
+            ("uefi_loader", &self.dhcp.uefi_loader),
+            ("arm64_loader", &self.dhcp.arm64_loader),
+        ] {
+            if v.is_empty() || v.len() > 100 || v.contains("..") || v.starts_with('/') {
+                return Err(Error::Invalid(format!(
+                    "[dhcp] {key} = {v:?} must be a file name inside the TFTP root, such as \"snponly.efi\""
+                )));
+            }
+        }
+        if self.dhcp.event_queue == 0 {
             return Err(Error::Invalid(
-                "[dhcp] unknown: only \"ignore\" is supported".into(),
+                "[dhcp] event_queue must be at least 1".into(),
             ));
         }
         Ok(())
@@ -466,7 +544,26 @@ automated_clean = false
             ("[api]\nlisten = \"nonsense\"\n", "listen"),
             ("[apii]\n", "apii"),
             ("[conductor]\nnode_locked_wait = \"5 parsecs\"\n", "unit"),
-            ("[dhcp]\nmode = \"authoritative\"\n", "not supported"),
+            (
+                "[dhcp]\nmode = \"authoritative\"\n",
+                "needs [dhcp] interface",
+            ),
+            (
+                "[dhcp]\nmode = \"authoritative\"\ninterface = \"br0\"\n",
+                "needs [dhcp] range",
+            ),
+            (
+                "[dhcp]\nunknown = \"everyone\"\n",
+                "\"ignore\" (answer enrolled MACs only)",
+            ),
+            (
+                "[dhcp]\nproxy_uefi = \"fast\"\n",
+                "use \"offer\" or \"port4011\"",
+            ),
+            (
+                "[dhcp]\nuefi_loader = \"../x.efi\"\n",
+                "inside the TFTP root",
+            ),
             (
                 "[dhcp]\nrange = [\"10.0.0.9\", \"10.0.0.1\"]\n",
                 "starts after it ends",

@@ -11,6 +11,7 @@ mod config;
 mod drivers;
 mod images;
 mod model;
+mod pxe;
 mod store;
 
 use std::path::PathBuf;

@@ -110,6 +110,13 @@ const MIGRATIONS: &[&str] = &[
         doc TEXT NOT NULL
      );
      CREATE INDEX node_history_node ON node_history(node_id, id);",
+    // 2: DHCP leases (one row per address; written in batches)
+    "CREATE TABLE dhcp_leases (
+        ip TEXT PRIMARY KEY,
+        mac TEXT NOT NULL,
+        state TEXT NOT NULL,
+        expires INTEGER NOT NULL
+     );",
 ];
 
 /// Settings the store takes from the configuration.
@@ -141,6 +148,7 @@ struct Inner {
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     options: Options,
+    generation: tokio::sync::watch::Sender<u64>,
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -208,8 +216,73 @@ impl Store {
                 readers,
                 next_reader: AtomicUsize::new(0),
                 options,
+                generation: tokio::sync::watch::Sender::new(0),
             }),
         })
+    }
+
+    /// A counter that moves on every node or port write (not on history,
+    /// lease or other bookkeeping writes): the BootBackend reloads on it.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.generation.subscribe()
+    }
+
+    fn changed(&self) {
+        self.inner.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Inserts a new node with its first history row.
+    pub fn create_node(&self, node: &Node, history: &HistoryEntry) -> Result<()> {
+        let r = self.create_node_inner(node, history);
+        if r.is_ok() {
+            self.changed();
+        }
+        r
+    }
+
+    /// Writes a node (matched by UUID) and its history rows in one transaction.
+    pub fn save_node(&self, node: &Node, history: &[HistoryEntry]) -> Result<()> {
+        let r = self.save_node_inner(node, history);
+        if r.is_ok() {
+            self.changed();
+        }
+        r
+    }
+
+    /// Deletes a node with its ports and history.
+    pub fn delete_node(&self, uuid: Uuid) -> Result<()> {
+        let r = self.delete_node_inner(uuid);
+        if r.is_ok() {
+            self.changed();
+        }
+        r
+    }
+
+    /// Inserts a port; its node must exist.
+    pub fn create_port(&self, port: &Port) -> Result<()> {
+        let r = self.create_port_inner(port);
+        if r.is_ok() {
+            self.changed();
+        }
+        r
+    }
+
+    /// Writes a changed port (matched by UUID).
+    pub fn save_port(&self, port: &Port) -> Result<()> {
+        let r = self.save_port_inner(port);
+        if r.is_ok() {
+            self.changed();
+        }
+        r
+    }
+
+    /// Deletes a port.
+    pub fn delete_port(&self, uuid: Uuid) -> Result<()> {
+        let r = self.delete_port_inner(uuid);
+        if r.is_ok() {
+            self.changed();
+        }
+        r
     }
 
     /// Runs blocking store work on tokio's blocking pool.
@@ -249,8 +322,7 @@ impl Store {
 
     // ---- nodes ----------------------------------------------------------
 
-    /// Inserts a new node with its first history row.
-    pub fn create_node(&self, node: &Node, history: &HistoryEntry) -> Result<()> {
+    fn create_node_inner(&self, node: &Node, history: &HistoryEntry) -> Result<()> {
         let doc = to_doc(node)?;
         let mut conn = self.writer();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -378,8 +450,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Writes a node (matched by UUID) and its history rows in one transaction.
-    pub fn save_node(&self, node: &Node, history: &[HistoryEntry]) -> Result<()> {
+    fn save_node_inner(&self, node: &Node, history: &[HistoryEntry]) -> Result<()> {
         let doc = to_doc(node)?;
         let mut conn = self.writer();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -424,8 +495,7 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes a node with its ports and history.
-    pub fn delete_node(&self, uuid: Uuid) -> Result<()> {
+    fn delete_node_inner(&self, uuid: Uuid) -> Result<()> {
         let conn = self.writer();
         let n = conn.execute("DELETE FROM nodes WHERE uuid = ?1", [uuid.to_string()])?;
         if n == 0 {
@@ -463,8 +533,7 @@ impl Store {
 
     // ---- ports ----------------------------------------------------------
 
-    /// Inserts a port; its node must exist.
-    pub fn create_port(&self, port: &Port) -> Result<()> {
+    fn create_port_inner(&self, port: &Port) -> Result<()> {
         let doc = to_doc(port)?;
         let conn = self.writer();
         let node_id: Option<i64> = conn
@@ -551,8 +620,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Writes a changed port (matched by UUID).
-    pub fn save_port(&self, port: &Port) -> Result<()> {
+    fn save_port_inner(&self, port: &Port) -> Result<()> {
         let doc = to_doc(port)?;
         let conn = self.writer();
         let node_id: Option<i64> = conn
@@ -582,8 +650,7 @@ impl Store {
         }
     }
 
-    /// Deletes a port.
-    pub fn delete_port(&self, uuid: Uuid) -> Result<()> {
+    fn delete_port_inner(&self, uuid: Uuid) -> Result<()> {
         let conn = self.writer();
         let n = conn.execute("DELETE FROM ports WHERE uuid = ?1", [uuid.to_string()])?;
         if n == 0 {
@@ -626,6 +693,92 @@ fn node_conflict(tx: &Connection, e: &rusqlite::Error, node: &Node) -> Option<Er
         });
     }
     None
+}
+
+/// A DHCP lease row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRow {
+    pub ip: std::net::Ipv4Addr,
+    pub mac: Mac,
+    pub state: String,
+    pub expires: u64,
+}
+
+impl Store {
+    /// Every port with its node, for the BootBackend.
+    pub fn boot_entries(&self) -> Result<Vec<(Port, Node)>> {
+        let conn = self.reader();
+        let mut stmt = conn
+            .prepare_cached("SELECT p.doc, n.doc FROM ports p JOIN nodes n ON n.id = p.node_id")?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let p: String = r.get(0)?;
+            let n: String = r.get(1)?;
+            out.push((port_from_doc(&p)?, node_from_doc(&n)?));
+        }
+        Ok(out)
+    }
+
+    /// Appends history rows to nodes (boot-service events), in one
+    /// transaction. Nodes that no longer exist are skipped.
+    pub fn append_history(&self, entries: &[(Uuid, HistoryEntry)]) -> Result<()> {
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for (uuid, h) in entries {
+            let id: Option<i64> = tx
+                .prepare_cached("SELECT id FROM nodes WHERE uuid = ?1")?
+                .query_row([uuid.to_string()], |r| r.get(0))
+                .optional()?;
+            if let Some(id) = id {
+                insert_history(&tx, id, h, self.inner.options.history_max_entries)?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Writes changed DHCP leases in one transaction.
+    pub fn save_leases(&self, leases: &[LeaseRow]) -> Result<()> {
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for l in leases {
+            tx.prepare_cached(
+                "INSERT INTO dhcp_leases (ip, mac, state, expires) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(ip) DO UPDATE SET mac = ?2, state = ?3, expires = ?4",
+            )?
+            .execute(params![
+                l.ip.to_string(),
+                l.mac.to_string(),
+                l.state,
+                l.expires as i64
+            ])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every DHCP lease row; rows that do not parse are skipped with a warning.
+    pub fn load_leases(&self) -> Result<Vec<LeaseRow>> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached("SELECT ip, mac, state, expires FROM dhcp_leases")?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let (ip, mac, state, expires): (String, String, String, i64) =
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+            match (ip.parse(), mac.parse()) {
+                (Ok(ip), Ok(mac)) => out.push(LeaseRow {
+                    ip,
+                    mac,
+                    state,
+                    expires: expires.max(0) as u64,
+                }),
+                _ => tracing::warn!(%ip, %mac, "skipping an unreadable DHCP lease row"),
+            }
+        }
+        Ok(out)
+    }
 }
 
 fn insert_history(tx: &Connection, node_id: i64, h: &HistoryEntry, keep: usize) -> Result<()> {

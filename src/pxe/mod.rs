@@ -1,0 +1,271 @@
+//! Boot services. The BootBackend is the one answer to "what should MAC X
+//! boot now?", derived from the node's provision state and boot decision;
+//! DHCP asks it now (TFTP and HTTP will too), and none of them reads the
+//! store.
+
+pub mod bootfile;
+pub mod dhcp;
+pub mod ra;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::model::states::State;
+use crate::model::{Mac, Node, Port};
+use crate::store::Store;
+
+/// What a node should boot now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootAction {
+    /// Boot over the network; the text says what (for logs and timelines).
+    Network(String),
+    /// Boot its own disk (active local-boot nodes, adopted ones included).
+    LocalDisk,
+    /// Nothing to boot now, and why.
+    Nothing(String),
+}
+
+/// The BootBackend's answer for one MAC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeBoot {
+    pub node: Uuid,
+    pub name: Option<String>,
+    pub state: State,
+    pub action: BootAction,
+}
+
+impl NodeBoot {
+    /// The node as people name it.
+    pub fn label(&self) -> String {
+        self.name.clone().unwrap_or_else(|| self.node.to_string())
+    }
+}
+
+/// Derives the boot action from the node and the port the MAC belongs to.
+pub fn action_of(node: &Node, port: &Port) -> BootAction {
+    let instance = || {
+        let has = |k: &str| node.instance_info.get(k).is_some_and(|v| !v.is_null());
+        if has("boot_iso") {
+            "the instance ISO".to_string()
+        } else {
+            "the instance kernel and ramdisk".to_string()
+        }
+    };
+    if !port.pxe_enabled {
+        return BootAction::Nothing(format!("port {} has pxe_enabled = false", port.address));
+    }
+    match node.provision_state {
+        State::Deploying | State::WaitCallBack if node.interfaces.deploy == "ramdisk" => {
+            BootAction::Network(instance())
+        }
+        State::Deploying
+        | State::WaitCallBack
+        | State::Cleaning
+        | State::CleanWait
+        | State::Inspecting
+        | State::InspectWait
+        | State::Rescuing
+        | State::RescueWait
+        | State::Servicing
+        | State::ServiceWait => BootAction::Network("the deploy ramdisk".into()),
+        State::Active => match node
+            .driver_internal_info
+            .get("boot_decision")
+            .and_then(|v| v.as_str())
+        {
+            Some("network") => BootAction::Network(instance()),
+            _ => BootAction::LocalDisk,
+        },
+        other => BootAction::Nothing(format!("the node is {other}: nothing to boot")),
+    }
+}
+
+/// The MAC → boot answer table, rebuilt from the store whenever a node or
+/// port changes (at most every `debounce`), read without waiting.
+pub struct BootBackend {
+    store: Store,
+    table: RwLock<Arc<HashMap<Mac, NodeBoot>>>,
+}
+
+impl BootBackend {
+    pub fn new(store: Store) -> Arc<BootBackend> {
+        Arc::new(BootBackend {
+            store,
+            table: RwLock::new(Arc::new(HashMap::new())),
+        })
+    }
+
+    /// The answer for a MAC; None when it is not enrolled.
+    pub fn lookup(&self, mac: Mac) -> Option<NodeBoot> {
+        self.table
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&mac)
+            .cloned()
+    }
+
+    /// Rebuilds the table now.
+    pub async fn reload(&self) -> crate::store::Result<usize> {
+        let entries = self.store.call(|s| s.boot_entries()).await?;
+        let mut table = HashMap::with_capacity(entries.len());
+        for (port, node) in entries {
+            table.insert(
+                port.address,
+                NodeBoot {
+                    node: node.uuid,
+                    name: node.name.clone(),
+                    state: node.provision_state,
+                    action: action_of(&node, &port),
+                },
+            );
+        }
+        let n = table.len();
+        *self.table.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(table);
+        Ok(n)
+    }
+
+    /// Keeps the table fresh until `stop` turns true.
+    pub async fn run(self: Arc<Self>, debounce: Duration, mut stop: watch::Receiver<bool>) {
+        let mut changes = self.store.subscribe();
+        loop {
+            if let Err(e) = self.reload().await {
+                tracing::error!(error = %e, "boot backend cannot read nodes and ports");
+            }
+            tokio::select! {
+                r = changes.changed() => if r.is_err() { return },
+                _ = stop.changed() => return,
+            }
+            // Let a burst of writes settle into one reload.
+            tokio::time::sleep(debounce).await;
+            changes.borrow_and_update();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Interfaces;
+    use serde_json::json;
+
+    #[test]
+    fn boot_action_table() {
+        let mut node = Node::new(
+            Uuid::new_v4(),
+            "fake-hardware",
+            Interfaces::default(),
+            State::Enroll,
+            crate::model::now(),
+        );
+        let mut port = Port {
+            uuid: Uuid::new_v4(),
+            address: "52:54:00:00:00:01".parse().unwrap(),
+            node_uuid: node.uuid,
+            pxe_enabled: true,
+            local_link_connection: Default::default(),
+            physical_network: None,
+            internal_info: Default::default(),
+            extra: Default::default(),
+            is_smartnic: false,
+            name: None,
+            description: None,
+            vendor: None,
+            category: None,
+            created_at: crate::model::now(),
+            updated_at: None,
+        };
+        let cases: Vec<(State, &str, Option<&str>, bool, BootAction)> = vec![
+            (
+                State::Enroll,
+                "fake",
+                None,
+                false,
+                BootAction::Nothing("the node is enroll: nothing to boot".into()),
+            ),
+            (
+                State::Manageable,
+                "fake",
+                None,
+                false,
+                BootAction::Nothing("the node is manageable: nothing to boot".into()),
+            ),
+            (
+                State::Deploying,
+                "ramdisk",
+                None,
+                false,
+                BootAction::Network("the instance kernel and ramdisk".into()),
+            ),
+            (
+                State::WaitCallBack,
+                "ramdisk",
+                None,
+                true,
+                BootAction::Network("the instance ISO".into()),
+            ),
+            (
+                State::Deploying,
+                "direct",
+                None,
+                false,
+                BootAction::Network("the deploy ramdisk".into()),
+            ),
+            (
+                State::CleanWait,
+                "ramdisk",
+                None,
+                false,
+                BootAction::Network("the deploy ramdisk".into()),
+            ),
+            (
+                State::Active,
+                "fake",
+                Some("local"),
+                false,
+                BootAction::LocalDisk,
+            ),
+            (State::Active, "fake", None, false, BootAction::LocalDisk),
+            (
+                State::Active,
+                "ramdisk",
+                Some("network"),
+                false,
+                BootAction::Network("the instance kernel and ramdisk".into()),
+            ),
+            (
+                State::DeployFailed,
+                "ramdisk",
+                None,
+                false,
+                BootAction::Nothing("the node is deploy failed: nothing to boot".into()),
+            ),
+        ];
+        for (state, deploy, decision, iso, want) in cases {
+            node.provision_state = state;
+            node.interfaces.deploy = deploy.into();
+            node.driver_internal_info.clear();
+            if let Some(d) = decision {
+                node.driver_internal_info
+                    .insert("boot_decision".into(), json!(d));
+            }
+            node.instance_info.clear();
+            if iso {
+                node.instance_info
+                    .insert("boot_iso".into(), json!("http://x/y.iso"));
+            }
+            assert_eq!(
+                action_of(&node, &port),
+                want,
+                "{state} {deploy} {decision:?}"
+            );
+        }
+        port.pxe_enabled = false;
+        assert!(
+            matches!(action_of(&node, &port), BootAction::Nothing(w) if w.contains("pxe_enabled = false"))
+        );
+    }
+}
