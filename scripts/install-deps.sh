@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the tests need, idempotently:
 #   Debian packages (apt-get): python3-venv, apache2-utils (htpasswd -B), iproute2, util-linux (unshare), curl,
-#   openipmi (ipmi_sim) and ipmitool (the reference IPMI client)
+#   openipmi (ipmi_sim) and ipmitool (the reference IPMI client), busybox (udhcpc) and
+#   isc-dhcp-client (dhclient) as DHCP clients, dnsmasq-base (reference DHCP server for
+#   the proxy-mode test), kea-admin (perfdhcp, for scripts/bench/dhcp.sh)
 #   .venv/ (git-ignored): python-ironicclient pinned, for the real `baremetal` CLI
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 IRONICCLIENT_VERSION="6.3.0"
-PACKAGES=(python3 python3-venv python3-pip apache2-utils iproute2 util-linux curl ca-certificates openipmi ipmitool)
+PACKAGES=(python3 python3-venv python3-pip apache2-utils iproute2 util-linux curl ca-certificates openipmi ipmitool busybox isc-dhcp-client dnsmasq-base kea-admin)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

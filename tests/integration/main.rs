@@ -1,9 +1,11 @@
 //! Integration tests: one binary, a real appliance per test, real peers.
 
 mod common;
+mod netns;
 
 mod bad_input;
 mod cli_adoption;
+mod dhcp;
 mod ipmi;
 mod native_cli;
 mod restart;

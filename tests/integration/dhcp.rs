@@ -1,0 +1,258 @@
+//! The DHCP server against real clients (busybox udhcpc, ISC dhclient) on a
+//! bridge inside network namespaces the tests create.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common::*;
+use crate::netns::*;
+
+/// An appliance serving DHCP (authoritative) on the segment's bridge.
+fn dhcp_server(seg: &Segment, extra: &str) -> Server {
+    Server::start_with(&format!(
+        "[http]\nlisten = \"127.0.0.1:{http}\"\npublic_url = \"http://{ip}:8080\"\n\
+         [dhcp]\nmode = \"authoritative\"\ninterface = \"{br}\"\nrange = [\"{first}\", \"{last}\"]\n\
+         router = \"{ip}\"\ndns = [\"{ip}\"]\nlease_time = \"1h\"\nlease_flush_interval = \"100ms\"\n{extra}",
+        http = free_port(),
+        ip = seg.server_ip(),
+        br = seg.bridge,
+        first = seg.ip(100),
+        last = seg.ip(199),
+    ))
+}
+
+/// Enrolls a node with one port; returns its UUID.
+fn enroll(s: &Server, name: &str, mac: &str) -> String {
+    let (st, v) = s.json(
+        "POST",
+        "/v1/nodes",
+        Some(json!({"name": name, "driver": "fake-hardware"})),
+    );
+    assert_eq!(st, 201, "{v}");
+    let uuid = v["uuid"].as_str().unwrap().to_string();
+    let (st, v) = s.json(
+        "POST",
+        "/v1/ports",
+        Some(json!({"address": mac, "node_uuid": uuid})),
+    );
+    assert_eq!(st, 201, "{v}");
+    uuid
+}
+
+fn dhcp_events(s: &Server, node: &str) -> Vec<String> {
+    s.history(node)
+        .iter()
+        .filter(|h| h["event_type"] == "dhcp")
+        .filter_map(|h| h["event"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn in_range(seg: &Segment, ip: &str) -> bool {
+    let prefix = format!("10.88.{}.", seg.n);
+    ip.strip_prefix(&prefix)
+        .and_then(|l| l.parse::<u8>().ok())
+        .is_some_and(|l| (100..=199).contains(&l))
+}
+
+#[test]
+fn udhcpc_gets_a_stable_lease_renews_and_releases() {
+    let mut seg = Segment::new();
+    let s = dhcp_server(&seg, "");
+    enroll(&s, "n1", &seg.mac(1));
+    let a = seg.host(&seg.mac(1));
+    // First lease (exit after it).
+    let out = a
+        .udhcpc(&["-q", "-n", "-t", "5", "-T", "1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "udhcpc got no lease; log:\n{}",
+        s.log()
+    );
+    let bound = a.wait_event("bound", 0, 1);
+    let ip = ip_of(&bound);
+    assert!(in_range(&seg, &ip), "{bound}");
+    assert!(
+        bound.contains(&format!("serverid={}", seg.server_ip())),
+        "{bound}"
+    );
+    assert!(
+        bound.contains(&format!("router={}", seg.server_ip())),
+        "{bound}"
+    );
+    // udhcpc is not a network-boot client and the node boots nothing: no boot file.
+    assert!(bound.contains("boot_file= "), "{bound}");
+    // Stay running: renew (SIGUSR1, unicast REQUEST with ciaddr), then release (SIGUSR2).
+    let mut c = a.udhcpc(&["-t", "5", "-T", "1"]).spawn().unwrap();
+    let n = a.events().len();
+    let bound = a.wait_event("bound", n, 15);
+    assert_eq!(
+        ip_of(&bound),
+        ip,
+        "a restarted client gets the same address"
+    );
+    let n = a.events().len();
+    signal(&c, "USR1");
+    let renew = a.wait_event("renew", n, 15);
+    assert_eq!(ip_of(&renew), ip);
+    signal(&c, "USR2");
+    wait_for("the release in the node's timeline", 15, || {
+        dhcp_events(&s, "n1")
+            .iter()
+            .any(|e| e.contains(&format!("released {ip}")))
+    });
+    stop(&mut c);
+    // The timeline says what happened, in order.
+    let events = dhcp_events(&s, "n1");
+    let first = |needle: &str| {
+        events
+            .iter()
+            .position(|e| e.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in {events:#?}"))
+    };
+    assert!(first("DHCP DISCOVER") < first("acked"), "{events:#?}");
+    assert!(events[first("DHCP DISCOVER")].contains(&format!("offered {ip}")));
+    assert!(events
+        .iter()
+        .any(|e| e.contains("DHCP REQUEST") && e.contains(&format!("acked {ip}"))));
+}
+
+#[test]
+fn dhclient_gets_a_lease_keeps_it_across_restart_and_releases() {
+    let mut seg = Segment::new();
+    let s = dhcp_server(&seg, "");
+    enroll(&s, "n2", &seg.mac(2));
+    let b = seg.host(&seg.mac(2));
+    let mut c = b.dhclient(&["-d"]).spawn().unwrap();
+    let bound = b.wait_event("BOUND", 0, 20);
+    stop(&mut c);
+    let ip = ip_of(&bound);
+    assert!(in_range(&seg, &ip), "{bound}");
+    // Restarted with its lease file: the same address again.
+    let n = b.events().len();
+    let mut c = b.dhclient(&["-d"]).spawn().unwrap();
+    let again = b.wait_events(&["REBOOT", "BOUND"], n, 20);
+    stop(&mut c);
+    assert_eq!(ip_of(&again), ip);
+    let out = b.dhclient(&["-r"]).output().unwrap();
+    assert!(out.status.success());
+    wait_for("the release in the node's timeline", 15, || {
+        dhcp_events(&s, "n2")
+            .iter()
+            .any(|e| e.contains(&format!("released {ip}")))
+    });
+}
+
+#[test]
+fn unknown_macs_get_nothing_and_clients_together_get_different_addresses() {
+    let mut seg = Segment::new();
+    let s = dhcp_server(&seg, "");
+    let stranger = seg.host(&seg.mac(9));
+    let out = stranger
+        .udhcpc(&["-q", "-n", "-t", "2", "-T", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "an unknown MAC must get no lease");
+    assert!(stranger.events().iter().all(|e| !e.starts_with("bound")));
+    let log = s.log();
+    assert!(
+        log.contains(&format!("MAC {} is not enrolled", seg.mac(9))),
+        "the ignored packet is logged with its reason"
+    );
+    // Four enrolled clients start at once: four different addresses.
+    let hosts: Vec<Host> = (1..=4)
+        .map(|i| {
+            enroll(&s, &format!("t{i}"), &seg.mac(i));
+            seg.host(&seg.mac(i))
+        })
+        .collect();
+    let mut children: Vec<_> = hosts
+        .iter()
+        .map(|h| {
+            h.udhcpc(&["-q", "-n", "-t", "5", "-T", "1"])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in &mut children {
+        assert!(c.wait().unwrap().success(), "log:\n{}", s.log());
+    }
+    let mut ips: Vec<String> = hosts
+        .iter()
+        .map(|h| ip_of(&h.wait_event("bound", 0, 1)))
+        .collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 4, "{ips:?}");
+}
+
+#[test]
+fn a_declined_address_is_not_offered_again_and_leases_survive_a_restart() {
+    let mut seg = Segment::new();
+    let mut s = dhcp_server(&seg, "");
+    enroll(&s, "n3", &seg.mac(3));
+    let a = seg.host(&seg.mac(3));
+    assert!(a
+        .udhcpc(&["-q", "-n", "-t", "5", "-T", "1"])
+        .status()
+        .unwrap()
+        .success());
+    let first = ip_of(&a.wait_event("bound", 0, 1));
+    assert!(a
+        .run("ip", &["addr", "flush", "dev", "eth0"])
+        .status
+        .success());
+    // Someone else now uses that address: udhcpc's ARP check finds it and declines.
+    let squatter = seg.host(&seg.mac(200));
+    assert!(squatter
+        .run(
+            "ip",
+            &["addr", "add", &format!("{first}/24"), "dev", "eth0"]
+        )
+        .status
+        .success());
+    let n = a.events().len();
+    let out = a
+        .udhcpc(&["-q", "-n", "-t", "6", "-T", "1", "-a"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "log:\n{}", s.log());
+    let second = ip_of(&a.wait_event("bound", n, 1));
+    assert_ne!(second, first, "the declined address was offered again");
+    wait_for("the decline in the timeline", 10, || {
+        dhcp_events(&s, "n3")
+            .iter()
+            .any(|e| e.contains(&format!("declined {first}")))
+    });
+    // Restart the appliance: the client keeps its new address (the leases
+    // were written), and the declined one stays quarantined.
+    let status = s.terminate();
+    assert!(status.success(), "{status}");
+    s.spawn();
+    assert!(a
+        .run("ip", &["addr", "flush", "dev", "eth0"])
+        .status
+        .success());
+    let n = a.events().len();
+    assert!(
+        a.udhcpc(&["-q", "-n", "-t", "5", "-T", "1"])
+            .status()
+            .unwrap()
+            .success(),
+        "log:\n{}",
+        s.log()
+    );
+    assert_eq!(ip_of(&a.wait_event("bound", n, 1)), second);
+    let v: Value = s.node("n3");
+    assert_eq!(v["name"], "n3");
+}

@@ -1,0 +1,253 @@
+//! Test network segments: a bridge in the test's own network namespace (the
+//! appliance's side, 10.88.N.1/24) and hosts in network namespaces the test
+//! creates, each joined to the bridge by a veth pair. Nothing touches the
+//! host's namespace; everything is removed on drop.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static NEXT: AtomicU32 = AtomicU32::new(1);
+
+fn run(args: &[&str]) {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (scripts/install-deps.sh installs it)", args[0]));
+    assert!(
+        out.status.success(),
+        "{:?} failed: {}",
+        args,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Fails clearly when the test cannot make namespaces.
+pub fn require_root() {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        .unwrap_or_default();
+    assert_eq!(
+        uid, "0",
+        "this test creates network namespaces and needs root (scripts/test.sh runs it as root inside unshare -n)"
+    );
+}
+
+/// A bridge with the appliance's address and the hosts joined to it.
+pub struct Segment {
+    pub n: u32,
+    pub bridge: String,
+    hosts: Vec<String>,
+}
+
+impl Segment {
+    pub fn new() -> Segment {
+        require_root();
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(n < 250, "too many test segments");
+        let bridge = format!("rbb{n}");
+        run(&["ip", "link", "add", &bridge, "type", "bridge"]);
+        run(&["ip", "link", "set", &bridge, "up"]);
+        run(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("10.88.{n}.1/24"),
+            "dev",
+            &bridge,
+        ]);
+        Segment {
+            n,
+            bridge,
+            hosts: Vec::new(),
+        }
+    }
+
+    /// The appliance's address on this segment.
+    pub fn server_ip(&self) -> String {
+        format!("10.88.{}.1", self.n)
+    }
+
+    /// `10.88.N.<last>`.
+    pub fn ip(&self, last: u8) -> String {
+        format!("10.88.{}.{last}", self.n)
+    }
+
+    /// A MAC unique to this segment: 52:54:00:88:N:i.
+    pub fn mac(&self, i: u8) -> String {
+        format!("52:54:00:88:{:02x}:{i:02x}", self.n)
+    }
+
+    /// A new host (network namespace) with `eth0` on the bridge.
+    pub fn host(&mut self, mac: &str) -> Host {
+        let i = self.hosts.len();
+        let ns = format!("rbt{}-{}-{i}", std::process::id(), self.n);
+        let veth = format!("rbv{}x{i}", self.n);
+        run(&["ip", "netns", "add", &ns]);
+        self.hosts.push(ns.clone());
+        run(&[
+            "ip", "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+        ]);
+        run(&["ip", "link", "set", &veth, "master", &self.bridge]);
+        run(&["ip", "link", "set", &veth, "up"]);
+        run(&["ip", "-n", &ns, "link", "set", "eth0", "address", mac]);
+        run(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
+        run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+        let dir = tempfile::tempdir().unwrap();
+        Host { ns, dir }
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        for ns in &self.hosts {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .status();
+    }
+}
+
+/// One host on a segment.
+pub struct Host {
+    pub ns: String,
+
+    pub dir: tempfile::TempDir,
+}
+
+impl Host {
+    /// A command run inside the host's namespace.
+    pub fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.ns, program]);
+        c
+    }
+
+    pub fn run(&self, program: &str, args: &[&str]) -> Output {
+        self.cmd(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{program}: {e}"))
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The event log the client scripts below append to.
+    pub fn events(&self) -> Vec<String> {
+        std::fs::read_to_string(self.path("events"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Waits until the event log has a line starting with `prefix` after
+    /// line `after`; returns it.
+    pub fn wait_event(&self, prefix: &str, after: usize, secs: u64) -> String {
+        self.wait_events(&[prefix], after, secs)
+    }
+
+    /// Like `wait_event`, for any of several prefixes.
+    pub fn wait_events(&self, prefixes: &[&str], after: usize, secs: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(l) = self
+                .events()
+                .into_iter()
+                .skip(after)
+                .find(|l| prefixes.iter().any(|p| l.starts_with(p)))
+            {
+                return l;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {prefixes:?} event within {secs} s; events: {:?}",
+                self.events()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn script(&self, name: &str, body: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, body).unwrap();
+        run(&["chmod", "+x", p.to_str().unwrap()]);
+        p
+    }
+
+    /// busybox udhcpc with a script that logs `<event> ip=… siaddr=… boot_file=… serverid=… router=…`
+    /// and configures the address.
+    pub fn udhcpc(&self, args: &[&str]) -> Command {
+        let script = self.script(
+            "udhcpc.sh",
+            &format!(
+                "#!/bin/sh\necho \"$1 ip=$ip siaddr=$siaddr boot_file=$boot_file serverid=$serverid router=$router\" >> {log}\n\
+                 case \"$1\" in\n  bound|renew) ip addr flush dev \"$interface\"; ip addr add \"$ip/${{mask:-24}}\" dev \"$interface\" ;;\n  deconfig) ip addr flush dev \"$interface\" ;;\nesac\nexit 0\n",
+                log = self.path("events").display()
+            ),
+        );
+        let mut c = self.cmd("busybox");
+        c.args(["udhcpc", "-f", "-i", "eth0", "-s"])
+            .arg(script)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    }
+
+    /// ISC dhclient (foreground, one try) with a script that logs
+    /// `<REASON> ip=<new_ip_address>` and configures the address.
+    pub fn dhclient(&self, args: &[&str]) -> Command {
+        let script = self.dhclient_script();
+        let mut c = self.cmd("dhclient");
+        c.args(["-4", "-1", "-lf"])
+            .arg(self.path("dhclient.leases"))
+            .arg("-pf")
+            .arg(self.path("dhclient.pid"))
+            .arg("-sf")
+            .arg(script)
+            .args(args)
+            .arg("eth0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    }
+
+    fn dhclient_script(&self) -> PathBuf {
+        self.script(
+            "dhclient.sh",
+            &format!(
+                "#!/bin/sh\necho \"$reason ip=$new_ip_address\" >> {log}\n\
+                 case \"$reason\" in\n  BOUND|RENEW|REBIND|REBOOT) ip addr flush dev \"$interface\"; ip addr add \"$new_ip_address/24\" dev \"$interface\" ;;\n  RELEASE|EXPIRE|STOP) ip addr flush dev \"$interface\" ;;\nesac\nexit 0\n",
+                log = self.path("events").display()
+            ),
+        )
+    }
+}
+
+/// Stops a child we started (by PID) and reaps it.
+pub fn stop(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// `kill -SIG pid` for a child we started.
+pub fn signal(child: &Child, sig: &str) {
+    run(&["kill", &format!("-{sig}"), &child.id().to_string()]);
+}
+
+/// The `ip=` field of a client event line.
+pub fn ip_of(event: &str) -> String {
+    event
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("ip="))
+        .unwrap_or_default()
+        .to_string()
+}
