@@ -571,3 +571,64 @@ fn junk_is_ignored_with_a_reason() {
         .note
         .contains("not Ethernet"));
 }
+
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn handle_all(bytes: &[u8]) {
+        let Ok(m) = Message::parse(bytes) else { return };
+        let who = network();
+        for mode in [Mode::Authoritative, Mode::Proxy] {
+            let mut s = settings(mode);
+            s.unknown_allowed = true;
+            for port in [Port::Dhcp, Port::Pxe] {
+                for w in [None, Some(&who)] {
+                    let mut l = pool();
+                    let o = handle(&m, port, src(), w, &s, Some(&mut l), 5);
+                    if let Some(r) = o.reply {
+                        let mut out = Vec::new();
+                        r.msg.emit(&mut out);
+                        assert!(out.len() >= MIN_REPLY_LEN);
+                        Message::parse(&out).expect("our replies parse");
+                    }
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Arbitrary bytes: the handler never panics.
+        #[test]
+        fn arbitrary_bytes(b in proptest::collection::vec(any::<u8>(), 0..700)) {
+            handle_all(&b);
+        }
+
+        /// A valid header with arbitrary options (lengths lie, codes repeat,
+        /// values are junk): never a panic, and whatever parsed is handled.
+        #[test]
+        fn valid_header_arbitrary_options(
+            kind in 1u8..=8,
+            opts in proptest::collection::vec((any::<u8>(), proptest::collection::vec(any::<u8>(), 0..40)), 0..12),
+            lie in any::<bool>(),
+            tail in proptest::collection::vec(any::<u8>(), 0..30),
+        ) {
+            let mut b = vec![0u8; 240];
+            b[0] = 1;
+            b[1] = 1;
+            b[2] = 6;
+            b[28..34].copy_from_slice(&MAC);
+            b[236..240].copy_from_slice(&[99, 130, 83, 99]);
+            b.extend_from_slice(&[53, 1, kind]);
+            for (code, v) in &opts {
+                b.push(*code);
+                b.push(if lie { v.len() as u8 ^ 0x55 } else { v.len() as u8 });
+                b.extend_from_slice(v);
+            }
+            b.extend_from_slice(&tail);
+            handle_all(&b);
+        }
+    }
+}
