@@ -9,6 +9,8 @@
 
 pub mod handler;
 pub mod leases;
+#[cfg(test)]
+pub mod vectors;
 pub mod wire;
 
 use std::collections::HashMap;

@@ -632,3 +632,115 @@ mod prop {
         }
     }
 }
+
+/// The firmware's own messages, captured from QEMU (vectors.rs): each OFFER
+/// and ACK carries the right loader or script URL and the options.
+#[test]
+fn captured_firmware_requests_get_the_right_answers() {
+    use crate::pxe::dhcp::vectors::{bytes, OVMF_IPXE, OVMF_PXE, SEABIOS_IPXE};
+    let mut s = settings(Mode::Authoritative);
+    s.server_ip = Ipv4Addr::new(10, 88, 250, 1);
+    let who = network();
+    let url = "http://10.77.0.1:8080/boot.ipxe";
+    // (capture, what each client packet is, in order: (type, ipxe, arch, file))
+    let cases: [(&[(&str, &str)], &str); 3] = [
+        (SEABIOS_IPXE, "SeaBIOS iPXE"),
+        (OVMF_IPXE, "OVMF iPXE"),
+        (OVMF_PXE, "OVMF PXE"),
+    ];
+    let mut seen = Vec::new();
+    for (capture, what) in cases {
+        let mut l = Leases::new(
+            Ipv4Addr::new(10, 88, 250, 100),
+            Ipv4Addr::new(10, 88, 250, 199),
+        );
+        for (dir, hex) in capture.iter() {
+            let b = bytes(hex);
+            let m = Message::parse(&b).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(m.malformed.is_none(), "{what}: {:?}", m.malformed);
+            if *dir == "67->68" {
+                // What rackboot sent during the capture: padded, with option 54.
+                assert!(b.len() >= MIN_REPLY_LEN, "{what}");
+                assert_eq!(m.get_ip(opt::SERVER_ID), Some(s.server_ip));
+                continue;
+            }
+            let c = Client::of(&m);
+            let kind = m.message_type().unwrap();
+            let o = handle(&m, Port::Dhcp, src(), Some(&who), &s, Some(&mut l), 10);
+            let r = reply(&o);
+            assert_eq!(
+                r.msg.message_type(),
+                Some(if kind == T::Discover {
+                    T::Offer
+                } else {
+                    T::Ack
+                }),
+                "{what}: {}",
+                o.note
+            );
+            let file = String::from_utf8_lossy(&r.msg.file).into_owned();
+            if c.ipxe {
+                assert_eq!(file, url, "{what}");
+                assert_eq!(r.msg.get(opt::IPXE), Some(&[176, 1, 1][..]), "{what}");
+                assert_eq!(text(&r.msg, opt::BOOTFILE).as_deref(), Some(url));
+            } else {
+                assert_eq!(c.arch(), Some(7), "{what}");
+                assert_eq!(file, "snponly.efi", "{what}");
+                assert_eq!(
+                    text(&r.msg, opt::VENDOR_CLASS).as_deref(),
+                    Some("PXEClient")
+                );
+                assert_eq!(r.msg.get(opt::VENDOR), Some(&[6, 1, 8, 255][..]));
+                assert_eq!(r.msg.siaddr, s.server_ip);
+                assert_eq!(String::from_utf8_lossy(&r.msg.sname), "10.88.250.1");
+                // EDK2 asks for 66 and 67: both present.
+                assert_eq!(text(&r.msg, opt::BOOTFILE).as_deref(), Some("snponly.efi"));
+                assert_eq!(
+                    text(&r.msg, opt::TFTP_SERVER).as_deref(),
+                    Some("10.88.250.1")
+                );
+            }
+            // Option 97 is echoed exactly; a broadcast request gets a broadcast answer.
+            assert_eq!(
+                r.msg.get(opt::CLIENT_UUID),
+                m.get(opt::CLIENT_UUID),
+                "{what}"
+            );
+            if m.broadcast() {
+                assert_eq!(r.dest, Dest::Broadcast, "{what}");
+            }
+            let mut out = Vec::new();
+            r.msg.emit(&mut out);
+            assert!(
+                out.len() >= MIN_REPLY_LEN && out.len() <= max_reply_len(&m),
+                "{what}"
+            );
+            seen.push((what, kind, c.ipxe, c.arch()));
+        }
+    }
+    // Every client type the issue names was in the captures.
+    assert!(
+        seen.contains(&("SeaBIOS iPXE", T::Discover, true, Some(0))),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&("SeaBIOS iPXE", T::Request, true, Some(0))),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&("OVMF iPXE", T::Discover, true, Some(7))),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&("OVMF iPXE", T::Request, true, Some(7))),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&("OVMF PXE", T::Discover, false, Some(7))),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&("OVMF PXE", T::Request, false, Some(7))),
+        "{seen:?}"
+    );
+}
