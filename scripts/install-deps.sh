@@ -3,13 +3,14 @@
 #   Debian packages (apt-get): python3-venv, apache2-utils (htpasswd -B), iproute2, util-linux (unshare), curl,
 #   openipmi (ipmi_sim) and ipmitool (the reference IPMI client), busybox (udhcpc) and
 #   isc-dhcp-client (dhclient) as DHCP clients, dnsmasq-base (reference DHCP server for
-#   the proxy-mode test), kea-admin (perfdhcp, for scripts/bench/dhcp.sh)
+#   the proxy-mode test), kea-admin (perfdhcp, for scripts/bench/dhcp.sh), and QEMU with its
+#   own firmware (qemu-system-x86, seabios, ipxe-qemu, ovmf) as real PXE clients
 #   .venv/ (git-ignored): python-ironicclient pinned, for the real `baremetal` CLI
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 IRONICCLIENT_VERSION="6.3.0"
-PACKAGES=(python3 python3-venv python3-pip apache2-utils iproute2 util-linux curl ca-certificates openipmi ipmitool busybox isc-dhcp-client dnsmasq-base kea-admin)
+PACKAGES=(python3 python3-venv python3-pip apache2-utils iproute2 util-linux curl ca-certificates openipmi ipmitool busybox isc-dhcp-client dnsmasq-base kea-admin qemu-system-x86 seabios ipxe-qemu ovmf tcpdump)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -22,7 +23,7 @@ if ((${#missing[@]})); then
     fi
     echo "install-deps: apt-get install ${missing[*]}"
     apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
 if ! .venv/bin/python -c "import ironicclient, sys; from importlib.metadata import version; sys.exit(version('python-ironicclient') != '${IRONICCLIENT_VERSION}')" 2>/dev/null; then

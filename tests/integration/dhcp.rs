@@ -256,3 +256,166 @@ fn a_declined_address_is_not_offered_again_and_leases_survive_a_restart() {
     let v: Value = s.node("n3");
     assert_eq!(v["name"], "n3");
 }
+
+/// A node adopted with the ramdisk deploy interface: active, booting its
+/// instance from the network, so DHCP gives it a boot file.
+fn network_boot_node(s: &Server, name: &str, mac: &str) {
+    let blank = s.dir.path().join("data").join("blank.img");
+    std::fs::write(&blank, b"").unwrap();
+    let f = format!("file://{}", blank.display());
+    let (st, v) = s.json(
+        "POST",
+        "/v1/nodes",
+        Some(json!({
+            "name": name, "driver": "fake-hardware",
+            "boot_interface": "ipxe", "deploy_interface": "ramdisk",
+            "driver_info": {"deploy_kernel": f, "deploy_ramdisk": f},
+            "instance_info": {"image_source": f}
+        })),
+    );
+    assert_eq!(st, 201, "{v}");
+    let uuid = v["uuid"].as_str().unwrap().to_string();
+    let (st, v) = s.json(
+        "POST",
+        "/v1/ports",
+        Some(json!({"address": mac, "node_uuid": uuid})),
+    );
+    assert_eq!(st, 201, "{v}");
+    for (target, end) in [("manage", "manageable"), ("adopt", "active")] {
+        let (st, v) = s.json(
+            "PUT",
+            &format!("/v1/nodes/{name}/states/provision"),
+            Some(json!({"target": target})),
+        );
+        assert_eq!(st, 202, "{v}");
+        s.wait_state(name, end);
+    }
+    assert_eq!(
+        s.node(name)["driver_internal_info"]["boot_decision"],
+        "network"
+    );
+}
+
+/// Proxy mode beside dnsmasq on the same segment: QEMU's firmware gets its
+/// address from dnsmasq and its boot file from rackboot — iPXE (SeaBIOS)
+/// straight from the proxy offer on 67, OVMF's own PXE client from the PXE
+/// boot server on 4011.
+#[test]
+fn proxy_mode_beside_dnsmasq_with_qemu_firmware() {
+    let mut seg = Segment::new();
+    // A small HTTP server standing in for the boot script, to see iPXE fetch it.
+    let www = tempfile::tempdir().unwrap();
+    std::fs::write(www.path().join("boot.ipxe"), "#!ipxe\necho proxy test\n").unwrap();
+    let http_port = free_port();
+    let http_log = www.path().join("http.log");
+    let mut http = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            &http_port.to_string(),
+            "--bind",
+            &seg.server_ip(),
+            "--directory",
+        ])
+        .arg(www.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&http_log).unwrap())
+        .spawn()
+        .unwrap();
+    let s = Server::start_with(&format!(
+        "[http]\nlisten = \"127.0.0.1:{}\"\npublic_url = \"http://{}:{http_port}\"\n\
+         [dhcp]\nmode = \"proxy\"\ninterface = \"{}\"\n",
+        free_port(),
+        seg.server_ip(),
+        seg.bridge
+    ));
+    // dnsmasq hands out addresses from another host on the segment.
+    let dhcpd = seg.host(&seg.mac(250));
+    assert!(dhcpd
+        .run(
+            "ip",
+            &["addr", "add", &format!("{}/24", seg.ip(2)), "dev", "eth0"]
+        )
+        .status
+        .success());
+    let leases = dhcpd.path("dnsmasq.leases");
+    let mut dnsmasq = dhcpd
+        .cmd("dnsmasq")
+        .args([
+            "-k",
+            "--port=0",
+            "--interface=eth0",
+            "--bind-interfaces",
+            "--user=root",
+            "--no-ping",
+            "--log-dhcp",
+        ])
+        .arg(format!(
+            "--dhcp-range={},{},255.255.255.0,1h",
+            seg.ip(50),
+            seg.ip(60)
+        ))
+        .arg(format!("--dhcp-leasefile={}", leases.display()))
+        .arg(format!(
+            "--pid-file={}",
+            dhcpd.path("dnsmasq.pid").display()
+        ))
+        .arg(format!(
+            "--log-facility={}",
+            dhcpd.path("dnsmasq.log").display()
+        ))
+        .spawn()
+        .expect("dnsmasq (scripts/install-deps.sh installs dnsmasq-base)");
+    let bios_mac = seg.mac(1);
+    let uefi_mac = seg.mac(2);
+    network_boot_node(&s, "bios", &bios_mac);
+    network_boot_node(&s, "uefi", &uefi_mac);
+    let (t1, t2) = (seg.tap(), seg.tap());
+    let _bios = Vm::start(&t1, &bios_mac, Firmware::BiosIpxe);
+    let _uefi = Vm::start(&t2, &uefi_mac, Firmware::UefiPxe);
+    wait_for(
+        "iPXE to fetch the boot script named by the proxy",
+        120,
+        || {
+            std::fs::read_to_string(&http_log)
+                .unwrap_or_default()
+                .contains("GET /boot.ipxe")
+        },
+    );
+    wait_for("OVMF to ask the PXE boot server on port 4011", 120, || {
+        dhcp_events(&s, "uefi")
+            .iter()
+            .any(|e| e.contains("PXE boot server (4011)"))
+    });
+    let bios = dhcp_events(&s, "bios");
+    assert!(
+        bios.iter().any(|e| e.contains("DHCP DISCOVER")
+            && e.contains(&format!(
+                "proxy offer: boot http://{}:{http_port}/boot.ipxe",
+                seg.server_ip()
+            ))),
+        "{bios:#?}"
+    );
+    let uefi = dhcp_events(&s, "uefi");
+    assert!(
+        uefi.iter().any(|e| e.contains("DHCP DISCOVER")
+            && e.contains("boot server on port 4011 (no option 43)")),
+        "{uefi:#?}"
+    );
+    assert!(
+        uefi.iter().any(|e| e.contains("on port 4011")
+            && e.contains("PXE boot server (4011): boot snponly.efi")),
+        "{uefi:#?}"
+    );
+    // The addresses came from dnsmasq.
+    let lease_text = std::fs::read_to_string(&leases).unwrap_or_default();
+    for mac in [&bios_mac, &uefi_mac] {
+        let line = lease_text
+            .lines()
+            .find(|l| l.contains(mac.as_str()))
+            .unwrap_or_else(|| panic!("dnsmasq leased nothing to {mac}: {lease_text}"));
+        assert!(line.contains(&format!("10.88.{}.", seg.n)), "{line}");
+    }
+    stop(&mut dnsmasq);
+    stop(&mut http);
+}

@@ -3,7 +3,7 @@
 //! creates, each joined to the bridge by a veth pair. Nothing touches the
 //! host's namespace; everything is removed on drop.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -42,6 +42,7 @@ pub struct Segment {
     pub n: u32,
     pub bridge: String,
     hosts: Vec<String>,
+    taps: Vec<String>,
 }
 
 impl Segment {
@@ -64,6 +65,7 @@ impl Segment {
             n,
             bridge,
             hosts: Vec::new(),
+            taps: Vec::new(),
         }
     }
 
@@ -80,6 +82,16 @@ impl Segment {
     /// A MAC unique to this segment: 52:54:00:88:N:i.
     pub fn mac(&self, i: u8) -> String {
         format!("52:54:00:88:{:02x}:{i:02x}", self.n)
+    }
+
+    /// A tap on the bridge, for a QEMU VM.
+    pub fn tap(&mut self) -> String {
+        let tap = format!("rbp{}x{}", self.n, self.taps.len());
+        run(&["ip", "tuntap", "add", &tap, "mode", "tap"]);
+        run(&["ip", "link", "set", &tap, "master", &self.bridge]);
+        run(&["ip", "link", "set", &tap, "up"]);
+        self.taps.push(tap.clone());
+        tap
     }
 
     /// A new host (network namespace) with `eth0` on the bridge.
@@ -104,6 +116,9 @@ impl Segment {
 
 impl Drop for Segment {
     fn drop(&mut self) {
+        for t in &self.taps {
+            let _ = Command::new("ip").args(["link", "del", t]).status();
+        }
         for ns in &self.hosts {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
@@ -250,4 +265,75 @@ pub fn ip_of(event: &str) -> String {
         .find_map(|w| w.strip_prefix("ip="))
         .unwrap_or_default()
         .to_string()
+}
+
+/// Firmware a test VM boots with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Firmware {
+    /// SeaBIOS + QEMU's iPXE e1000 ROM.
+    BiosIpxe,
+    /// OVMF's own EDK2 PXE client on virtio-net.
+    UefiPxe,
+}
+
+/// A QEMU VM (TCG) network-booting from a tap; killed on drop.
+pub struct Vm {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Vm {
+    pub fn start(tap: &str, mac: &str, fw: Firmware) -> Vm {
+        assert!(
+            Path::new("/usr/bin/qemu-system-x86_64").exists(),
+            "qemu-system-x86_64 is needed (scripts/install-deps.sh installs qemu-system-x86, seabios, ipxe-qemu, ovmf)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Command::new("qemu-system-x86_64");
+        c.args(["-accel", "tcg", "-m", "256", "-nographic", "-nodefaults"])
+            .args([
+                "-serial",
+                &format!("file:{}", dir.path().join("serial").display()),
+            ])
+            .args([
+                "-netdev",
+                &format!("tap,id=n0,ifname={tap},script=no,downscript=no"),
+            ]);
+        match fw {
+            Firmware::BiosIpxe => {
+                c.args([
+                    "-device",
+                    &format!("e1000,netdev=n0,mac={mac},romfile=/usr/lib/ipxe/qemu/pxe-e1000.rom"),
+                    "-boot",
+                    "n",
+                ]);
+            }
+            Firmware::UefiPxe => {
+                let vars = dir.path().join("vars.fd");
+                std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars)
+                    .expect("OVMF is needed (scripts/install-deps.sh installs ovmf)");
+                c.args([
+                    "-drive",
+                    "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+                    "-drive",
+                    &format!("if=pflash,format=raw,file={}", vars.display()),
+                    "-device",
+                    &format!("virtio-net-pci,netdev=n0,mac={mac},romfile=,bootindex=1"),
+                ]);
+            }
+        }
+        let child = c
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start qemu-system-x86_64");
+        Vm { child, _dir: dir }
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
 }
