@@ -127,6 +127,7 @@ interface = "rbs"
 range = ["10.89.1.0", "10.89.255.250"]
 lease_time = "1h"
 router_advertisements = false
+${BENCH_DHCP_EXTRA:-}
 EOF
 RUST_LOG=warn $RB serve --config "$run/rackboot.toml" 2> "$run/rackboot.log" & rb=$!
 pids+=("$rb")

@@ -68,12 +68,14 @@ pub async fn serve(interface: &str, mut stop: watch::Receiver<bool>) -> Result<(
                         return Ok(());
                     }
                 };
-                match guard.try_io(|inner| inner.get_ref().recv(&mut buf)) {
-                    Ok(Ok(n)) => {
-                        // SAFETY: recv initialised the first n bytes.
+                match guard.try_io(|inner| inner.get_ref().recv_from(&mut buf)) {
+                    Ok(Ok((n, from))) => {
+                        // SAFETY: recv_from initialised the first n bytes.
                         let bytes: Vec<u8> = buf[..n].iter().map(|b| unsafe { b.assume_init() }).collect();
                         if is_solicitation(&bytes) {
                             send(&fd);
+                            let from = from.as_socket_ipv6().map(|a| a.ip().to_string()).unwrap_or_default();
+                            tracing::debug!(%interface, %from, "router solicitation answered");
                         }
                     }
                     Ok(Err(e)) => tracing::debug!(error = %e, "ICMPv6 receive failed"),

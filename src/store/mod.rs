@@ -149,6 +149,8 @@ struct Inner {
     next_reader: AtomicUsize,
     options: Options,
     generation: tokio::sync::watch::Sender<u64>,
+    /// Rows appended per node since its history was last trimmed.
+    trim_debt: Mutex<std::collections::HashMap<i64, u32>>,
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -217,6 +219,7 @@ impl Store {
                 next_reader: AtomicUsize::new(0),
                 options,
                 generation: tokio::sync::watch::Sender::new(0),
+                trim_debt: Mutex::new(Default::default()),
             }),
         })
     }
@@ -721,17 +724,44 @@ impl Store {
     }
 
     /// Appends history rows to nodes (boot-service events), in one
-    /// transaction. Nodes that no longer exist are skipped.
+    /// transaction. Nodes that no longer exist are skipped. To keep a flood
+    /// of events cheap, a node's history is trimmed back to
+    /// `history_max_entries` once every `TRIM_EVERY` appended rows, so it
+    /// may briefly hold up to that many more.
     pub fn append_history(&self, entries: &[(Uuid, HistoryEntry)]) -> Result<()> {
+        const TRIM_EVERY: u32 = 32;
+        let keep = self.inner.options.history_max_entries;
         let mut conn = self.writer();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut ids: std::collections::HashMap<Uuid, Option<i64>> = Default::default();
+        let mut debt = self
+            .inner
+            .trim_debt
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if debt.len() > 100_000 {
+            debt.clear();
+        }
         for (uuid, h) in entries {
-            let id: Option<i64> = tx
-                .prepare_cached("SELECT id FROM nodes WHERE uuid = ?1")?
-                .query_row([uuid.to_string()], |r| r.get(0))
-                .optional()?;
-            if let Some(id) = id {
-                insert_history(&tx, id, h, self.inner.options.history_max_entries)?;
+            let id = match ids.get(uuid) {
+                Some(id) => *id,
+                None => {
+                    let id: Option<i64> = tx
+                        .prepare_cached("SELECT id FROM nodes WHERE uuid = ?1")?
+                        .query_row([uuid.to_string()], |r| r.get(0))
+                        .optional()?;
+                    ids.insert(*uuid, id);
+                    id
+                }
+            };
+            let Some(id) = id else { continue };
+            tx.prepare_cached("INSERT INTO node_history (node_id, doc) VALUES (?1, ?2)")?
+                .execute(params![id, to_doc(h)?])?;
+            let d = debt.entry(id).or_insert(0);
+            *d += 1;
+            if *d >= TRIM_EVERY {
+                *d = 0;
+                trim_history(&tx, id, keep)?;
             }
         }
         tx.commit()?;
@@ -785,6 +815,11 @@ fn insert_history(tx: &Connection, node_id: i64, h: &HistoryEntry, keep: usize) 
     let doc = to_doc(h)?;
     tx.prepare_cached("INSERT INTO node_history (node_id, doc) VALUES (?1, ?2)")?
         .execute(params![node_id, doc])?;
+    trim_history(tx, node_id, keep)
+}
+
+/// Drops a node's history rows beyond the newest `keep`.
+fn trim_history(tx: &Connection, node_id: i64, keep: usize) -> Result<()> {
     tx.prepare_cached(
         "DELETE FROM node_history WHERE node_id = ?1 AND id <=
            (SELECT id FROM node_history WHERE node_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",

@@ -407,6 +407,10 @@ fn proxy_mode_beside_dnsmasq_with_qemu_firmware() {
             && e.contains("PXE boot server (4011): boot snponly.efi")),
         "{uefi:#?}"
     );
+    // iPXE's IPv6 router solicitation was answered (so it did not wait ~15 s).
+    wait_for("the router solicitation answered", 30, || {
+        s.log().contains("router solicitation answered")
+    });
     // The addresses came from dnsmasq.
     let lease_text = std::fs::read_to_string(&leases).unwrap_or_default();
     for mac in [&bios_mac, &uefi_mac] {

@@ -385,8 +385,11 @@ async fn handle_packet(
                     .unwrap_or_else(|p| p.into_inner())
                     .should_log(m)
             });
+            // Every ignored packet is logged; repeats within a minute at debug.
             if log {
                 tracing::info!(mac = %mac_text, %src, "DHCP {kind} ignored: {}", outcome.note);
+            } else {
+                tracing::debug!(mac = %mac_text, %src, "DHCP {kind} ignored: {}", outcome.note);
             }
         }
         None => tracing::debug!(mac = %mac_text, "DHCP {kind}: {}", outcome.note),
