@@ -150,6 +150,7 @@ pub async fn serve(config: Config) -> Result<()> {
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let dhcp = start_boot_services(&config, &conductor, stop_rx.clone()).await?;
+    start_tftp(&config, stop_rx.clone()).await;
 
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let watchdog = watchdog_interval().map(|every| {
@@ -300,4 +301,21 @@ async fn start_boot_services(
         });
     }
     Ok(Some(running))
+}
+
+/// Starts the TFTP server. A TFTP server that cannot start (no permission
+/// for port 69, say) is logged and the appliance runs without it.
+async fn start_tftp(config: &Config, stop: tokio::sync::watch::Receiver<bool>) {
+    let t = &config.tftp;
+    let settings = pxe::tftp::Settings {
+        root: t.root.clone(),
+        max_blksize: t.max_blksize,
+        max_windowsize: t.max_windowsize,
+        timeout: t.timeout.0,
+        retries: t.retries,
+        max_transfers: t.max_transfers,
+    };
+    if let Err(e) = pxe::tftp::serve(t.listen, settings, stop).await {
+        tracing::warn!("TFTP is off: {e:#}");
+    }
 }

@@ -124,6 +124,16 @@ pub struct Http {
 pub struct Tftp {
     pub listen: SocketAddr,
     pub root: PathBuf,
+    /// Largest block size granted (MTU − 32 for IPv4 on a 1500-byte link).
+    pub max_blksize: u16,
+    /// Largest window granted (RFC 7440).
+    pub max_windowsize: u16,
+    /// Retransmission timeout unless the client asks for one.
+    pub timeout: Dur,
+    /// Retransmissions of a packet before a transfer is dropped.
+    pub retries: u32,
+    /// Transfers at once; more are refused with an ERROR.
+    pub max_transfers: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -237,6 +247,11 @@ impl Default for Tftp {
         Tftp {
             listen: "0.0.0.0:69".parse().expect("literal address"),
             root: PathBuf::from("boot-assets"),
+            max_blksize: 1468,
+            max_windowsize: 64,
+            timeout: Dur(Duration::from_secs(1)),
+            retries: 5,
+            max_transfers: 64,
         }
     }
 }
@@ -478,6 +493,20 @@ impl Config {
                     "[dhcp] {key} = {v:?} must be a file name inside the TFTP root, such as \"snponly.efi\""
                 )));
             }
+        }
+        if !(8..=65464).contains(&self.tftp.max_blksize) {
+            return Err(Error::Invalid(format!(
+                "[tftp] max_blksize = {} must be 8..=65464 (1468 suits a 1500-byte MTU)",
+                self.tftp.max_blksize
+            )));
+        }
+        if self.tftp.max_windowsize == 0
+            || self.tftp.max_transfers == 0
+            || self.tftp.timeout.0.is_zero()
+        {
+            return Err(Error::Invalid(
+                "[tftp] max_windowsize, max_transfers and timeout must be above zero".into(),
+            ));
         }
         if self.dhcp.event_queue == 0 {
             return Err(Error::Invalid(

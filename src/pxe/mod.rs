@@ -6,6 +6,7 @@
 pub mod bootfile;
 pub mod dhcp;
 pub mod ra;
+pub mod tftp;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

@@ -78,11 +78,17 @@ impl Server {
     /// (Re)starts the process on a fresh port with the same data dir.
     pub fn spawn(&mut self) {
         self.port = free_port();
+        // Boot services on ephemeral loopback ports unless a test says otherwise,
+        // so parallel appliances never fight over 69 or 8080.
+        let mut extra = self.extra_config.clone();
+        if !extra.contains("[tftp]") {
+            extra.push_str("\n[tftp]\nlisten = \"127.0.0.1:0\"\n");
+        }
         let config = format!(
             "[data]\ndir = \"{}\"\n[api]\nlisten = \"127.0.0.1:{}\"\n{}\n",
             self.dir.path().join("data").display(),
             self.port,
-            self.extra_config
+            extra
         );
         std::fs::write(self.config_path(), config).unwrap();
         let log = std::fs::OpenOptions::new()

@@ -9,3 +9,4 @@ mod dhcp;
 mod ipmi;
 mod native_cli;
 mod restart;
+mod tftp;
