@@ -46,6 +46,7 @@ pub fn build_conductor(config: &Config) -> Result<Conductor> {
         max_workers: c.max_workers,
         node_locked_wait: c.node_locked_wait.0,
         answer_wait: c.answer_wait.0,
+        deploy_callback_timeout: c.deploy_callback_timeout.0,
         sync: conductor::sync::SyncSettings {
             interval: c.sync_power_state_interval.0,
             force_power_state: c.force_power_state_during_sync,
@@ -199,51 +200,80 @@ pub async fn serve(config: Config) -> Result<()> {
     Ok(())
 }
 
-/// Starts the BootBackend, the DHCP server and the router advertisements
-/// when `[dhcp] mode` is not "off".
+/// Starts the BootBackend, the boot HTTP server, the call-back timeouts,
+/// and (when `[dhcp] mode` is not "off") the DHCP server and the router
+/// advertisements.
 async fn start_boot_services(
     config: &Config,
     conductor: &Conductor,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Option<pxe::dhcp::Running>> {
     use pxe::dhcp::handler::{Mode, ProxyStrategy, Settings};
+    let backend = pxe::BootBackend::new(conductor.store().clone());
+    let known = backend.reload().await?;
+    tracing::info!(ports = known, "boot backend loaded");
+    tokio::spawn(backend.clone().run(Duration::from_millis(50), stop.clone()));
+    {
+        let c = conductor.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move { c.run_callback_timeouts(stop).await });
+    }
     let d = &config.dhcp;
-    let mode = match d.mode.as_str() {
-        "authoritative" => Mode::Authoritative,
-        "proxy" => Mode::Proxy,
-        _ => return Ok(None),
-    };
-    let interface = d
-        .interface
-        .clone()
-        .context("[dhcp] interface is required when DHCP is on")?;
     let parse = |v: &str| -> Result<std::net::Ipv4Addr> {
         v.parse()
             .with_context(|| format!("{v:?} is not an IPv4 address"))
     };
-    let (if_ip, if_mask) = match (&d.server_address, &d.subnet_mask) {
-        (Some(a), Some(m)) => (parse(a)?, parse(m)?),
-        _ => pxe::dhcp::interface_ipv4(&interface)?,
+    let mode = match d.mode.as_str() {
+        "authoritative" => Some(Mode::Authoritative),
+        "proxy" => Some(Mode::Proxy),
+        _ => None,
     };
-    let server_ip = d
-        .server_address
-        .as_deref()
-        .map(parse)
-        .transpose()?
-        .unwrap_or(if_ip);
+    // The DHCP interface's address, when DHCP is on.
+    let iface = match (mode, &d.interface) {
+        (Some(_), Some(interface)) => Some((
+            interface.clone(),
+            match (&d.server_address, &d.subnet_mask) {
+                (Some(a), Some(m)) => (parse(a)?, parse(m)?),
+                _ => pxe::dhcp::interface_ipv4(interface)?,
+            },
+        )),
+        _ => None,
+    };
+    let server_ip = match (&d.server_address, &iface) {
+        (Some(a), _) => Some(parse(a)?),
+        (None, Some((_, (ip, _)))) => Some(*ip),
+        _ => None,
+    };
+    let listen = config.http.listen;
+    let public_url = match (&config.http.public_url, server_ip) {
+        (Some(u), _) => u.clone(),
+        (None, Some(ip)) => format!("http://{ip}:{}", listen.port()),
+        (None, None) if !listen.ip().is_unspecified() => format!("http://{listen}"),
+        (None, None) => {
+            tracing::warn!("[http] public_url is not set and DHCP is off: booting nodes will be told http://127.0.0.1:{}", listen.port());
+            format!("http://127.0.0.1:{}", listen.port())
+        }
+    }
+    .trim_end_matches('/')
+    .to_string();
+    start_http(
+        config,
+        conductor,
+        backend.clone(),
+        &public_url,
+        stop.clone(),
+    )
+    .await;
+    let (Some(mode), Some((interface, (if_ip, if_mask)))) = (mode, iface) else {
+        return Ok(None);
+    };
+    let server_ip = server_ip.unwrap_or(if_ip);
     let subnet_mask = d
         .subnet_mask
         .as_deref()
         .map(parse)
         .transpose()?
         .unwrap_or(if_mask);
-    let public_url = config
-        .http
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{server_ip}:{}", config.http.listen.port()))
-        .trim_end_matches('/')
-        .to_string();
     let strategy = |v: &str| {
         if v == "port4011" {
             ProxyStrategy::Port4011
@@ -286,10 +316,6 @@ async fn start_boot_services(
         dhcp_port: d.port,
         pxe_port: d.pxe_port,
     };
-    let backend = pxe::BootBackend::new(conductor.store().clone());
-    let known = backend.reload().await?;
-    tracing::info!(ports = known, "boot backend loaded");
-    tokio::spawn(backend.clone().run(Duration::from_millis(50), stop.clone()));
     let running =
         pxe::dhcp::serve(settings, backend, conductor.store().clone(), stop.clone()).await?;
     if d.router_advertisements {
@@ -301,6 +327,67 @@ async fn start_boot_services(
         });
     }
     Ok(Some(running))
+}
+
+/// Starts the boot HTTP server. One that cannot bind is logged and the
+/// appliance runs without it.
+async fn start_http(
+    config: &Config,
+    conductor: &Conductor,
+    backend: std::sync::Arc<pxe::BootBackend>,
+    public_url: &str,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let h = &config.http;
+    let listener = match TcpListener::bind(h.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(
+                "boot HTTP is off: cannot listen on {} ([http] listen): {e}",
+                h.listen
+            );
+            return;
+        }
+    };
+    let assets = config
+        .tftp
+        .root
+        .canonicalize()
+        .unwrap_or_else(|_| config.tftp.root.clone());
+    let mut allowed: Vec<std::path::PathBuf> = config
+        .conductor
+        .file_url_allowed_paths
+        .iter()
+        .filter_map(|p| p.canonicalize().ok())
+        .collect();
+    if let Ok(d) = config.data.dir.canonicalize() {
+        allowed.push(d);
+    }
+    let app = pxe::http::router(
+        pxe::http::BootHttp {
+            backend,
+            conductor: conductor.clone(),
+            public_url: public_url.to_string(),
+            assets,
+            allowed,
+        },
+        h.max_body_bytes,
+    );
+    tracing::info!(listen = %h.listen, %public_url, "boot HTTP listening");
+    let listener =
+        api::listener::BoundedListener::new(listener, h.max_connections, h.idle_timeout.0);
+    tokio::spawn(async move {
+        let serve = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<api::listener::Peer>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop.changed().await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "boot HTTP server failed");
+        }
+    });
 }
 
 /// Starts the TFTP server. A TFTP server that cannot start (no permission

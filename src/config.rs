@@ -117,6 +117,12 @@ pub struct Api {
 pub struct Http {
     pub listen: SocketAddr,
     pub public_url: Option<String>,
+    /// Open boot HTTP connections at once (a boot storm's worth).
+    pub max_connections: usize,
+    /// A connection that moves no byte this long is closed.
+    pub idle_timeout: Dur,
+    /// Largest request body (heartbeats are small).
+    pub max_body_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -198,6 +204,9 @@ pub struct Conductor {
     pub node_locked_wait: Dur,
     /// How long a verb waits for a quick workflow before answering 202.
     pub answer_wait: Dur,
+    /// How long a node waits in `wait call-back` for its ramdisk's heartbeat
+    /// before the deploy fails (Ironic's deploy_callback_timeout).
+    pub deploy_callback_timeout: Dur,
     pub power_state_change_timeout: Dur,
     /// Deadline of one image reachability check.
     pub image_check_timeout: Dur,
@@ -238,6 +247,9 @@ impl Default for Http {
         Http {
             listen: "0.0.0.0:8080".parse().expect("literal address"),
             public_url: None,
+            max_connections: 1024,
+            idle_timeout: Dur(Duration::from_secs(120)),
+            max_body_bytes: 65536,
         }
     }
 }
@@ -300,6 +312,7 @@ impl Default for Conductor {
             max_workers: 256,
             node_locked_wait: Dur(Duration::from_secs(1)),
             answer_wait: Dur(Duration::from_millis(250)),
+            deploy_callback_timeout: Dur(Duration::from_secs(1800)),
             power_state_change_timeout: Dur(Duration::from_secs(60)),
             image_check_timeout: Dur(Duration::from_secs(10)),
             shutdown_timeout: Dur(Duration::from_secs(30)),

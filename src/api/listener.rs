@@ -193,3 +193,15 @@ mod tests {
         assert!(accepted.is_ok(), "slot not released");
     }
 }
+
+/// The peer's address, for `ConnectInfo` on a `BoundedListener`.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, BoundedListener>>
+    for Peer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, BoundedListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}

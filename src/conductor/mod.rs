@@ -66,6 +66,9 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Conductor settings from the configuration.
+/// driver_internal_info key: unix second by which the ramdisk must call back.
+const CALLBACK_DEADLINE: &str = "callback_deadline";
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// This appliance's name, shown as the `reservation` and `conductor`.
@@ -79,6 +82,8 @@ pub struct Settings {
     /// How long a verb waits for a quick workflow to finish before answering,
     /// so a client polling at once already sees the end state.
     pub answer_wait: Duration,
+    /// How long a node may wait in `wait call-back` for its heartbeat.
+    pub deploy_callback_timeout: Duration,
     /// Interface limits.
     pub drivers: drivers::Settings,
     /// The power-state sync loop.
@@ -93,6 +98,7 @@ impl Default for Settings {
             max_workers: 256,
             node_locked_wait: Duration::from_secs(1),
             answer_wait: Duration::from_millis(250),
+            deploy_callback_timeout: Duration::from_secs(1800),
             sync: sync::SyncSettings::default(),
             drivers: drivers::Settings::default(),
         }
@@ -732,6 +738,131 @@ impl Conductor {
             .unwrap_or(self.inner.settings.automated_clean)
     }
 
+    // ---- agent call-back ---------------------------------------------------
+
+    /// A booted ramdisk's heartbeat (`POST /v1/heartbeat/{node}` on the boot
+    /// HTTP listener). A node waiting for it in `wait call-back` finishes its
+    /// deploy: wait call-back -> deploying -> active. In any other state it
+    /// is only noted. `from` is the caller's address, for the history.
+    pub async fn heartbeat(&self, ident: &str, from: &str) -> Result<State> {
+        let node = self.load(ident).await?;
+        let lock = self.lock(node.uuid, ident).await?;
+        let mut node = self.load(&node.uuid.to_string()).await?;
+        let state = node.provision_state;
+        if state != State::WaitCallBack {
+            let h = HistoryEntry::new(
+                Severity::Info,
+                "agent",
+                format!("heartbeat from {from} (node is {state}: nothing to do)"),
+            );
+            self.save_locked(node, vec![h], lock).await?;
+            return Ok(state);
+        }
+        let resumed = states::next(state, Event::Resume).unwrap_or(State::Deploying);
+        let to = states::next(resumed, Event::Done).unwrap_or(State::Active);
+        node.driver_internal_info.remove(CALLBACK_DEADLINE);
+        node.driver_internal_info.remove("adopted");
+        node.provision_state = to;
+        node.target_provision_state = if to.is_stable() {
+            None
+        } else {
+            to.default_target()
+        };
+        node.provision_updated_at = Some(now());
+        node.updated_at = Some(now());
+        node.last_error = None;
+        let h = vec![
+            HistoryEntry::new(
+                Severity::Info,
+                "agent",
+                format!("heartbeat from {from}: the ramdisk is up"),
+            ),
+            HistoryEntry::new(
+                Severity::Info,
+                "provisioning",
+                format!("{state} -> {resumed} -> {to}"),
+            ),
+        ];
+        self.save_locked(node, h, lock).await?;
+        Ok(to)
+    }
+
+    /// Fails deploys whose call-back did not come in time.
+    pub async fn check_callback_timeouts(&self) -> usize {
+        let nodes = match self
+            .store()
+            .call(|s| s.nodes_in_states(&[State::WaitCallBack]))
+            .await
+        {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list nodes waiting for a call-back");
+                return 0;
+            }
+        };
+        let now_s = jiff::Timestamp::now().as_second();
+        let mut failed = 0;
+        for n in nodes {
+            let due = n
+                .driver_internal_info
+                .get(CALLBACK_DEADLINE)
+                .and_then(Value::as_i64)
+                .is_some_and(|d| d <= now_s);
+            if !due {
+                continue;
+            }
+            let Some(lock) = self.try_lock(n.uuid) else {
+                continue;
+            };
+            let Ok(mut node) = self.load(&n.uuid.to_string()).await else {
+                continue;
+            };
+            if node.provision_state != State::WaitCallBack {
+                continue;
+            }
+            let to = states::next(State::WaitCallBack, Event::Fail).unwrap_or(State::DeployFailed);
+            let msg = format!(
+                "Timeout reached while waiting for callback for node {} ({} s, [conductor] deploy_callback_timeout)",
+                node.uuid,
+                self.inner.settings.deploy_callback_timeout.as_secs()
+            );
+            node.driver_internal_info.remove(CALLBACK_DEADLINE);
+            node.provision_state = to;
+            node.target_provision_state = if to.is_stable() {
+                None
+            } else {
+                to.default_target()
+            };
+            node.provision_updated_at = Some(now());
+            node.updated_at = Some(now());
+            node.last_error = Some(msg.clone());
+            let h = HistoryEntry::new(
+                Severity::Error,
+                "provisioning",
+                format!("wait call-back -> {to}: {msg}"),
+            );
+            if self.save_locked(node, vec![h], lock).await.is_ok() {
+                failed += 1;
+            }
+        }
+        failed
+    }
+
+    /// Runs `check_callback_timeouts` periodically until `stop`.
+    pub async fn run_callback_timeouts(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let every = (self.inner.settings.deploy_callback_timeout / 4)
+            .clamp(Duration::from_millis(200), Duration::from_secs(10));
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            self.check_callback_timeouts().await;
+        }
+    }
+
     // ---- power -------------------------------------------------------------
 
     /// Starts a power action; returns once `target_power_state` is recorded.
@@ -1150,6 +1281,22 @@ impl Conductor {
         task.node.driver_internal_info.remove("adopted");
         Ok(Some(match outcome {
             DeployOutcome::Done => Event::Done,
+            DeployOutcome::Wait => {
+                let deadline = jiff::Timestamp::now().as_second()
+                    + self.inner.settings.deploy_callback_timeout.as_secs() as i64;
+                task.node
+                    .driver_internal_info
+                    .insert(CALLBACK_DEADLINE.into(), Value::from(deadline));
+                task.record(
+                    Severity::Info,
+                    "provisioning",
+                    format!(
+                        "waiting up to {} s for the ramdisk to call back (heartbeat)",
+                        self.inner.settings.deploy_callback_timeout.as_secs()
+                    ),
+                );
+                Event::Wait
+            }
         }))
     }
 

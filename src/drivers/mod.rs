@@ -30,9 +30,6 @@ pub enum Error {
     /// A parameter is present but wrong.
     #[error("{0}")]
     InvalidParameter(String),
-    /// The interface cannot do this (yet).
-    #[error("{0}")]
-    Unsupported(String),
     /// The hardware or a resource it needs failed.
     #[error("{0}")]
     Failed(String),
@@ -157,9 +154,11 @@ pub trait Boot: Send + Sync {
 /// How a deploy ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeployOutcome {
-    /// The node is deployed. (Waiting for a ramdisk call-back arrives with
-    /// the boot services.)
+    /// The node is deployed.
     Done,
+    /// The node network-boots; the deploy ends when its ramdisk calls back
+    /// (wait call-back), or fails after deploy_callback_timeout.
+    Wait,
 }
 
 /// Deployment and takeover.

@@ -163,18 +163,39 @@ impl Deploy for RamdiskDeploy {
         Box::pin(async { Ok(()) })
     }
 
+    /// Boot device PXE (persistent), the boot decision "network", then power
+    /// on (or reboot a running machine); the node then waits in
+    /// `wait call-back` for its ramdisk's heartbeat.
     fn deploy<'a>(
         &'a self,
-        _task: &'a mut Task,
-        _power: &'a dyn Power,
-        _mgmt: &'a dyn Management,
+        task: &'a mut Task,
+        power: &'a dyn Power,
+        mgmt: &'a dyn Management,
     ) -> BoxFuture<'a, Result<DeployOutcome>> {
-        Box::pin(async {
-            Err(Error::Unsupported(
-                "deploying with the ramdisk deploy interface needs the boot services (DHCP/TFTP/HTTP), \
-                 which this rackboot version does not have yet; use deploy_interface=fake"
-                    .into(),
-            ))
+        Box::pin(async move {
+            task.node
+                .driver_internal_info
+                .insert("boot_decision".into(), Value::String("network".into()));
+            mgmt.set_boot_device(task, "pxe", true).await?;
+            let target = match power.get_power_state(task).await? {
+                PowerState::On => PowerState::Rebooting,
+                _ => PowerState::On,
+            };
+            power.set_power_state(task, target).await?;
+            task.node.power_state = Some(PowerState::On);
+            task.record(
+                Severity::Info,
+                "provisioning",
+                format!(
+                    "boot device pxe (persistent), {}: the node network-boots its instance",
+                    if target == PowerState::On {
+                        "powered on"
+                    } else {
+                        "rebooted"
+                    }
+                ),
+            );
+            Ok(DeployOutcome::Wait)
         })
     }
 

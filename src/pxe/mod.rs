@@ -5,6 +5,8 @@
 
 pub mod bootfile;
 pub mod dhcp;
+pub mod files;
+pub mod http;
 pub mod ra;
 pub mod tftp;
 
@@ -30,6 +32,19 @@ pub enum BootAction {
     Nothing(String),
 }
 
+/// What a network boot loads (references as the node holds them:
+/// `http(s)://` URLs or `file://` paths).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BootImages {
+    /// The deploy ramdisk (deploying other than ramdisk, cleaning, ...).
+    pub deploy: bool,
+    pub kernel: Option<String>,
+    pub ramdisk: Option<String>,
+    pub iso: Option<String>,
+    /// Extra kernel parameters (kernel_append_params, ramdisk_kernel_arguments).
+    pub append: String,
+}
+
 /// The BootBackend's answer for one MAC.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeBoot {
@@ -37,6 +52,46 @@ pub struct NodeBoot {
     pub name: Option<String>,
     pub state: State,
     pub action: BootAction,
+    pub images: BootImages,
+}
+
+/// The images a network boot of this node loads.
+pub fn images_of(node: &Node, action: &BootAction) -> BootImages {
+    let text = |m: &serde_json::Map<String, serde_json::Value>, k: &str| {
+        m.get(k)
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let BootAction::Network(what) = action else {
+        return BootImages::default();
+    };
+    let append = [
+        text(&node.instance_info, "kernel_append_params")
+            .or_else(|| text(&node.driver_info, "kernel_append_params")),
+        text(&node.instance_info, "ramdisk_kernel_arguments"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" ");
+    if what.contains("deploy ramdisk") {
+        BootImages {
+            deploy: true,
+            kernel: text(&node.driver_info, "deploy_kernel"),
+            ramdisk: text(&node.driver_info, "deploy_ramdisk"),
+            iso: None,
+            append,
+        }
+    } else {
+        BootImages {
+            deploy: false,
+            kernel: text(&node.instance_info, "kernel"),
+            ramdisk: text(&node.instance_info, "ramdisk"),
+            iso: text(&node.instance_info, "boot_iso"),
+            append,
+        }
+    }
 }
 
 impl NodeBoot {
@@ -109,18 +164,30 @@ impl BootBackend {
             .cloned()
     }
 
+    /// The answer for any of a node's MACs, by node UUID.
+    pub fn by_node(&self, uuid: Uuid) -> Option<NodeBoot> {
+        self.table
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .find(|n| n.node == uuid)
+            .cloned()
+    }
+
     /// Rebuilds the table now.
     pub async fn reload(&self) -> crate::store::Result<usize> {
         let entries = self.store.call(|s| s.boot_entries()).await?;
         let mut table = HashMap::with_capacity(entries.len());
         for (port, node) in entries {
+            let action = action_of(&node, &port);
             table.insert(
                 port.address,
                 NodeBoot {
                     node: node.uuid,
                     name: node.name.clone(),
                     state: node.provision_state,
-                    action: action_of(&node, &port),
+                    images: images_of(&node, &action),
+                    action,
                 },
             );
         }

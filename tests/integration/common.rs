@@ -84,6 +84,9 @@ impl Server {
         if !extra.contains("[tftp]") {
             extra.push_str("\n[tftp]\nlisten = \"127.0.0.1:0\"\n");
         }
+        if !extra.contains("[http]") {
+            extra.push_str("\n[http]\nlisten = \"127.0.0.1:0\"\n");
+        }
         let config = format!(
             "[data]\ndir = \"{}\"\n[api]\nlisten = \"127.0.0.1:{}\"\n{}\n",
             self.dir.path().join("data").display(),

@@ -4,6 +4,7 @@ mod common;
 mod netns;
 
 mod bad_input;
+mod boot_http;
 mod cli_adoption;
 mod dhcp;
 mod ipmi;

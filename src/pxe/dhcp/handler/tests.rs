@@ -35,6 +35,7 @@ fn node(action: BootAction) -> NodeBoot {
         name: Some("n1".into()),
         state: crate::model::states::State::Deploying,
         action,
+        images: Default::default(),
     }
 }
 

@@ -1,0 +1,361 @@
+//! The boot HTTP server on `[http] listen`: iPXE scripts (`/boot.ipxe`
+//! chains to `/ipxe/{mac}`, rendered from the node's boot decision),
+//! loaders (`/assets/…`, the TFTP root), the node's images
+//! (`/images/{node}/{name}` for `file://` references) and Ironic's agent
+//! endpoints (`GET /v1/lookup`, `POST /v1/heartbeat/{node}`). Read-only
+//! apart from the heartbeat; bodies and connections are bounded.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{header, HeaderMap, Method, Response, StatusCode};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::files::{self, plain};
+use super::{BootAction, BootBackend, NodeBoot};
+use crate::api::listener::Peer;
+use crate::conductor::Conductor;
+use crate::model::states::State as PState;
+use crate::model::Mac;
+
+/// What the boot HTTP server needs.
+pub struct BootHttp {
+    pub backend: Arc<BootBackend>,
+    pub conductor: Conductor,
+    /// Base URL booting nodes use, no trailing slash.
+    pub public_url: String,
+    /// `/assets/` root (the TFTP root), canonical.
+    pub assets: PathBuf,
+    /// Where `file://` image references may point.
+    pub allowed: Vec<PathBuf>,
+}
+
+type Shared = Arc<BootHttp>;
+
+pub fn router(state: BootHttp, max_body: usize) -> Router {
+    Router::new()
+        .route("/boot.ipxe", get(boot_ipxe))
+        .route("/ipxe/{mac}", get(node_script))
+        .route("/assets/{*path}", get(asset))
+        .route("/images/{node}/{name}", get(image))
+        .route("/v1/lookup", get(lookup))
+        .route("/v1/heartbeat/{node}", post(heartbeat))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
+        .with_state(Arc::new(state))
+}
+
+fn ipxe(text: String) -> Response<Body> {
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::from(text))
+        .unwrap_or_default()
+}
+
+async fn boot_ipxe(State(s): State<Shared>) -> Response<Body> {
+    ipxe(format!(
+        "#!ipxe\n\
+         # rackboot: fetch this machine's own script\n\
+         chain --autofree {url}/ipxe/${{mac:hexhyp}} || goto failed\n\
+         :failed\n\
+         echo rackboot: no boot script for ${{mac}}; booting the next device\n\
+         exit\n",
+        url = s.public_url
+    ))
+}
+
+/// The URL iPXE fetches an image reference from.
+fn image_url(s: &BootHttp, node: Uuid, name: &str, reference: &str) -> Result<String, String> {
+    if reference.starts_with("http://") || reference.starts_with("https://") {
+        Ok(reference.to_string())
+    } else if reference.starts_with("file://") {
+        Ok(format!("{}/images/{node}/{name}", s.public_url))
+    } else {
+        Err(format!(
+            "{name} {reference:?} is neither an http(s):// URL nor a file:// path"
+        ))
+    }
+}
+
+fn basename(url: &str) -> &str {
+    url.rsplit('/')
+        .next()
+        .filter(|b| !b.is_empty())
+        .unwrap_or("initrd")
+}
+
+/// Renders the per-MAC script from the node's boot decision.
+pub fn render(s: &BootHttp, mac: Mac, who: Option<&NodeBoot>) -> String {
+    let Some(n) = who else {
+        return format!(
+            "#!ipxe\necho rackboot: {mac} is not enrolled; booting the next device\nexit\n"
+        );
+    };
+    let label = n.label();
+    let fail = |why: String| {
+        format!("#!ipxe\necho rackboot: node {label}: {why}\necho booting the next device\nexit\n")
+    };
+    match &n.action {
+        BootAction::LocalDisk => {
+            format!("#!ipxe\necho rackboot: node {label} boots from its local disk\nexit\n")
+        }
+        BootAction::Nothing(why) => fail(why.clone()),
+        BootAction::Network(what) => {
+            let im = &n.images;
+            let params = format!(
+                "BOOTIF=01-${{mac:hexhyp}} ipa-api-url={url}{sep}{append}",
+                url = s.public_url,
+                sep = if im.append.is_empty() { "" } else { " " },
+                append = im.append
+            );
+            let retry = format!(
+                ":failed\necho rackboot: loading {what} failed; trying again in 10 s\nsleep 10\n\
+                 chain --autofree {url}/ipxe/${{mac:hexhyp}} || exit\n",
+                url = s.public_url
+            );
+            if let Some(iso) = &im.iso {
+                return match image_url(s, n.node, "boot_iso", iso) {
+                    Ok(u) => format!(
+                        "#!ipxe\n# rackboot: node {label} ({}): {what}\nsanboot --no-describe {u} || goto failed\nexit\n{retry}",
+                        n.state
+                    ),
+                    Err(e) => fail(e),
+                };
+            }
+            let (kn, rn) = if im.deploy {
+                ("deploy_kernel", "deploy_ramdisk")
+            } else {
+                ("kernel", "ramdisk")
+            };
+            let (Some(k), Some(r)) = (&im.kernel, &im.ramdisk) else {
+                return fail(format!("{what}: the node has no {kn} and {rn}"));
+            };
+            let (ku, ru) = match (image_url(s, n.node, kn, k), image_url(s, n.node, rn, r)) {
+                (Ok(a), Ok(b)) => (a, b),
+                (Err(e), _) | (_, Err(e)) => return fail(e),
+            };
+            let root = if im.deploy { "" } else { "root=/dev/ram0 " };
+            format!(
+                "#!ipxe\n# rackboot: node {label} ({}): {what}\nimgfree\n\
+                 kernel {ku} initrd={rb} {root}{params} || goto failed\n\
+                 initrd {ru} || goto failed\nboot || goto failed\n{retry}",
+                n.state,
+                rb = basename(&ru),
+            )
+        }
+    }
+}
+
+async fn node_script(State(s): State<Shared>, Path(mac): Path<String>) -> Response<Body> {
+    let Ok(mac) = mac.parse::<Mac>() else {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            &format!("#!ipxe\necho rackboot: {mac:?} is not a MAC address\nexit\n"),
+        );
+    };
+    let who = s.backend.lookup(mac);
+    let script = render(&s, mac, who.as_ref());
+    match &who {
+        Some(n) => {
+            tracing::info!(node = %n.label(), %mac, "HTTP boot script served ({})", first_action(&script))
+        }
+        None => tracing::info!(%mac, "HTTP boot script for an unknown MAC: exit"),
+    }
+    ipxe(script)
+}
+
+/// The first command of a script that is not a comment or echo, for logs.
+fn first_action(script: &str) -> &str {
+    script
+        .lines()
+        .skip(1)
+        .find(|l| !l.starts_with('#') && !l.starts_with("echo") && !l.starts_with("imgfree"))
+        .unwrap_or("")
+}
+
+fn content_type(path: &std::path::Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("ipxe") => "text/plain; charset=utf-8",
+        Some("iso") => "application/x-iso9660-image",
+        Some("efi") => "application/efi",
+        _ => "application/octet-stream",
+    }
+}
+
+async fn asset(
+    State(s): State<Shared>,
+    Path(path): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response<Body> {
+    match super::tftp::resolve(&s.assets, &path) {
+        Ok(p) => files::serve(&p, &method, &headers, content_type(&p)).await,
+        Err((_, why)) => plain(StatusCode::NOT_FOUND, &format!("{why}\n")),
+    }
+}
+
+async fn image(
+    State(s): State<Shared>,
+    Path((node, name)): Path<(Uuid, String)>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response<Body> {
+    let Some(n) = s.backend.by_node(node) else {
+        return plain(StatusCode::NOT_FOUND, "no such node with a port\n");
+    };
+    // Only what the node boots now is served.
+    let im = &n.images;
+    let reference = match name.as_str() {
+        "deploy_kernel" | "kernel" if (name == "deploy_kernel") == im.deploy => {
+            im.kernel.as_deref()
+        }
+        "deploy_ramdisk" | "ramdisk" if (name == "deploy_ramdisk") == im.deploy => {
+            im.ramdisk.as_deref()
+        }
+        "boot_iso" => im.iso.as_deref(),
+        _ => None,
+    };
+    let Some(path) = reference.and_then(|r| r.strip_prefix("file://")) else {
+        return plain(
+            StatusCode::NOT_FOUND,
+            &format!("node {} does not boot a local {name} now\n", n.label()),
+        );
+    };
+    let path = std::path::Path::new(path);
+    let allowed = path
+        .canonicalize()
+        .ok()
+        .filter(|p| s.allowed.iter().any(|a| p.starts_with(a)));
+    match allowed {
+        Some(p) => files::serve(&p, &method, &headers, content_type(&p)).await,
+        None => plain(
+            StatusCode::FORBIDDEN,
+            "the image is outside [conductor] file_url_allowed_paths\n",
+        ),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct LookupQuery {
+    addresses: Option<String>,
+    node_uuid: Option<Uuid>,
+}
+
+fn agent_error(status: StatusCode, msg: String) -> Response<Body> {
+    let body = json!({"error_message": json!({"faultstring": msg, "debuginfo": null}).to_string()});
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap_or_default()
+}
+
+/// States in which a ramdisk may look itself up (Ironic's LOOKUP_ALLOWED_STATES).
+fn lookup_allowed(state: PState) -> bool {
+    matches!(
+        state,
+        PState::Deploying
+            | PState::WaitCallBack
+            | PState::Cleaning
+            | PState::CleanWait
+            | PState::Inspecting
+            | PState::InspectWait
+            | PState::Rescuing
+            | PState::RescueWait
+            | PState::Servicing
+            | PState::ServiceWait
+    )
+}
+
+async fn lookup(State(s): State<Shared>, Query(q): Query<LookupQuery>) -> Response<Body> {
+    let macs: Vec<Mac> = q
+        .addresses
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .filter_map(|m| m.trim().parse().ok())
+        .collect();
+    let found = q
+        .node_uuid
+        .and_then(|u| s.backend.by_node(u))
+        .or_else(|| macs.iter().find_map(|m| s.backend.lookup(*m)));
+    let Some(n) = found else {
+        return agent_error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "Node with addresses {:?} was not found.",
+                q.addresses.unwrap_or_default()
+            ),
+        );
+    };
+    let node = match s
+        .conductor
+        .store()
+        .call(move |st| st.get_node(&n.node.to_string()))
+        .await
+    {
+        Ok(node) => node,
+        Err(e) => return agent_error(StatusCode::NOT_FOUND, e.to_string()),
+    };
+    if !lookup_allowed(node.provision_state) {
+        return agent_error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "Node {} is in state {}; lookup is only allowed while it is being deployed, cleaned, inspected, rescued or serviced.",
+                node.uuid, node.provision_state
+            ),
+        );
+    }
+    tracing::info!(node = %node.uuid, "agent lookup");
+    let body = json!({
+        "node": {
+            "uuid": node.uuid,
+            "name": node.name,
+            "provision_state": node.provision_state.to_string(),
+            "properties": node.properties,
+            "instance_info": Value::Object(Default::default()),
+            "driver_internal_info": Value::Object(Default::default()),
+        },
+        "config": {
+            "heartbeat_timeout": 300,
+            "agent_token_required": false,
+            "metrics": {"backend": "noop", "prepend_host": false, "prepend_uuid": false, "prepend_host_reverse": true, "global_prefix": null},
+            "metrics_statsd": {"statsd_host": "localhost", "statsd_port": 8125},
+        }
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap_or_default()
+}
+
+async fn heartbeat(
+    State(s): State<Shared>,
+    Path(node): Path<String>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+) -> Response<Body> {
+    match s.conductor.heartbeat(&node, &peer.ip().to_string()).await {
+        Ok(state) => {
+            tracing::info!(%node, from = %peer.ip(), %state, "agent heartbeat");
+            Response::builder()
+                .status(StatusCode::ACCEPTED)
+                .body(Body::empty())
+                .unwrap_or_default()
+        }
+        Err(e) => {
+            let status = match &e {
+                crate::conductor::Error::Store(crate::store::Error::NodeNotFound(_)) => {
+                    StatusCode::NOT_FOUND
+                }
+                crate::conductor::Error::NodeLocked { .. } => StatusCode::CONFLICT,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            agent_error(status, e.to_string())
+        }
+    }
+}

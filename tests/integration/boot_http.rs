@@ -1,0 +1,374 @@
+//! The boot HTTP server with curl: files (HEAD, ranges, conditional
+//! requests, a 4 GiB sparse file), per-MAC iPXE scripts in each state, and
+//! the ramdisk deploy's wait for the agent call-back.
+
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+struct Boot {
+    s: Server,
+    http: u16,
+    assets: tempfile::TempDir,
+}
+
+fn boot_server(extra: &str) -> Boot {
+    let assets = tempfile::tempdir().unwrap();
+    let http = free_port();
+    let s = Server::start_with(&format!(
+        "[http]\nlisten = \"127.0.0.1:{http}\"\npublic_url = \"http://127.0.0.1:{http}\"\n\
+         [tftp]\nlisten = \"127.0.0.1:0\"\nroot = \"{}\"\n{extra}",
+        assets.path().display()
+    ));
+    Boot { s, http, assets }
+}
+
+impl Boot {
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http)
+    }
+
+    /// curl with arguments; returns (status, headers, body).
+    fn curl(&self, path: &str, args: &[&str]) -> (u16, String, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let headers = dir.path().join("h");
+        let body = dir.path().join("b");
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "60", "-o"])
+            .arg(&body)
+            .arg("-D")
+            .arg(&headers)
+            .args(["-w", "%{http_code}"])
+            .args(args)
+            .arg(self.url(path))
+            .output()
+            .unwrap();
+        let status = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        (
+            status,
+            std::fs::read_to_string(&headers).unwrap_or_default(),
+            std::fs::read(&body).unwrap_or_default(),
+        )
+    }
+}
+
+/// A header's value (name matched without regard to case).
+fn header<'a>(headers: &'a str, name: &str) -> Option<&'a str> {
+    headers.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+#[test]
+fn files_head_ranges_conditionals_and_a_4_gib_sparse_file() {
+    let b = boot_server("");
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(b.assets.path().join("ipxe.efi"), &data).unwrap();
+    // HEAD: the real length (curl -I would hang or fail if a body followed).
+    let (st, h, _) = b.curl("/assets/ipxe.efi", &["-I"]);
+    assert_eq!(st, 200);
+    assert_eq!(header(&h, "content-length"), Some("100000"));
+    assert_eq!(header(&h, "accept-ranges"), Some("bytes"));
+    let etag = header(&h, "etag").unwrap().to_string();
+    let modified = header(&h, "last-modified").unwrap().to_string();
+    // GET whole.
+    let (st, _, body) = b.curl("/assets/ipxe.efi", &[]);
+    assert_eq!((st, body.len()), (200, 100_000));
+    assert_eq!(body, data);
+    // One range.
+    let (st, h, body) = b.curl("/assets/ipxe.efi", &["-r", "1000-1999"]);
+    assert_eq!(st, 206);
+    assert_eq!(header(&h, "content-range"), Some("bytes 1000-1999/100000"));
+    assert_eq!(body, data[1000..2000]);
+    // Two ranges: multipart/byteranges with both parts.
+    let (st, h, body) = b.curl("/assets/ipxe.efi", &["-r", "0-9,99990-"]);
+    assert_eq!(st, 206);
+    assert!(header(&h, "content-type")
+        .unwrap()
+        .starts_with("multipart/byteranges; boundary="));
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("Content-Range: bytes 0-9/100000"), "{text}");
+    assert!(
+        text.contains("Content-Range: bytes 99990-99999/100000"),
+        "{text}"
+    );
+    assert_eq!(
+        header(&h, "content-length")
+            .unwrap()
+            .parse::<usize>()
+            .unwrap(),
+        body.len()
+    );
+    // Unsatisfiable.
+    let (st, h, _) = b.curl("/assets/ipxe.efi", &["-r", "200000-"]);
+    assert_eq!(st, 416);
+    assert_eq!(header(&h, "content-range"), Some("bytes */100000"));
+    // Conditional requests: 304.
+    let (st, _, body) = b.curl(
+        "/assets/ipxe.efi",
+        &["-H", &format!("If-None-Match: {etag}")],
+    );
+    assert_eq!((st, body.len()), (304, 0));
+    let (st, _, _) = b.curl(
+        "/assets/ipxe.efi",
+        &["-H", &format!("If-Modified-Since: {modified}")],
+    );
+    assert_eq!(st, 304);
+    // If-Range with a stale validator: the whole file instead of the range.
+    let (st, _, body) = b.curl(
+        "/assets/ipxe.efi",
+        &["-r", "0-9", "-H", "If-Range: \"stale\""],
+    );
+    assert_eq!((st, body.len()), (200, 100_000));
+    let (st, _, body) = b.curl(
+        "/assets/ipxe.efi",
+        &["-r", "0-9", "-H", &format!("If-Range: {etag}")],
+    );
+    assert_eq!((st, body.len()), (206, 10));
+    // A 4 GiB sparse file, read at its end (sizes past 32 bits).
+    let big = b.assets.path().join("big.iso");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(4 << 30).unwrap();
+    use std::os::unix::fs::FileExt;
+    f.write_at(b"END-OF-ISO", (4 << 30) - 10).unwrap();
+    let (st, h, body) = b.curl("/assets/big.iso", &["-r", "-10"]);
+    assert_eq!(st, 206);
+    assert_eq!(
+        header(&h, "content-range"),
+        Some("bytes 4294967286-4294967295/4294967296")
+    );
+    assert_eq!(body, b"END-OF-ISO");
+    let (st, h, _) = b.curl("/assets/big.iso", &["-I"]);
+    assert_eq!(
+        (st, header(&h, "content-length")),
+        (200, Some("4294967296"))
+    );
+    // Escapes and missing files.
+    for p in [
+        "/assets/../Cargo.toml",
+        "/assets/%2e%2e/x",
+        "/assets/missing",
+    ] {
+        assert_eq!(b.curl(p, &[]).0, 404, "{p}");
+    }
+}
+
+fn create_node(s: &Server, body: Value, mac: &str) -> String {
+    let (st, v) = s.json("POST", "/v1/nodes", Some(body));
+    assert_eq!(st, 201, "{v}");
+    let uuid = v["uuid"].as_str().unwrap().to_string();
+    let (st, v) = s.json(
+        "POST",
+        "/v1/ports",
+        Some(json!({"address": mac, "node_uuid": uuid})),
+    );
+    assert_eq!(st, 201, "{v}");
+    uuid
+}
+
+fn provision(s: &Server, node: &str, target: &str, end: &str) {
+    let (st, v) = s.json(
+        "PUT",
+        &format!("/v1/nodes/{node}/states/provision"),
+        Some(json!({"target": target})),
+    );
+    assert_eq!(st, 202, "{target}: {v}");
+    s.wait_state(node, end);
+}
+
+fn script(b: &Boot, mac: &str) -> String {
+    let (st, _, body) = b.curl(&format!("/ipxe/{}", mac.replace(':', "-")), &[]);
+    assert_eq!(st, 200);
+    String::from_utf8(body).unwrap()
+}
+
+/// Waits until the boot backend has caught up with a node change.
+fn wait_script(b: &Boot, mac: &str, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let s = script(b, mac);
+        if s.contains(needle) {
+            return s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {needle:?} in:\n{s}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn per_mac_scripts_follow_the_node_and_the_ramdisk_deploy_waits_for_its_call_back() {
+    let b = boot_server("[conductor]\ndeploy_callback_timeout = \"3s\"\n");
+    let s = &b.s;
+    let data = s.dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    for f in ["vmlinuz", "initrd.img", "deploy.kernel", "deploy.initrd"] {
+        std::fs::write(data.join(f), f).unwrap();
+    }
+    let file = |n: &str| format!("file://{}", data.join(n).display());
+    // /boot.ipxe chains to the per-MAC script.
+    let (_, _, boot) = b.curl("/boot.ipxe", &[]);
+    let boot = String::from_utf8(boot).unwrap();
+    assert!(boot.starts_with("#!ipxe\n"));
+    assert!(
+        boot.contains(&format!(
+            "chain --autofree {}/ipxe/${{mac:hexhyp}}",
+            b.url("")
+        )),
+        "{boot}"
+    );
+    // Unknown MAC.
+    let unknown = script(&b, "52:54:00:99:99:99");
+    assert!(
+        unknown.contains("is not enrolled") && unknown.trim_end().ends_with("exit"),
+        "{unknown}"
+    );
+    // Enrolled: nothing to boot.
+    let mac = "52:54:00:42:00:01";
+    create_node(
+        s,
+        json!({"name": "rd", "driver": "fake-hardware", "boot_interface": "ipxe", "deploy_interface": "ramdisk",
+               "driver_info": {"deploy_kernel": file("deploy.kernel"), "deploy_ramdisk": file("deploy.initrd")},
+               "instance_info": {"kernel": file("vmlinuz"), "ramdisk": file("initrd.img"),
+                                 "ramdisk_kernel_arguments": "console=ttyS0"}}),
+        mac,
+    );
+    let t = wait_script(&b, mac, "nothing to boot");
+    assert!(t.contains("the node is enroll"), "{t}");
+    provision(s, "rd", "manage", "manageable");
+    provision(s, "rd", "provide", "available");
+    // Deploy: PXE, power on, then wait for the call-back.
+    provision(s, "rd", "active", "wait call-back");
+    let n = s.node("rd");
+    assert_eq!(n["power_state"], "power on");
+    assert_eq!(n["target_provision_state"], "active");
+    let uuid = n["uuid"].as_str().unwrap().to_string();
+    let t = wait_script(&b, mac, "kernel ");
+    let base = b.url("");
+    assert!(t.contains(&format!("kernel {base}/images/{uuid}/kernel initrd=ramdisk root=/dev/ram0 BOOTIF=01-${{mac:hexhyp}} ipa-api-url={base} console=ttyS0 || goto failed")), "{t}");
+    assert!(
+        t.contains(&format!(
+            "initrd {base}/images/{uuid}/ramdisk || goto failed"
+        )),
+        "{t}"
+    );
+    // The images it names are served, and only those.
+    let (st, _, k) = b.curl(&format!("/images/{uuid}/kernel"), &[]);
+    assert_eq!((st, k.as_slice()), (200, &b"vmlinuz"[..]));
+    assert_eq!(b.curl(&format!("/images/{uuid}/deploy_kernel"), &[]).0, 404);
+    // The ramdisk looks itself up and calls back.
+    let (st, _, body) = b.curl(
+        &format!("/v1/lookup?addresses=aa:bb:cc:dd:ee:ff,{mac}"),
+        &[],
+    );
+    assert_eq!(st, 200);
+    let found: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(found["node"]["uuid"], uuid.as_str());
+    let (st, _, _) = b.curl(
+        &format!("/v1/heartbeat/{uuid}"),
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            "{\"callback_url\": \"\", \"agent_version\": \"test\"}",
+        ],
+    );
+    assert_eq!(st, 202);
+    s.wait_state("rd", "active");
+    let events: Vec<String> = s
+        .history("rd")
+        .iter()
+        .filter_map(|h| h["event"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains("heartbeat from 127.0.0.1: the ramdisk is up")),
+        "{events:#?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains("wait call-back -> deploying -> active")),
+        "{events:#?}"
+    );
+    // Active and booting its instance from the network: the same script.
+    wait_script(&b, mac, "root=/dev/ram0");
+    // Lookup is refused once active.
+    assert_eq!(b.curl(&format!("/v1/lookup?addresses={mac}"), &[]).0, 404);
+    // An ISO instance: sanboot.
+    let mac2 = "52:54:00:42:00:02";
+    std::fs::write(data.join("boot.iso"), "iso").unwrap();
+    create_node(
+        s,
+        json!({"name": "iso", "driver": "fake-hardware", "boot_interface": "ipxe", "deploy_interface": "ramdisk",
+               "instance_info": {"boot_iso": file("boot.iso")}}),
+        mac2,
+    );
+    provision(s, "iso", "manage", "manageable");
+    provision(s, "iso", "provide", "available");
+    provision(s, "iso", "active", "wait call-back");
+    let uuid2 = s.node("iso")["uuid"].as_str().unwrap().to_string();
+    let t = wait_script(&b, mac2, "sanboot");
+    assert!(
+        t.contains(&format!(
+            "sanboot --no-describe {base}/images/{uuid2}/boot_iso || goto failed"
+        )),
+        "{t}"
+    );
+    // No call-back: deploy failed after the timeout, with Ironic's words.
+    s.wait_state("iso", "deploy failed");
+    let last = s.node("iso")["last_error"].as_str().unwrap().to_string();
+    assert!(
+        last.contains("Timeout reached while waiting for callback for node"),
+        "{last}"
+    );
+    // Undeploy of the first node: power off, boot decision gone, nothing to boot.
+    provision(s, "rd", "deleted", "available");
+    assert_eq!(s.node("rd")["power_state"], "power off");
+    wait_script(&b, mac, "nothing to boot");
+    // A heartbeat for a node that waits for nothing changes nothing.
+    let (st, _, _) = b.curl("/v1/heartbeat/rd", &["-X", "POST", "-d", "{}"]);
+    assert_eq!(st, 202);
+    assert_eq!(s.node("rd")["provision_state"], "available");
+    assert_eq!(
+        b.curl("/v1/heartbeat/nosuchnode", &["-X", "POST", "-d", "{}"])
+            .0,
+        404
+    );
+}
+
+#[test]
+fn an_adopted_local_boot_node_is_told_to_boot_its_disk() {
+    let b = boot_server("");
+    let s = &b.s;
+    let blank = s.dir.path().join("data").join("blank.img");
+    std::fs::create_dir_all(blank.parent().unwrap()).unwrap();
+    std::fs::write(&blank, b"").unwrap();
+    let f = format!("file://{}", blank.display());
+    let mac = "52:54:00:42:00:03";
+    create_node(
+        s,
+        json!({"name": "prod", "driver": "fake-hardware", "boot_interface": "ipxe",
+               "driver_info": {"deploy_kernel": f, "deploy_ramdisk": f},
+               "instance_info": {"image_source": f}}),
+        mac,
+    );
+    provision(s, "prod", "manage", "manageable");
+    provision(s, "prod", "adopt", "active");
+    let t = wait_script(&b, mac, "local disk");
+    assert_eq!(
+        t,
+        "#!ipxe\necho rackboot: node prod boots from its local disk\nexit\n"
+    );
+}
