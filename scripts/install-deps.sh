@@ -5,13 +5,13 @@
 #   isc-dhcp-client (dhclient) as DHCP clients, dnsmasq-base (reference DHCP server for
 #   the proxy-mode test), kea-admin (perfdhcp, for scripts/bench/dhcp.sh), and QEMU with its
 #   own firmware (qemu-system-x86, seabios, ipxe-qemu, ovmf) as real PXE clients, atftp and
-#   tftp-hpa as TFTP clients
+#   tftp-hpa as TFTP clients, ipxe (the loaders copied into boot-assets/)
 #   .venv/ (git-ignored): python-ironicclient pinned, for the real `baremetal` CLI
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 IRONICCLIENT_VERSION="6.3.0"
-PACKAGES=(python3 python3-venv python3-pip apache2-utils iproute2 util-linux curl ca-certificates openipmi ipmitool busybox isc-dhcp-client dnsmasq-base kea-admin atftp tftp-hpa qemu-system-x86 seabios ipxe-qemu ovmf tcpdump)
+PACKAGES=(python3 python3-venv python3-pip apache2-utils iproute2 util-linux curl ca-certificates openipmi ipmitool ipxe busybox isc-dhcp-client dnsmasq-base kea-admin atftp tftp-hpa qemu-system-x86 seabios ipxe-qemu ovmf tcpdump)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -32,5 +32,9 @@ if ! .venv/bin/python -c "import ironicclient, sys; from importlib.metadata impo
     python3 -m venv .venv
     .venv/bin/pip install -q --disable-pip-version-check "python-ironicclient==${IRONICCLIENT_VERSION}"
 fi
+# iPXE loaders for the TFTP root (git-ignored).
+for f in undionly.kpxe ipxe.efi snponly.efi; do
+    cmp -s "/usr/lib/ipxe/$f" "boot-assets/$f" || cp "/usr/lib/ipxe/$f" "boot-assets/$f"
+done
 .venv/bin/baremetal --version >/dev/null
 echo "install-deps: ok (baremetal CLI: $(.venv/bin/pip show python-ironicclient 2>/dev/null | sed -n 's/^Version: //p'))"

@@ -57,16 +57,24 @@ fn ipxe(text: String) -> Response<Body> {
         .unwrap_or_default()
 }
 
+/// Fills `{name}` placeholders. Values are node data, so line breaks in
+/// them become spaces: a value can never add a command to the script.
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = template.to_string();
+    for (k, v) in values {
+        out = out.replace(&format!("{{{k}}}"), &v.replace(['\n', '\r'], " "));
+    }
+    out
+}
+
+const BOOT: &str = include_str!("../../boot-assets/templates/boot.ipxe");
+const KERNEL: &str = include_str!("../../boot-assets/templates/kernel.ipxe");
+const SANBOOT: &str = include_str!("../../boot-assets/templates/sanboot.ipxe");
+const LOCAL: &str = include_str!("../../boot-assets/templates/local.ipxe");
+const NONE: &str = include_str!("../../boot-assets/templates/none.ipxe");
+
 async fn boot_ipxe(State(s): State<Shared>) -> Response<Body> {
-    ipxe(format!(
-        "#!ipxe\n\
-         # rackboot: fetch this machine's own script\n\
-         chain --autofree {url}/ipxe/${{mac:hexhyp}} || goto failed\n\
-         :failed\n\
-         echo rackboot: no boot script for ${{mac}}; booting the next device\n\
-         exit\n",
-        url = s.public_url
-    ))
+    ipxe(fill(BOOT, &[("public_url", &s.public_url)]))
 }
 
 /// The URL iPXE fetches an image reference from.
@@ -92,38 +100,25 @@ fn basename(url: &str) -> &str {
 /// Renders the per-MAC script from the node's boot decision.
 pub fn render(s: &BootHttp, mac: Mac, who: Option<&NodeBoot>) -> String {
     let Some(n) = who else {
-        return format!(
-            "#!ipxe\necho rackboot: {mac} is not enrolled; booting the next device\nexit\n"
-        );
+        return fill(NONE, &[("why", &format!("{mac} is not enrolled"))]);
     };
     let label = n.label();
-    let fail = |why: String| {
-        format!("#!ipxe\necho rackboot: node {label}: {why}\necho booting the next device\nexit\n")
-    };
+    let fail = |why: String| fill(NONE, &[("why", &format!("node {label}: {why}"))]);
     match &n.action {
-        BootAction::LocalDisk => {
-            format!("#!ipxe\necho rackboot: node {label} boots from its local disk\nexit\n")
-        }
+        BootAction::LocalDisk => fill(LOCAL, &[("node", &label)]),
         BootAction::Nothing(why) => fail(why.clone()),
         BootAction::Network(what) => {
             let im = &n.images;
-            let params = format!(
-                "BOOTIF=01-${{mac:hexhyp}} ipa-api-url={url}{sep}{append}",
-                url = s.public_url,
-                sep = if im.append.is_empty() { "" } else { " " },
-                append = im.append
-            );
-            let retry = format!(
-                ":failed\necho rackboot: loading {what} failed; trying again in 10 s\nsleep 10\n\
-                 chain --autofree {url}/ipxe/${{mac:hexhyp}} || exit\n",
-                url = s.public_url
-            );
+            let state = n.state.to_string();
+            let common = [
+                ("node", label.as_str()),
+                ("state", state.as_str()),
+                ("what", what.as_str()),
+                ("public_url", s.public_url.as_str()),
+            ];
             if let Some(iso) = &im.iso {
                 return match image_url(s, n.node, "boot_iso", iso) {
-                    Ok(u) => format!(
-                        "#!ipxe\n# rackboot: node {label} ({}): {what}\nsanboot --no-describe {u} || goto failed\nexit\n{retry}",
-                        n.state
-                    ),
+                    Ok(u) => fill(SANBOOT, &[&common[..], &[("iso_url", u.as_str())]].concat()),
                     Err(e) => fail(e),
                 };
             }
@@ -139,13 +134,25 @@ pub fn render(s: &BootHttp, mac: Mac, who: Option<&NodeBoot>) -> String {
                 (Ok(a), Ok(b)) => (a, b),
                 (Err(e), _) | (_, Err(e)) => return fail(e),
             };
+            let append = if im.append.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", im.append)
+            };
             let root = if im.deploy { "" } else { "root=/dev/ram0 " };
-            format!(
-                "#!ipxe\n# rackboot: node {label} ({}): {what}\nimgfree\n\
-                 kernel {ku} initrd={rb} {root}{params} || goto failed\n\
-                 initrd {ru} || goto failed\nboot || goto failed\n{retry}",
-                n.state,
-                rb = basename(&ru),
+            fill(
+                KERNEL,
+                &[
+                    &common[..],
+                    &[
+                        ("kernel_url", ku.as_str()),
+                        ("initrd_url", ru.as_str()),
+                        ("initrd_name", basename(&ru)),
+                        ("root", root),
+                        ("append", append.as_str()),
+                    ],
+                ]
+                .concat(),
             )
         }
     }
@@ -237,6 +244,21 @@ async fn image(
             StatusCode::FORBIDDEN,
             "the image is outside [conductor] file_url_allowed_paths\n",
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_cannot_add_script_lines() {
+        let t = fill(
+            "kernel x {append} || goto failed\n",
+            &[("append", "a\nshell\r\nreboot")],
+        );
+        assert_eq!(t, "kernel x a shell  reboot || goto failed\n");
+        assert_eq!(t.lines().count(), 1);
     }
 }
 
