@@ -40,6 +40,28 @@ pub fn build_conductor(config: &Config) -> Result<Conductor> {
     )
     .with_context(|| format!("cannot open database {}", db.display()))?;
     let c = &config.conductor;
+    let allowed = {
+        let mut paths = c.file_url_allowed_paths.clone();
+        if let Ok(data) = std::path::absolute(&config.data.dir) {
+            paths.push(data);
+        }
+        paths
+    };
+    let cache = crate::images::cache::Cache::new(
+        crate::images::cache::Settings {
+            dir: config.data.dir.join("cache"),
+            max_bytes: config.images.cache_size_mib.saturating_mul(1 << 20),
+            read_timeout: config.images.read_timeout.0,
+            allowed: allowed.clone(),
+        },
+        reqwest::Client::new(),
+    )
+    .with_context(|| {
+        format!(
+            "cannot create the image cache in {}",
+            config.data.dir.join("cache").display()
+        )
+    })?;
     let settings = conductor::Settings {
         host: host_name(config),
         automated_clean: c.automated_clean,
@@ -56,13 +78,8 @@ pub fn build_conductor(config: &Config) -> Result<Conductor> {
         drivers: drivers::Settings {
             image_check_timeout: c.image_check_timeout.0,
             power_state_change_timeout: c.power_state_change_timeout.0,
-            file_url_allowed_paths: {
-                let mut paths = c.file_url_allowed_paths.clone();
-                if let Ok(data) = std::path::absolute(&config.data.dir) {
-                    paths.push(data);
-                }
-                paths
-            },
+            file_url_allowed_paths: allowed.clone(),
+            cache: Some(cache),
         },
     };
     Ok(Conductor::new(
@@ -213,6 +230,11 @@ async fn start_boot_services(
     let known = backend.reload().await?;
     tracing::info!(ports = known, "boot backend loaded");
     tokio::spawn(backend.clone().run(Duration::from_millis(50), stop.clone()));
+    // The cache never evicts what a node booting from the network uses.
+    if let Some(c) = conductor.image_cache() {
+        let b = backend.clone();
+        c.set_in_use(Arc::new(move |r: &str| b.uses(r)));
+    }
     {
         let c = conductor.clone();
         let stop = stop.clone();
@@ -363,6 +385,7 @@ async fn start_http(
     if let Ok(d) = config.data.dir.canonicalize() {
         allowed.push(d);
     }
+    let cache = conductor.image_cache();
     let app = pxe::http::router(
         pxe::http::BootHttp {
             backend,
@@ -370,6 +393,7 @@ async fn start_http(
             public_url: public_url.to_string(),
             assets,
             allowed,
+            cache,
         },
         h.max_body_bytes,
     );

@@ -73,6 +73,25 @@ pub struct Config {
     pub tftp: Tftp,
     pub dhcp: Dhcp,
     pub conductor: Conductor,
+    pub images: Images,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Images {
+    /// Size cap of the image cache (`<data dir>/cache`), in MiB.
+    pub cache_size_mib: u64,
+    /// Longest silence while downloading an image.
+    pub read_timeout: Dur,
+}
+
+impl Default for Images {
+    fn default() -> Self {
+        Images {
+            cache_size_mib: 20480,
+            read_timeout: Dur(Duration::from_secs(60)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

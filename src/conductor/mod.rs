@@ -244,6 +244,11 @@ impl Conductor {
         }
     }
 
+    /// The image cache network boots are staged in.
+    pub fn image_cache(&self) -> Option<Arc<crate::images::cache::Cache>> {
+        self.inner.settings.drivers.cache.clone()
+    }
+
     pub fn store(&self) -> &Store {
         &self.inner.store
     }

@@ -57,6 +57,8 @@ pub struct Settings {
     pub power_state_change_timeout: Duration,
     /// Directories `file://` image references may point into.
     pub file_url_allowed_paths: Vec<std::path::PathBuf>,
+    /// Where network-boot images are staged (None: not staged, as in unit tests).
+    pub cache: Option<std::sync::Arc<crate::images::cache::Cache>>,
 }
 
 impl Default for Settings {
@@ -68,6 +70,7 @@ impl Default for Settings {
                 .iter()
                 .map(std::path::PathBuf::from)
                 .collect(),
+            cache: None,
         }
     }
 }

@@ -122,9 +122,56 @@ impl Boot for PxeBoot {
                 "provisioning",
                 format!("boot decision recorded: {decision} (boot device left unchanged)"),
             );
+            // Stage what a later network boot needs, so it is served from
+            // here whatever happens to the sources (takeover).
+            for key in ["deploy_kernel", "deploy_ramdisk"] {
+                let reference = task
+                    .node
+                    .driver_info
+                    .get(key)
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                if let Some(r) = reference {
+                    stage(task, &format!("driver_info/{key}"), &r, None).await?;
+                }
+            }
             Ok(())
         })
     }
+}
+
+/// Stages one image into the cache (when there is one), with progress and
+/// the result in the node history. The error names the image and why.
+async fn stage(
+    task: &Task,
+    what: &str,
+    reference: &str,
+    expect: Option<&images::cache::Expect>,
+) -> Result<()> {
+    let Some(cache) = task.settings.cache.clone() else {
+        return Ok(());
+    };
+    let progress = |msg: String| task.record(Severity::Info, "images", msg);
+    let staged = cache
+        .stage(reference, expect, &progress)
+        .await
+        .map_err(|e| Error::Failed(format!("cannot stage {what}: {e}")))?;
+    task.record(
+        Severity::Info,
+        "images",
+        format!(
+            "{what} {} staged ({} bytes, sha256 {}{})",
+            images::redact(reference),
+            staged.size,
+            &staged.sha256[..16],
+            if expect.is_some() {
+                ", checksum verified"
+            } else {
+                ""
+            }
+        ),
+    );
+    Ok(())
 }
 
 /// Ironic's `ramdisk` deploy: the instance is a kernel+ramdisk or ISO booted
@@ -173,6 +220,26 @@ impl Deploy for RamdiskDeploy {
         mgmt: &'a dyn Management,
     ) -> BoxFuture<'a, Result<DeployOutcome>> {
         Box::pin(async move {
+            // Everything the instance boots is staged (and checked) before
+            // the machine is touched.
+            let expect = images::cache::Expect::from_instance_info(&task.node.instance_info)
+                .map_err(Error::InvalidParameter)?;
+            let text = |k: &str| {
+                task.node
+                    .instance_info
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            };
+            if let Some(iso) = text("boot_iso") {
+                stage(task, "instance_info/boot_iso", &iso, expect.as_ref()).await?;
+            } else {
+                for key in ["kernel", "ramdisk"] {
+                    if let Some(r) = text(key) {
+                        stage(task, &format!("instance_info/{key}"), &r, None).await?;
+                    }
+                }
+            }
             task.node
                 .driver_internal_info
                 .insert("boot_decision".into(), Value::String("network".into()));

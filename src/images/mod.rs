@@ -1,8 +1,9 @@
 //! Image references: parsing, redaction for messages, reachability checks.
 //!
 //! Images are named by `http://`, `https://` or `file://` URLs or absolute
-//! paths. The download cache arrives with the boot services; for now the
-//! appliance checks that a reference can be read.
+//! paths. `cache` stages them for network boots.
+
+pub mod cache;
 
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;

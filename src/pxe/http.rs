@@ -33,6 +33,8 @@ pub struct BootHttp {
     pub assets: PathBuf,
     /// Where `file://` image references may point.
     pub allowed: Vec<PathBuf>,
+    /// Staged images (http(s) and file references are served from here).
+    pub cache: Option<Arc<crate::images::cache::Cache>>,
 }
 
 type Shared = Arc<BootHttp>;
@@ -79,9 +81,10 @@ async fn boot_ipxe(State(s): State<Shared>) -> Response<Body> {
 
 /// The URL iPXE fetches an image reference from.
 fn image_url(s: &BootHttp, node: Uuid, name: &str, reference: &str) -> Result<String, String> {
-    if reference.starts_with("http://") || reference.starts_with("https://") {
+    let remote = reference.starts_with("http://") || reference.starts_with("https://");
+    if remote && s.cache.is_none() {
         Ok(reference.to_string())
-    } else if reference.starts_with("file://") {
+    } else if remote || reference.starts_with("file://") {
         Ok(format!("{}/images/{node}/{name}", s.public_url))
     } else {
         Err(format!(
@@ -227,11 +230,34 @@ async fn image(
         "boot_iso" => im.iso.as_deref(),
         _ => None,
     };
-    let Some(path) = reference.and_then(|r| r.strip_prefix("file://")) else {
+    let Some(reference) = reference else {
         return plain(
             StatusCode::NOT_FOUND,
-            &format!("node {} does not boot a local {name} now\n", n.label()),
+            &format!("node {} does not boot a {name} now\n", n.label()),
         );
+    };
+    // From the cache (staged at adopt or deploy; staged now after a restart).
+    if let Some(cache) = &s.cache {
+        let label = n.label();
+        let progress = |m: String| tracing::info!(node = %label, "{m}");
+        return match cache.stage(reference, None, &progress).await {
+            Ok(staged) => {
+                files::serve(
+                    &staged.path,
+                    &method,
+                    &headers,
+                    content_type(std::path::Path::new(reference)),
+                )
+                .await
+            }
+            Err(e) => {
+                tracing::warn!(node = %n.label(), "cannot serve {name}: {e}");
+                plain(StatusCode::BAD_GATEWAY, &format!("{e}\n"))
+            }
+        };
+    }
+    let Some(path) = reference.strip_prefix("file://") else {
+        return plain(StatusCode::NOT_FOUND, "not a local image\n");
     };
     let path = std::path::Path::new(path);
     let allowed = path

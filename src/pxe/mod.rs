@@ -164,6 +164,22 @@ impl BootBackend {
             .cloned()
     }
 
+    /// Whether a node booting from the network now uses this image
+    /// reference (the cache never evicts those).
+    pub fn uses(&self, reference: &str) -> bool {
+        self.table
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|n| matches!(n.action, BootAction::Network(_)))
+            .any(|n| {
+                let i = &n.images;
+                [&i.kernel, &i.ramdisk, &i.iso]
+                    .into_iter()
+                    .any(|r| r.as_deref() == Some(reference))
+            })
+    }
+
     /// The answer for any of a node's MACs, by node UUID.
     pub fn by_node(&self, uuid: Uuid) -> Option<NodeBoot> {
         self.table
