@@ -372,3 +372,185 @@ fn an_adopted_local_boot_node_is_told_to_boot_its_disk() {
         "#!ipxe\necho rackboot: node prod boots from its local disk\nexit\n"
     );
 }
+
+/// A python http.server whose request log can be read.
+struct Origin {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: std::process::Child,
+}
+
+impl Origin {
+    fn start() -> Origin {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("access.log")).unwrap();
+        let www = dir.path().join("www");
+        std::fs::create_dir(&www).unwrap();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+                "--directory",
+            ])
+            .arg(&www)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Origin { dir, port, child }
+    }
+
+    fn put(&self, name: &str, bytes: usize, fill: u8) -> String {
+        std::fs::write(self.dir.path().join("www").join(name), vec![fill; bytes]).unwrap();
+        format!("http://127.0.0.1:{}/{name}", self.port)
+    }
+
+    fn gets(&self, name: &str) -> usize {
+        std::fs::read_to_string(self.dir.path().join("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(&format!("\"GET /{name} ")))
+            .count()
+    }
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("x");
+    std::fs::write(&p, bytes).unwrap();
+    let out = Command::new("sha256sum").arg(&p).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn twenty_nodes_one_download_checksums_and_eviction() {
+    let origin = Origin::start();
+    let b = boot_server("[images]\ncache_size_mib = 3\n");
+    let s = &b.s;
+    let kernel = origin.put("vmlinuz", 2_000_000, 1);
+    let ramdisk = origin.put("initrd", 1_000_000, 2);
+    let iso1 = origin.put("one.iso", 2_000_000, 3);
+    let iso2 = origin.put("two.iso", 2_000_000, 4);
+    let names: Vec<String> = (0..20).map(|i| format!("n{i}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        create_node(
+            s,
+            json!({"name": name, "driver": "fake-hardware", "boot_interface": "ipxe", "deploy_interface": "ramdisk",
+                   "instance_info": {"kernel": kernel, "ramdisk": ramdisk}}),
+            &format!("52:54:00:43:00:{i:02x}"),
+        );
+        provision(s, name, "manage", "manageable");
+        provision(s, name, "provide", "available");
+    }
+    // All twenty deploy at once: one download of each image.
+    for name in &names {
+        let (st, v) = s.json(
+            "PUT",
+            &format!("/v1/nodes/{name}/states/provision"),
+            Some(json!({"target": "active"})),
+        );
+        assert_eq!(st, 202, "{v}");
+    }
+    for name in &names {
+        s.wait_state(name, "wait call-back");
+    }
+    assert_eq!(
+        (origin.gets("vmlinuz"), origin.gets("initrd")),
+        (1, 1),
+        "one download per image"
+    );
+    let events: Vec<String> = s
+        .history("n7")
+        .iter()
+        .filter_map(|h| h["event"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains("instance_info/kernel") && e.contains("staged (2000000 bytes")),
+        "{events:#?}"
+    );
+    // Served from the cache, not fetched again.
+    let uuid = s.node("n3")["uuid"].as_str().unwrap().to_string();
+    let (st, _, body) = b.curl(&format!("/images/{uuid}/kernel"), &[]);
+    assert_eq!((st, body.len()), (200, 2_000_000));
+    assert_eq!(origin.gets("vmlinuz"), 1);
+    // A wrong checksum fails the deploy, naming the image and the reason.
+    let bad = "0".repeat(64);
+    create_node(
+        s,
+        json!({"name": "bad", "driver": "fake-hardware", "boot_interface": "ipxe", "deploy_interface": "ramdisk",
+               "instance_info": {"boot_iso": iso1, "image_os_hash_algo": "sha256", "image_os_hash_value": bad}}),
+        "52:54:00:43:01:00",
+    );
+    provision(s, "bad", "manage", "manageable");
+    provision(s, "bad", "provide", "available");
+    provision(s, "bad", "active", "deploy failed");
+    let err = s.node("bad")["last_error"].as_str().unwrap().to_string();
+    assert!(
+        err.contains(&format!("checksum mismatch for {iso1}: sha256 is ")) && err.contains(&bad),
+        "{err}"
+    );
+    let calls = power_calls(&s.history("bad"));
+    assert!(
+        calls.iter().all(|c| !c.contains("set_power_state")),
+        "the machine was not touched: {calls:?}"
+    );
+    // Eviction: one.iso (good checksum now) is staged by a node that then
+    // gives up; two.iso pushes the cache over 3 MiB. one.iso goes; the
+    // kernel and ramdisk the twenty waiting nodes use stay.
+    let good1 = sha256_hex(&vec![3u8; 2_000_000]);
+    create_node(
+        s,
+        json!({"name": "one", "driver": "fake-hardware", "boot_interface": "ipxe", "deploy_interface": "ramdisk",
+               "instance_info": {"boot_iso": iso1, "image_os_hash_algo": "sha256", "image_os_hash_value": good1}}),
+        "52:54:00:43:01:01",
+    );
+    provision(s, "one", "manage", "manageable");
+    provision(s, "one", "provide", "available");
+    provision(s, "one", "active", "wait call-back");
+    let cache_dir = s.dir.path().join("data").join("cache");
+    assert!(cache_dir.join(&good1).exists());
+    provision(s, "one", "abort", "deploy failed");
+    wait_script(&b, "52:54:00:43:01:01", "nothing to boot");
+    create_node(
+        s,
+        json!({"name": "two", "driver": "fake-hardware", "boot_interface": "ipxe", "deploy_interface": "ramdisk",
+               "instance_info": {"boot_iso": iso2}}),
+        "52:54:00:43:01:02",
+    );
+    provision(s, "two", "manage", "manageable");
+    provision(s, "two", "provide", "available");
+    provision(s, "two", "active", "wait call-back");
+    assert!(
+        !cache_dir.join(&good1).exists(),
+        "the unused ISO was evicted"
+    );
+    for (bytes, fill) in [(2_000_000, 1u8), (1_000_000, 2u8)] {
+        assert!(
+            cache_dir.join(sha256_hex(&vec![fill; bytes])).exists(),
+            "an image in use was evicted"
+        );
+    }
+}
