@@ -148,6 +148,9 @@ struct Entry {
     last_used: SystemTime,
 }
 
+/// One fetch that every caller of the same reference waits on.
+type Flight = Arc<OnceCell<Result<Staged, String>>>;
+
 /// Says whether a reference is in use by a node in progress.
 pub type InUse = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
@@ -166,7 +169,7 @@ pub struct Cache {
     settings: Settings,
     http: reqwest::Client,
     entries: Mutex<HashMap<String, Entry>>,
-    flights: Mutex<HashMap<String, Arc<OnceCell<Result<Staged, String>>>>>,
+    flights: Mutex<HashMap<String, Flight>>,
     in_use: RwLock<Option<InUse>>,
     /// Downloads and copies done (for tests and logs).
     pub fetches: AtomicU64,
