@@ -7,6 +7,7 @@ mod bad_input;
 mod boot_http;
 mod cli_adoption;
 mod dhcp;
+mod e2e;
 mod ipmi;
 mod native_cli;
 mod restart;

@@ -279,7 +279,7 @@ pub enum Firmware {
 /// A QEMU VM (TCG) network-booting from a tap; killed on drop.
 pub struct Vm {
     child: Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Vm {
@@ -290,7 +290,7 @@ impl Vm {
         );
         let dir = tempfile::tempdir().unwrap();
         let mut c = Command::new("qemu-system-x86_64");
-        c.args(["-accel", "tcg", "-m", "256", "-nographic", "-nodefaults"])
+        c.args(["-accel", "tcg", "-m", "512", "-nographic", "-nodefaults"])
             .args([
                 "-serial",
                 &format!("file:{}", dir.path().join("serial").display()),
@@ -328,7 +328,13 @@ impl Vm {
             .stderr(Stdio::null())
             .spawn()
             .expect("start qemu-system-x86_64");
-        Vm { child, _dir: dir }
+        Vm { child, dir }
+    }
+
+    /// What the VM printed on its serial console so far.
+    pub fn serial(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(self.dir.path().join("serial")).unwrap_or_default())
+            .into_owned()
     }
 }
 

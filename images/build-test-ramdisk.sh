@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Builds the small test image the tests and the lab boot: Debian's kernel
+# (vmlinuz) and a busybox initramfs (initrd.cpio.gz) whose /init
+#   1. prints RACKBOOT-RAMDISK-UP on the console,
+#   2. brings up the NIC named by BOOTIF=01-<mac> on the kernel command line,
+#      gets an address with udhcpc (vendor class RackBootRamdisk),
+#   3. looks itself up at <ipa-api-url>/v1/lookup?addresses=<mac>,
+#   4. heartbeats to <ipa-api-url>/v1/heartbeat/<uuid>,
+#   5. prints RACKBOOT-HEARTBEAT-SENT and powers the machine off.
+# Any ramdisk that follows Ironic's conventions would do; this one is tiny.
+#
+#   images/build-test-ramdisk.sh [OUTDIR=images/out]
+#
+# Downloads two Debian packages (apt-get download; no root needed for that)
+# and unpacks them; nothing is installed. Idempotent: an existing output is
+# kept.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=$(realpath -m "${1:-images/out}")
+if [[ -s "$OUT/vmlinuz" && -s "$OUT/initrd.cpio.gz" ]]; then
+    echo "build-test-ramdisk: $OUT/vmlinuz and initrd.cpio.gz exist"
+    exit 0
+fi
+for t in apt-get dpkg-deb cpio gzip; do
+    command -v $t >/dev/null || { echo "build-test-ramdisk: needs $t" >&2; exit 2; }
+done
+mkdir -p "$OUT"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+kpkg=$(apt-cache depends linux-image-amd64 | sed -n 's/.*Depends: \(linux-image-[0-9].*\)/\1/p' | head -1)
+[[ -n "$kpkg" ]] || { echo "build-test-ramdisk: cannot find the Debian kernel package (apt-get update?)" >&2; exit 1; }
+echo "build-test-ramdisk: downloading $kpkg and busybox-static"
+apt-get download -q "$kpkg" busybox-static >/dev/null
+dpkg-deb -x "$kpkg"_*.deb kernel
+dpkg-deb -x busybox-static_*.deb bb
+kver=$(ls kernel/lib/modules | head -1)
+cp kernel/boot/vmlinuz-"$kver" "$OUT/vmlinuz.tmp"
+
+root=initramfs
+mkdir -p $root/bin $root/dev $root/proc $root/sys $root/etc $root/lib/modules $root/tmp
+cp bb/bin/busybox $root/bin/busybox
+# NIC drivers QEMU's machines use (e1000, virtio-net), in load order.
+mods=kernel/lib/modules/$kver/kernel
+for m in drivers/net/ethernet/intel/e1000/e1000 drivers/virtio/virtio drivers/virtio/virtio_ring \
+         drivers/virtio/virtio_pci_modern_dev drivers/virtio/virtio_pci_legacy_dev drivers/virtio/virtio_pci \
+         net/core/failover drivers/net/net_failover drivers/net/virtio_net; do
+    for f in "$mods/$m.ko" "$mods/$m.ko.xz"; do
+        [[ -f "$f" ]] && cp "$f" $root/lib/modules/
+    done
+done
+cat > $root/etc/udhcpc.script <<'EOF'
+#!/bin/busybox sh
+case "$1" in
+bound|renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/${mask:-24}" dev "$interface"
+    [ -n "$router" ] && ip route add default via "${router%% *}" dev "$interface"
+    ;;
+esac
+exit 0
+EOF
+cat > $root/init <<'EOF'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+echo "RACKBOOT-RAMDISK-UP"
+for m in e1000 failover virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci net_failover virtio_net; do
+    for f in /lib/modules/$m.ko /lib/modules/$m.ko.xz; do
+        [ -f "$f" ] && insmod "$f" 2>/dev/null
+    done
+done
+for x in $(cat /proc/cmdline); do
+    case "$x" in
+    BOOTIF=*) bootif=${x#BOOTIF=} ;;
+    ipa-api-url=*) api=${x#ipa-api-url=} ;;
+    esac
+done
+mac=$(echo "${bootif#01-}" | tr '-' ':' | tr 'A-F' 'a-f')
+iface=""
+for try in 1 2 3 4 5 6 7 8 9 10; do
+    for i in /sys/class/net/*; do
+        [ "$(cat "$i/address" 2>/dev/null)" = "$mac" ] && iface=${i##*/}
+    done
+    [ -n "$iface" ] && break
+    sleep 1
+done
+echo "RACKBOOT-NIC mac=$mac iface=$iface api=$api"
+if [ -n "$iface" ] && [ -n "$api" ]; then
+    ip link set lo up
+    ip link set "$iface" up
+    udhcpc -i "$iface" -s /etc/udhcpc.script -q -n -t 10 -T 2 -V RackBootRamdisk
+    uuid=$(timeout 15 wget -q -O - "$api/v1/lookup?addresses=$mac" | sed -n 's/.*"uuid": *"\([0-9a-f-]*\)".*/\1/p')
+    echo "RACKBOOT-LOOKUP uuid=$uuid"
+    if [ -n "$uuid" ]; then
+        timeout 15 wget -q -O - --header 'Content-Type: application/json' \
+            --post-data '{"callback_url": "", "agent_version": "rackboot-test-ramdisk"}' \
+            "$api/v1/heartbeat/$uuid" >/dev/null 2>&1
+        echo "RACKBOOT-HEARTBEAT-SENT"
+    fi
+fi
+sleep 2
+poweroff -f
+EOF
+chmod +x $root/init $root/etc/udhcpc.script
+(cd $root && find . | cpio -o -H newc --quiet | gzip -9) > "$OUT/initrd.cpio.gz.tmp"
+mv "$OUT/vmlinuz.tmp" "$OUT/vmlinuz"
+mv "$OUT/initrd.cpio.gz.tmp" "$OUT/initrd.cpio.gz"
+echo "build-test-ramdisk: $OUT/vmlinuz ($(stat -c %s "$OUT/vmlinuz") bytes), initrd.cpio.gz ($(stat -c %s "$OUT/initrd.cpio.gz") bytes), kernel $kver"
