@@ -69,6 +69,7 @@ pub fn build_conductor(config: &Config) -> Result<Conductor> {
         node_locked_wait: c.node_locked_wait.0,
         answer_wait: c.answer_wait.0,
         deploy_callback_timeout: c.deploy_callback_timeout.0,
+        clean_callback_timeout: c.clean_callback_timeout.0,
         sync: conductor::sync::SyncSettings {
             interval: c.sync_power_state_interval.0,
             force_power_state: c.force_power_state_during_sync,

@@ -226,6 +226,9 @@ pub struct Conductor {
     /// How long a node waits in `wait call-back` for its ramdisk's heartbeat
     /// before the deploy fails (Ironic's deploy_callback_timeout).
     pub deploy_callback_timeout: Dur,
+    /// How long a node waits in `clean wait` for the deploy ramdisk's
+    /// heartbeat before cleaning fails (Ironic's clean_callback_timeout).
+    pub clean_callback_timeout: Dur,
     pub power_state_change_timeout: Dur,
     /// Deadline of one image reachability check.
     pub image_check_timeout: Dur,
@@ -332,6 +335,7 @@ impl Default for Conductor {
             node_locked_wait: Dur(Duration::from_secs(1)),
             answer_wait: Dur(Duration::from_millis(250)),
             deploy_callback_timeout: Dur(Duration::from_secs(1800)),
+            clean_callback_timeout: Dur(Duration::from_secs(1800)),
             power_state_change_timeout: Dur(Duration::from_secs(60)),
             image_check_timeout: Dur(Duration::from_secs(10)),
             shutdown_timeout: Dur(Duration::from_secs(30)),

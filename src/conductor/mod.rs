@@ -84,6 +84,8 @@ pub struct Settings {
     pub answer_wait: Duration,
     /// How long a node may wait in `wait call-back` for its heartbeat.
     pub deploy_callback_timeout: Duration,
+    /// How long a node may wait in `clean wait` for its heartbeat.
+    pub clean_callback_timeout: Duration,
     /// Interface limits.
     pub drivers: drivers::Settings,
     /// The power-state sync loop.
@@ -99,6 +101,7 @@ impl Default for Settings {
             node_locked_wait: Duration::from_secs(1),
             answer_wait: Duration::from_millis(250),
             deploy_callback_timeout: Duration::from_secs(1800),
+            clean_callback_timeout: Duration::from_secs(1800),
             sync: sync::SyncSettings::default(),
             drivers: drivers::Settings::default(),
         }
@@ -754,7 +757,7 @@ impl Conductor {
         let lock = self.lock(node.uuid, ident).await?;
         let mut node = self.load(&node.uuid.to_string()).await?;
         let state = node.provision_state;
-        if state != State::WaitCallBack {
+        if !matches!(state, State::WaitCallBack | State::CleanWait) {
             let h = HistoryEntry::new(
                 Severity::Info,
                 "agent",
@@ -765,6 +768,11 @@ impl Conductor {
         }
         let resumed = states::next(state, Event::Resume).unwrap_or(State::Deploying);
         let to = states::next(resumed, Event::Done).unwrap_or(State::Active);
+        if state == State::CleanWait {
+            // The deploy ramdisk cleaned (nothing to run in it here); the
+            // machine stays on it until deployed: leave the boot decision.
+            node.driver_internal_info.remove("boot_decision");
+        }
         node.driver_internal_info.remove(CALLBACK_DEADLINE);
         node.driver_internal_info.remove("adopted");
         node.provision_state = to;
@@ -796,7 +804,7 @@ impl Conductor {
     pub async fn check_callback_timeouts(&self) -> usize {
         let nodes = match self
             .store()
-            .call(|s| s.nodes_in_states(&[State::WaitCallBack]))
+            .call(|s| s.nodes_in_states(&[State::WaitCallBack, State::CleanWait]))
             .await
         {
             Ok(n) => n,
@@ -822,15 +830,24 @@ impl Conductor {
             let Ok(mut node) = self.load(&n.uuid.to_string()).await else {
                 continue;
             };
-            if node.provision_state != State::WaitCallBack {
+            let from = node.provision_state;
+            if !matches!(from, State::WaitCallBack | State::CleanWait) {
                 continue;
             }
-            let to = states::next(State::WaitCallBack, Event::Fail).unwrap_or(State::DeployFailed);
-            let msg = format!(
-                "Timeout reached while waiting for callback for node {} ({} s, [conductor] deploy_callback_timeout)",
-                node.uuid,
-                self.inner.settings.deploy_callback_timeout.as_secs()
-            );
+            let to = states::next(from, Event::Fail).unwrap_or(State::DeployFailed);
+            let msg = if from == State::CleanWait {
+                format!(
+                    "Timeout reached while cleaning the node {} ({} s, [conductor] clean_callback_timeout): the deploy ramdisk never called back",
+                    node.uuid,
+                    self.inner.settings.clean_callback_timeout.as_secs()
+                )
+            } else {
+                format!(
+                    "Timeout reached while waiting for callback for node {} ({} s, [conductor] deploy_callback_timeout)",
+                    node.uuid,
+                    self.inner.settings.deploy_callback_timeout.as_secs()
+                )
+            };
             node.driver_internal_info.remove(CALLBACK_DEADLINE);
             node.provision_state = to;
             node.target_provision_state = if to.is_stable() {
@@ -855,8 +872,13 @@ impl Conductor {
 
     /// Runs `check_callback_timeouts` periodically until `stop`.
     pub async fn run_callback_timeouts(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
-        let every = (self.inner.settings.deploy_callback_timeout / 4)
-            .clamp(Duration::from_millis(200), Duration::from_secs(10));
+        let every = (self
+            .inner
+            .settings
+            .deploy_callback_timeout
+            .min(self.inner.settings.clean_callback_timeout)
+            / 4)
+        .clamp(Duration::from_millis(200), Duration::from_secs(10));
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -1255,11 +1277,60 @@ impl Conductor {
         b: &Bundle,
     ) -> std::result::Result<Option<Event>, String> {
         if self.automated_clean(&task.node) && b.deploy.cleaning_touches_disks() {
-            return Err(format!(
-                "Automated cleaning with the {} deploy interface needs the boot services, which this rackboot version does not have yet; \
-                 set automated_clean=false on the node or use deploy_interface=fake",
-                task.node.interfaces.deploy
-            ));
+            // Boot the deploy ramdisk and wait for its call-back (clean wait).
+            let uuid = task.node.uuid;
+            let fail = |e: String| format!("Failed to prepare node {uuid} for cleaning: {e}");
+            for key in ["deploy_kernel", "deploy_ramdisk"] {
+                let reference = task
+                    .node
+                    .driver_info
+                    .get(key)
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .ok_or_else(|| {
+                        fail(format!(
+                            "driver_info/{key} is missing; cleaning boots the deploy ramdisk"
+                        ))
+                    })?;
+                drivers::pxe::stage(task, &format!("driver_info/{key}"), &reference, None)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+            b.management
+                .set_boot_device(task, "pxe", true)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            let on = b
+                .power
+                .get_power_state(task)
+                .await
+                .map_err(|e| fail(e.to_string()))?
+                == PowerState::On;
+            let target = if on {
+                PowerState::Rebooting
+            } else {
+                PowerState::On
+            };
+            b.power
+                .set_power_state(task, target)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            task.node.power_state = Some(PowerState::On);
+            let timeout = self.inner.settings.clean_callback_timeout;
+            let deadline = jiff::Timestamp::now().as_second() + timeout.as_secs() as i64;
+            task.node
+                .driver_internal_info
+                .insert(CALLBACK_DEADLINE.into(), Value::from(deadline));
+            task.record(
+                Severity::Info,
+                "provisioning",
+                format!(
+                    "cleaning: booting the deploy ramdisk (boot device pxe, {}); waiting up to {} s for its call-back",
+                    if on { "rebooted" } else { "powered on" },
+                    timeout.as_secs()
+                ),
+            );
+            return Ok(Some(Event::Wait));
         }
         task.record(
             Severity::Info,

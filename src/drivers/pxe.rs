@@ -142,7 +142,7 @@ impl Boot for PxeBoot {
 
 /// Stages one image into the cache (when there is one), with progress and
 /// the result in the node history. The error names the image and why.
-async fn stage(
+pub async fn stage(
     task: &Task,
     what: &str,
     reference: &str,

@@ -554,3 +554,52 @@ fn twenty_nodes_one_download_checksums_and_eviction() {
         );
     }
 }
+
+/// Automated cleaning with the ramdisk deploy interface boots the deploy
+/// ramdisk and waits for its call-back in `clean wait`.
+#[test]
+fn cleaning_boots_the_deploy_ramdisk_and_waits_for_its_call_back() {
+    let b = boot_server("[conductor]\nclean_callback_timeout = \"3s\"\n");
+    let s = &b.s;
+    let data = s.dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("deploy.kernel"), "dk").unwrap();
+    std::fs::write(data.join("deploy.initrd"), "dr").unwrap();
+    let file = |n: &str| format!("file://{}", data.join(n).display());
+    for (name, mac) in [("c1", "52:54:00:44:00:01"), ("c2", "52:54:00:44:00:02")] {
+        create_node(
+            s,
+            json!({"name": name, "driver": "fake-hardware", "boot_interface": "ipxe", "deploy_interface": "ramdisk",
+                   "automated_clean": true,
+                   "driver_info": {"deploy_kernel": file("deploy.kernel"), "deploy_ramdisk": file("deploy.initrd")}}),
+            mac,
+        );
+        provision(s, name, "manage", "manageable");
+        provision(s, name, "provide", "clean wait");
+    }
+    let uuid = s.node("c1")["uuid"].as_str().unwrap().to_string();
+    let base = b.url("");
+    let t = wait_script(&b, "52:54:00:44:00:01", "deploy ramdisk");
+    assert!(
+        t.contains(&format!(
+            "kernel {base}/images/{uuid}/deploy_kernel initrd=deploy_ramdisk BOOTIF="
+        )),
+        "{t}"
+    );
+    assert_eq!(s.node("c1")["power_state"], "power on");
+    let (st, _, _) = b.curl(&format!("/v1/lookup?addresses=52:54:00:44:00:01"), &[]);
+    assert_eq!(st, 200, "lookup is allowed in clean wait");
+    let (st, _, _) = b.curl(
+        &format!("/v1/heartbeat/{uuid}"),
+        &["-X", "POST", "-d", "{}"],
+    );
+    assert_eq!(st, 202);
+    s.wait_state("c1", "available");
+    // c2's ramdisk never calls back.
+    s.wait_state("c2", "clean failed");
+    let err = s.node("c2")["last_error"].as_str().unwrap().to_string();
+    assert!(
+        err.contains("Timeout reached while cleaning the node"),
+        "{err}"
+    );
+}
