@@ -587,7 +587,7 @@ fn cleaning_boots_the_deploy_ramdisk_and_waits_for_its_call_back() {
         "{t}"
     );
     assert_eq!(s.node("c1")["power_state"], "power on");
-    let (st, _, _) = b.curl(&format!("/v1/lookup?addresses=52:54:00:44:00:01"), &[]);
+    let (st, _, _) = b.curl("/v1/lookup?addresses=52:54:00:44:00:01", &[]);
     assert_eq!(st, 200, "lookup is allowed in clean wait");
     let (st, _, _) = b.curl(
         &format!("/v1/heartbeat/{uuid}"),
