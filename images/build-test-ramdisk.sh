@@ -6,7 +6,7 @@
 #      gets an address with udhcpc (vendor class RackBootRamdisk),
 #   3. looks itself up at <ipa-api-url>/v1/lookup?addresses=<mac>,
 #   4. heartbeats to <ipa-api-url>/v1/heartbeat/<uuid>,
-#   5. prints RACKBOOT-HEARTBEAT-SENT and powers the machine off.
+#   5. prints RACKBOOT-HEARTBEAT-SENT and stays up (it is the instance).
 # Any ramdisk that follows Ironic's conventions would do; this one is tiny.
 #
 #   images/build-test-ramdisk.sh [OUTDIR=images/out]
@@ -17,7 +17,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=$(realpath -m "${1:-images/out}")
-if [[ -s "$OUT/vmlinuz" && -s "$OUT/initrd.cpio.gz" ]]; then
+RECIPE=2  # bump when /init changes, so a stale image is rebuilt
+if [[ -s "$OUT/vmlinuz" && -s "$OUT/initrd.cpio.gz" && "$(cat "$OUT/recipe" 2>/dev/null)" == "$RECIPE" ]]; then
     echo "build-test-ramdisk: $OUT/vmlinuz and initrd.cpio.gz exist"
     exit 0
 fi
@@ -101,11 +102,12 @@ if [ -n "$iface" ] && [ -n "$api" ]; then
         echo "RACKBOOT-HEARTBEAT-SENT"
     fi
 fi
-sleep 2
-poweroff -f
+# The instance runs until it is powered off.
+while true; do sleep 3600; done
 EOF
 chmod +x $root/init $root/etc/udhcpc.script
 (cd $root && find . | cpio -o -H newc --quiet | gzip -9) > "$OUT/initrd.cpio.gz.tmp"
 mv "$OUT/vmlinuz.tmp" "$OUT/vmlinuz"
 mv "$OUT/initrd.cpio.gz.tmp" "$OUT/initrd.cpio.gz"
+echo "$RECIPE" > "$OUT/recipe"
 echo "build-test-ramdisk: $OUT/vmlinuz ($(stat -c %s "$OUT/vmlinuz") bytes), initrd.cpio.gz ($(stat -c %s "$OUT/initrd.cpio.gz") bytes), kernel $kver"

@@ -106,3 +106,224 @@ fn ramdisk_deploy_through_dhcp_http_and_the_agent_call_back() {
         "{events:#?}"
     );
 }
+
+/// An appliance serving DHCP (authoritative), TFTP and boot HTTP on a test
+/// segment, with the test images allowed.
+fn lab_server(seg: &Segment, extra: &str) -> Server {
+    let ip = seg.server_ip();
+    Server::start_with(&format!(
+        "[http]\nlisten = \"{ip}:8080\"\n\
+         [tftp]\nlisten = \"{ip}:69\"\nroot = \"{assets}\"\n\
+         [dhcp]\nmode = \"authoritative\"\ninterface = \"{br}\"\nrange = [\"{a}\", \"{b}\"]\nrouter = \"{ip}\"\n\
+         [conductor]\nfile_url_allowed_paths = [\"{images}\"]\n{extra}",
+        assets = repo().join("boot-assets").display(),
+        br = seg.bridge,
+        a = seg.ip(100),
+        b = seg.ip(199),
+        images = test_images().display(),
+    ))
+}
+
+/// A QEMU VM behind a simulated BMC: IPMI power on starts it.
+fn vm_bmc(seg: &mut Segment, mac: &str, fw: Firmware) -> (crate::bmc::Bmc, tempfile::TempDir) {
+    let tap = seg.tap();
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = std::iter::once("qemu-system-x86_64".to_string())
+        .chain(qemu_args(&tap, mac, fw, dir.path()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    (crate::bmc::Bmc::start_vm(&cmd), dir)
+}
+
+fn serial(dir: &tempfile::TempDir) -> String {
+    String::from_utf8_lossy(&std::fs::read(dir.path().join("serial")).unwrap_or_default())
+        .into_owned()
+}
+
+fn ipmi_node(
+    s: &Server,
+    name: &str,
+    mac: &str,
+    bmc: &crate::bmc::Bmc,
+    extra: serde_json::Value,
+) -> String {
+    let mut body = json!({
+        "name": name, "driver": "ipmi", "boot_interface": "ipxe",
+        "driver_info": {"ipmi_address": "127.0.0.1", "ipmi_port": bmc.port,
+                        "ipmi_username": "admin", "ipmi_password": "password"},
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        match (body.get_mut(k), v) {
+            (Some(serde_json::Value::Object(a)), serde_json::Value::Object(b)) => {
+                a.extend(b.clone());
+            }
+            _ => {
+                body[k] = v.clone();
+            }
+        }
+    }
+    let (st, v) = s.json("POST", "/v1/nodes", Some(body));
+    assert_eq!(st, 201, "{v}");
+    let uuid = v["uuid"].as_str().unwrap().to_string();
+    let (st, v) = s.json(
+        "POST",
+        "/v1/ports",
+        Some(json!({"address": mac, "node_uuid": uuid})),
+    );
+    assert_eq!(st, 201, "{v}");
+    uuid
+}
+
+fn set_state(s: &Server, name: &str, target: &str, end: &str) {
+    let (st, v) = s.json(
+        "PUT",
+        &format!("/v1/nodes/{name}/states/provision"),
+        Some(json!({"target": target})),
+    );
+    assert_eq!(st, 202, "{target}: {v}");
+    s.wait_state(name, end);
+}
+
+fn wait_active(s: &Server, name: &str, secs: u64, dir: &tempfile::TempDir) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while s.node(name)["provision_state"] != "active" {
+        assert!(
+            Instant::now() < deadline,
+            "{name} never became active ({}); serial:\n{}\nlog tail:\n{}",
+            s.node(name)["provision_state"],
+            serial(dir),
+            s.log()
+                .lines()
+                .rev()
+                .take(30)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Deploy, BIOS, with IPMI really powering the VM: the appliance sets PXE
+/// and powers the VM on over IPMI; SeaBIOS iPXE does DHCP, fetches the
+/// script, kernel and ramdisk; the ramdisk looks itself up and heartbeats.
+#[test]
+fn ipmi_deploy_bios_powers_the_vm_on_and_it_network_boots() {
+    let images = test_images();
+    let mut seg = Segment::new();
+    let s = lab_server(&seg, "sync_power_state_interval = \"0s\"\n");
+    let mac = seg.mac(1);
+    let (bmc, dir) = vm_bmc(&mut seg, &mac, Firmware::BiosIpxe);
+    let file = |n: &str| format!("file://{}", images.join(n).display());
+    ipmi_node(
+        &s,
+        "bios1",
+        &mac,
+        &bmc,
+        json!({"deploy_interface": "ramdisk",
+               "instance_info": {"kernel": file("vmlinuz"), "ramdisk": file("initrd.cpio.gz"),
+                                 "ramdisk_kernel_arguments": "console=ttyS0"}}),
+    );
+    set_state(&s, "bios1", "manage", "manageable");
+    assert_eq!(
+        s.node("bios1")["power_state"],
+        "power off",
+        "manage read the BMC"
+    );
+    set_state(&s, "bios1", "provide", "available");
+    set_state(&s, "bios1", "active", "wait call-back");
+    assert_eq!(
+        bmc.events(),
+        ["set boot pxe", "set power 1"],
+        "PXE first, then power on"
+    );
+    wait_active(&s, "bios1", 240, &dir);
+    let out = serial(&dir);
+    assert!(
+        out.contains("RACKBOOT-RAMDISK-UP") && out.contains("RACKBOOT-HEARTBEAT-SENT"),
+        "{out}"
+    );
+    let events: Vec<String> = s
+        .history("bios1")
+        .iter()
+        .filter_map(|h| h["event"].as_str().map(str::to_string))
+        .collect();
+    let pos = |needle: &str| {
+        events
+            .iter()
+            .position(|e| e.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in {events:#?}"))
+    };
+    assert!(pos("boot device pxe (persistent), powered on") < pos("DHCP DISCOVER"));
+    assert!(pos("DHCP DISCOVER") < pos("acked"));
+    assert!(pos("acked") < pos("the ramdisk is up"));
+    // Undeploy powers it off over IPMI: the VM stops.
+    set_state(&s, "bios1", "deleted", "available");
+    assert_eq!(bmc.state("vm.pid"), "", "the VM was stopped");
+}
+
+/// Adoption of a machine that is already running (started by the lab, not
+/// the appliance): it is never restarted and its BMC sees no chassis
+/// control; powered off behind the appliance's back, the sync loop powers
+/// it on again.
+#[test]
+fn ipmi_adoption_of_a_running_vm_then_enforcement() {
+    let images = test_images();
+    let mut seg = Segment::new();
+    let s = lab_server(&seg, "sync_power_state_interval = \"1s\"\n");
+    let mac = seg.mac(2);
+    let (bmc, _dir) = vm_bmc(&mut seg, &mac, Firmware::BiosIpxe);
+    // The lab starts the machine.
+    assert!(bmc.ipmitool(&["power", "on"]).status.success());
+    let pid = bmc.state("vm.pid");
+    assert!(!pid.is_empty());
+    let starts = bmc.state("starts.log").lines().count();
+    let file = format!("file://{}", images.join("vmlinuz").display());
+    ipmi_node(
+        &s,
+        "prod",
+        &mac,
+        &bmc,
+        json!({"driver_info": {"deploy_kernel": file, "deploy_ramdisk": file},
+               "instance_info": {"image_source": file}}),
+    );
+    set_state(&s, "prod", "manage", "manageable");
+    assert_eq!(s.node("prod")["power_state"], "power on");
+    set_state(&s, "prod", "adopt", "active");
+    std::thread::sleep(Duration::from_secs(3)); // three sync passes
+    assert_eq!(
+        bmc.events(),
+        ["set power 1"],
+        "only the lab's power on: no chassis control by the appliance"
+    );
+    assert_eq!(bmc.state("vm.pid"), pid, "the VM was never restarted");
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the VM still runs"
+    );
+    assert_eq!(bmc.state("starts.log").lines().count(), starts);
+    // Powered off behind the appliance's back: the sync loop powers it on again.
+    assert!(bmc.ipmitool(&["power", "off"]).status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while bmc.state("vm.pid").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the sync loop never powered the VM on again"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // (ipmitool may retransmit its power off while the hook stops QEMU.)
+    let ev = bmc.events();
+    assert!(
+        ev.first().map(String::as_str) == Some("set power 1")
+            && ev.contains(&"set power 0".to_string())
+            && ev.last().map(String::as_str) == Some("set power 1"),
+        "{ev:?}"
+    );
+    let enforced = s.history("prod").iter().any(|h| {
+        h["event"]
+            .as_str()
+            .unwrap_or("")
+            .contains("power state enforced")
+    });
+    assert!(enforced);
+}

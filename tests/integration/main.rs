@@ -1,5 +1,6 @@
 //! Integration tests: one binary, a real appliance per test, real peers.
 
+mod bmc;
 mod common;
 mod netns;
 

@@ -282,47 +282,58 @@ pub struct Vm {
     dir: tempfile::TempDir,
 }
 
+/// QEMU's arguments for a VM on `tap` with `mac`; its files (serial
+/// console, OVMF variables) go in `dir`.
+pub fn qemu_args(tap: &str, mac: &str, fw: Firmware, dir: &Path) -> Vec<String> {
+    assert!(
+        Path::new("/usr/bin/qemu-system-x86_64").exists(),
+        "qemu-system-x86_64 is needed (scripts/install-deps.sh installs qemu-system-x86, seabios, ipxe-qemu, ovmf)"
+    );
+    let mut a: Vec<String> = [
+        "-accel",
+        "tcg",
+        "-m",
+        "512",
+        "-nographic",
+        "-nodefaults",
+        "-serial",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.push(format!("file:{}", dir.join("serial").display()));
+    a.push("-netdev".into());
+    a.push(format!("tap,id=n0,ifname={tap},script=no,downscript=no"));
+    match fw {
+        Firmware::BiosIpxe => {
+            a.push("-device".into());
+            a.push(format!(
+                "e1000,netdev=n0,mac={mac},romfile=/usr/lib/ipxe/qemu/pxe-e1000.rom"
+            ));
+            a.extend(["-boot".to_string(), "n".to_string()]);
+        }
+        Firmware::UefiPxe => {
+            let vars = dir.join("vars.fd");
+            std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars)
+                .expect("OVMF is needed (scripts/install-deps.sh installs ovmf)");
+            a.push("-drive".into());
+            a.push("if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd".into());
+            a.push("-drive".into());
+            a.push(format!("if=pflash,format=raw,file={}", vars.display()));
+            a.push("-device".into());
+            a.push(format!(
+                "virtio-net-pci,netdev=n0,mac={mac},romfile=,bootindex=1"
+            ));
+        }
+    }
+    a
+}
+
 impl Vm {
     pub fn start(tap: &str, mac: &str, fw: Firmware) -> Vm {
-        assert!(
-            Path::new("/usr/bin/qemu-system-x86_64").exists(),
-            "qemu-system-x86_64 is needed (scripts/install-deps.sh installs qemu-system-x86, seabios, ipxe-qemu, ovmf)"
-        );
         let dir = tempfile::tempdir().unwrap();
-        let mut c = Command::new("qemu-system-x86_64");
-        c.args(["-accel", "tcg", "-m", "512", "-nographic", "-nodefaults"])
-            .args([
-                "-serial",
-                &format!("file:{}", dir.path().join("serial").display()),
-            ])
-            .args([
-                "-netdev",
-                &format!("tap,id=n0,ifname={tap},script=no,downscript=no"),
-            ]);
-        match fw {
-            Firmware::BiosIpxe => {
-                c.args([
-                    "-device",
-                    &format!("e1000,netdev=n0,mac={mac},romfile=/usr/lib/ipxe/qemu/pxe-e1000.rom"),
-                    "-boot",
-                    "n",
-                ]);
-            }
-            Firmware::UefiPxe => {
-                let vars = dir.path().join("vars.fd");
-                std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars)
-                    .expect("OVMF is needed (scripts/install-deps.sh installs ovmf)");
-                c.args([
-                    "-drive",
-                    "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
-                    "-drive",
-                    &format!("if=pflash,format=raw,file={}", vars.display()),
-                    "-device",
-                    &format!("virtio-net-pci,netdev=n0,mac={mac},romfile=,bootindex=1"),
-                ]);
-            }
-        }
-        let child = c
+        let child = Command::new("qemu-system-x86_64")
+            .args(qemu_args(tap, mac, fw, dir.path()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
