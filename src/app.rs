@@ -168,8 +168,9 @@ pub async fn serve(config: Config) -> Result<()> {
     tracing::info!(listen = %config.api.listen, auth = ?config.api.auth, "API listening");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let dhcp = start_boot_services(&config, &conductor, stop_rx.clone()).await?;
-    start_tftp(&config, stop_rx.clone()).await;
+    let timeline = pxe::Timeline::start(conductor.store().clone(), config.dhcp.event_queue);
+    let dhcp = start_boot_services(&config, &conductor, timeline.clone(), stop_rx.clone()).await?;
+    start_tftp(&config, timeline, stop_rx.clone()).await;
 
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let watchdog = watchdog_interval().map(|every| {
@@ -224,6 +225,7 @@ pub async fn serve(config: Config) -> Result<()> {
 async fn start_boot_services(
     config: &Config,
     conductor: &Conductor,
+    timeline: Arc<pxe::Timeline>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Option<pxe::dhcp::Running>> {
     use pxe::dhcp::handler::{Mode, ProxyStrategy, Settings};
@@ -283,6 +285,7 @@ async fn start_boot_services(
         config,
         conductor,
         backend.clone(),
+        timeline.clone(),
         &public_url,
         stop.clone(),
     )
@@ -335,12 +338,17 @@ async fn start_boot_services(
         },
         range,
         lease_flush_interval: d.lease_flush_interval.0,
-        event_queue: d.event_queue,
         dhcp_port: d.port,
         pxe_port: d.pxe_port,
     };
-    let running =
-        pxe::dhcp::serve(settings, backend, conductor.store().clone(), stop.clone()).await?;
+    let running = pxe::dhcp::serve(
+        settings,
+        backend,
+        conductor.store().clone(),
+        timeline,
+        stop.clone(),
+    )
+    .await?;
     if d.router_advertisements {
         let stop = stop.clone();
         tokio::spawn(async move {
@@ -358,6 +366,7 @@ async fn start_http(
     config: &Config,
     conductor: &Conductor,
     backend: std::sync::Arc<pxe::BootBackend>,
+    timeline: Arc<pxe::Timeline>,
     public_url: &str,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -395,6 +404,7 @@ async fn start_http(
             assets,
             allowed,
             cache,
+            timeline,
         },
         h.max_body_bytes,
     );
@@ -417,7 +427,11 @@ async fn start_http(
 
 /// Starts the TFTP server. A TFTP server that cannot start (no permission
 /// for port 69, say) is logged and the appliance runs without it.
-async fn start_tftp(config: &Config, stop: tokio::sync::watch::Receiver<bool>) {
+async fn start_tftp(
+    config: &Config,
+    timeline: Arc<pxe::Timeline>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
     let t = &config.tftp;
     let settings = pxe::tftp::Settings {
         root: t.root.clone(),
@@ -427,7 +441,7 @@ async fn start_tftp(config: &Config, stop: tokio::sync::watch::Receiver<bool>) {
         retries: t.retries,
         max_transfers: t.max_transfers,
     };
-    if let Err(e) = pxe::tftp::serve(t.listen, settings, stop).await {
+    if let Err(e) = pxe::tftp::serve(t.listen, settings, Some(timeline), stop).await {
         tracing::warn!("TFTP is off: {e:#}");
     }
 }

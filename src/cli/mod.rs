@@ -162,7 +162,9 @@ enum NodeCmd {
     },
     /// Validate every interface of a node.
     Validate { node: String },
-    /// The node's history (every state change and driver call).
+    /// The node's timeline: every state change, BMC call, and DHCP, TFTP
+    /// and HTTP boot event, in order ("why didn't it boot?").
+    #[command(alias = "timeline")]
     History { node: String },
 }
 

@@ -21,7 +21,7 @@ use super::{BootAction, BootBackend, NodeBoot};
 use crate::api::listener::Peer;
 use crate::conductor::Conductor;
 use crate::model::states::State as PState;
-use crate::model::Mac;
+use crate::model::{Mac, Severity};
 
 /// What the boot HTTP server needs.
 pub struct BootHttp {
@@ -35,6 +35,8 @@ pub struct BootHttp {
     pub allowed: Vec<PathBuf>,
     /// Staged images (http(s) and file references are served from here).
     pub cache: Option<Arc<crate::images::cache::Cache>>,
+    /// Node timelines.
+    pub timeline: Arc<super::Timeline>,
 }
 
 type Shared = Arc<BootHttp>;
@@ -200,11 +202,22 @@ fn content_type(path: &std::path::Path) -> &'static str {
 async fn asset(
     State(s): State<Shared>,
     Path(path): Path<String>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     method: Method,
     headers: HeaderMap,
 ) -> Response<Body> {
     match super::tftp::resolve(&s.assets, &path) {
-        Ok(p) => files::serve(&p, &method, &headers, content_type(&p)).await,
+        Ok(p) => {
+            if let (Some(node), true) = (s.timeline.node_of(peer.ip()), method == Method::GET) {
+                s.timeline.note(
+                    node,
+                    Severity::Info,
+                    "http",
+                    format!("HTTP /assets/{path} requested by {}", peer.ip()),
+                );
+            }
+            files::serve(&p, &method, &headers, content_type(&p)).await
+        }
         Err((_, why)) => plain(StatusCode::NOT_FOUND, &format!("{why}\n")),
     }
 }

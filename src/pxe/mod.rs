@@ -14,12 +14,80 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 use crate::model::states::State;
-use crate::model::{Mac, Node, Port};
+use crate::model::{HistoryEntry, Mac, Node, Port, Severity};
 use crate::store::Store;
+
+/// Boot-service events for node timelines (DHCP, TFTP, HTTP), written to
+/// the node history in batches off the reply path; a bounded queue, so a
+/// flood drops events (counted) and never slows a reply. It also remembers
+/// which node each leased address belongs to, so TFTP and HTTP requests,
+/// which only carry an IP, land in the right timeline.
+pub struct Timeline {
+    tx: mpsc::Sender<(Uuid, HistoryEntry)>,
+    pub dropped: AtomicU64,
+    ips: Mutex<HashMap<Ipv4Addr, Uuid>>,
+}
+
+impl Timeline {
+    /// Addresses remembered, at most.
+    const MAX_IPS: usize = 65536;
+
+    pub fn start(store: Store, capacity: usize) -> Arc<Timeline> {
+        let (tx, mut rx) = mpsc::channel::<(Uuid, HistoryEntry)>(capacity.max(1));
+        tokio::spawn(async move {
+            let mut batch = Vec::new();
+            while rx.recv_many(&mut batch, 256).await > 0 {
+                let entries = std::mem::take(&mut batch);
+                if let Err(e) = store.call(move |s| s.append_history(&entries)).await {
+                    tracing::warn!(error = %e, "cannot write boot events to node histories");
+                }
+            }
+        });
+        Arc::new(Timeline {
+            tx,
+            dropped: AtomicU64::new(0),
+            ips: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn note(&self, node: Uuid, severity: Severity, kind: &str, text: String) {
+        if self
+            .tx
+            .try_send((node, HistoryEntry::new(severity, kind, text)))
+            .is_err()
+        {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Remembers that `ip` was leased to `node`.
+    pub fn learn_ip(&self, ip: Ipv4Addr, node: Uuid) {
+        let mut ips = self.ips.lock().unwrap_or_else(|p| p.into_inner());
+        if ips.len() >= Self::MAX_IPS && !ips.contains_key(&ip) {
+            ips.clear();
+        }
+        ips.insert(ip, node);
+    }
+
+    pub fn node_of(&self, ip: std::net::IpAddr) -> Option<Uuid> {
+        let std::net::IpAddr::V4(v4) = ip else {
+            return None;
+        };
+        self.ips
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&v4)
+            .copied()
+    }
+}
 
 /// What a node should boot now.
 #[derive(Debug, Clone, PartialEq, Eq)]

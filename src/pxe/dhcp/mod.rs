@@ -21,14 +21,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, watch};
-use uuid::Uuid;
+use tokio::sync::watch;
 
 use self::handler::{Dest, Mode, Port};
 use self::leases::{Lease, Leases};
 use self::wire::Message;
 use super::BootBackend;
-use crate::model::{HistoryEntry, Mac, Severity};
+use crate::model::{Mac, Severity};
 use crate::store::{LeaseRow, Store};
 
 /// Everything the server needs besides the decider's settings.
@@ -40,8 +39,6 @@ pub struct ServerSettings {
     pub range: Option<(Ipv4Addr, Ipv4Addr)>,
     /// How often changed leases are written.
     pub lease_flush_interval: Duration,
-    /// Timeline events waiting to be written, at most.
-    pub event_queue: usize,
     /// UDP ports (67 and 4011 unless a test says otherwise).
     pub dhcp_port: u16,
     pub pxe_port: u16,
@@ -54,7 +51,6 @@ pub struct Counters {
     pub replied: AtomicU64,
     pub ignored: AtomicU64,
     pub malformed: AtomicU64,
-    pub events_dropped: AtomicU64,
 }
 
 /// The interface's first IPv4 address and netmask.
@@ -156,7 +152,7 @@ struct Shared {
     settings: ServerSettings,
     backend: Arc<BootBackend>,
     leases: Option<Mutex<Leases>>,
-    events: mpsc::Sender<(Uuid, HistoryEntry)>,
+    timeline: Arc<super::Timeline>,
     counters: Arc<Counters>,
     quiet: Mutex<Quiet>,
 }
@@ -179,7 +175,6 @@ impl Running {
             replied = c.replied.load(Ordering::Relaxed),
             ignored = c.ignored.load(Ordering::Relaxed),
             malformed = c.malformed.load(Ordering::Relaxed),
-            events_dropped = c.events_dropped.load(Ordering::Relaxed),
             "DHCP server stopped; leases written"
         );
     }
@@ -191,6 +186,7 @@ pub async fn serve(
     settings: ServerSettings,
     backend: Arc<BootBackend>,
     store: Store,
+    timeline: Arc<super::Timeline>,
     stop: watch::Receiver<bool>,
 ) -> Result<Running> {
     let main = bind_udp(&settings.interface, settings.dhcp_port)?;
@@ -217,7 +213,6 @@ pub async fn serve(
         }
         (Mode::Proxy, _) => None,
     };
-    let (tx, rx) = mpsc::channel(settings.event_queue.max(1));
     let counters = Arc::new(Counters::default());
     tracing::info!(
         interface = %settings.interface,
@@ -231,14 +226,13 @@ pub async fn serve(
         settings,
         backend,
         leases,
-        events: tx,
+        timeline,
         counters: counters.clone(),
         quiet: Mutex::new(Quiet {
             seen: HashMap::new(),
         }),
     });
     let main = Arc::new(main);
-    tokio::spawn(write_events(store.clone(), rx));
     tokio::spawn(receive(
         shared.clone(),
         main.clone(),
@@ -361,7 +355,8 @@ async fn handle_packet(
             } else {
                 ""
             };
-            let entry = HistoryEntry::new(
+            shared.timeline.note(
+                node.node,
                 severity,
                 "dhcp",
                 format!(
@@ -370,11 +365,19 @@ async fn handle_packet(
                     outcome.note
                 ),
             );
-            if shared.events.try_send((node.node, entry)).is_err() {
-                shared
-                    .counters
-                    .events_dropped
-                    .fetch_add(1, Ordering::Relaxed);
+            if let Some(r) = outcome
+                .reply
+                .as_ref()
+                .filter(|r| r.msg.message_type() == Some(wire::MessageType::Ack))
+            {
+                let ip = if r.msg.yiaddr.is_unspecified() {
+                    r.msg.ciaddr
+                } else {
+                    r.msg.yiaddr
+                };
+                if !ip.is_unspecified() {
+                    shared.timeline.learn_ip(ip, node.node);
+                }
             }
         }
         None if outcome.reply.is_none() => {
@@ -398,17 +401,6 @@ async fn handle_packet(
 
 fn bootfile_client(req: &Message) -> String {
     super::bootfile::Client::of(req).describe()
-}
-
-/// Writes timeline events in batches.
-async fn write_events(store: Store, mut rx: mpsc::Receiver<(Uuid, HistoryEntry)>) {
-    let mut batch = Vec::new();
-    while rx.recv_many(&mut batch, 256).await > 0 {
-        let entries = std::mem::take(&mut batch);
-        if let Err(e) = store.call(move |s| s.append_history(&entries)).await {
-            tracing::warn!(error = %e, "cannot write DHCP events to the node history");
-        }
-    }
 }
 
 /// Writes changed leases every interval, and once more at stop.

@@ -134,6 +134,7 @@ pub fn resolve(root: &Path, name: &str) -> Result<PathBuf, (u16, String)> {
 pub async fn serve(
     listen: std::net::SocketAddr,
     mut settings: Settings,
+    timeline: Option<Arc<super::Timeline>>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<Arc<Counters>> {
     settings.root = settings
@@ -190,11 +191,26 @@ pub async fn serve(
                     .await;
                 continue;
             };
-            let (s, c) = (settings.clone(), c.clone());
+            let (s, c, t) = (settings.clone(), c.clone(), timeline.clone());
             let local = sock.local_addr().ok();
             tokio::spawn(async move {
                 let _slot = slot;
-                transfer(req, client, local, &s, &c).await;
+                let file = req.filename.clone();
+                let note = transfer(req, client, local, &s, &c).await;
+                if let Some((t, node)) = t.as_ref().and_then(|t| Some((t, t.node_of(client.ip())?)))
+                {
+                    let (sev, text) = match note {
+                        Ok(text) => (
+                            crate::model::Severity::Info,
+                            format!("TFTP {file} to {}: {text}", client.ip()),
+                        ),
+                        Err(text) => (
+                            crate::model::Severity::Warning,
+                            format!("TFTP {file} to {}: {text}", client.ip()),
+                        ),
+                    };
+                    t.note(node, sev, "tftp", text);
+                }
             });
         }
     });
@@ -264,13 +280,14 @@ async fn next_reply(sock: &UdpSocket, wait: Duration) -> Reply {
     }
 }
 
+/// Runs one transfer; says how it went (Ok: sent, Err: why not).
 async fn transfer(
     req: Request,
     client: std::net::SocketAddr,
     local: Option<std::net::SocketAddr>,
     s: &Settings,
     c: &Counters,
-) {
+) -> Result<String, String> {
     c.transfers.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
     let bind_ip = match local {
@@ -282,11 +299,11 @@ async fn transfer(
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(%client, error = %e, "TFTP: cannot open a transfer socket");
-            return;
+            return Err(format!("cannot open a transfer socket: {e}"));
         }
     };
-    if sock.connect(client).await.is_err() {
-        return;
+    if let Err(e) = sock.connect(client).await {
+        return Err(format!("cannot reach the client: {e}"));
     }
     let fail = |code: u16, msg: String| {
         let sock = &sock;
@@ -300,15 +317,15 @@ async fn transfer(
             format!("mode {:?} is not supported; use octet", req.mode),
         )
         .await;
-        return;
+        return Err(format!("mode {:?} refused", req.mode));
     }
     let path = match resolve(&s.root, &req.filename) {
         Ok(p) => p,
         Err((code, msg)) => {
             tracing::info!(%client, file = %req.filename, "TFTP refused: {msg}");
-            fail(code, msg).await;
+            fail(code, msg.clone()).await;
             c.failed.fetch_add(1, Ordering::Relaxed);
-            return;
+            return Err(format!("refused: {msg}"));
         }
     };
     let file = match std::fs::File::open(&path).and_then(|f| f.metadata().map(|m| (f, m.len()))) {
@@ -316,7 +333,7 @@ async fn transfer(
         Err(e) => {
             fail(code::FILE_NOT_FOUND, format!("{}: {e}", req.filename)).await;
             c.failed.fetch_add(1, Ordering::Relaxed);
-            return;
+            return Err(format!("cannot open it: {e}"));
         }
     };
     let (file, size) = file;
@@ -416,10 +433,15 @@ async fn transfer(
                 %client, file = %req.filename, size, blksize = n.blksize, windowsize = n.windowsize,
                 retransmits, ms, "TFTP transfer done"
             );
+            Ok(format!(
+                "sent {size} bytes in {ms} ms (blksize {}, windowsize {}, {retransmits} retransmitted)",
+                n.blksize, n.windowsize
+            ))
         }
         Err(why) => {
             c.failed.fetch_add(1, Ordering::Relaxed);
             tracing::info!(%client, file = %req.filename, retransmits, ms, "TFTP transfer ended: {why}");
+            Err(format!("ended after {ms} ms: {why}"))
         }
     }
 }
