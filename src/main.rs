@@ -10,6 +10,7 @@ mod conductor;
 mod config;
 mod drivers;
 mod images;
+mod metrics;
 mod model;
 mod pxe;
 mod store;

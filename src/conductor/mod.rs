@@ -1112,6 +1112,7 @@ impl Conductor {
             Err(e) => return self.finish(node, Err(e.to_string()), Vec::new(), job).await,
         };
         let mut task = self.task(node).await?;
+        let started = std::time::Instant::now();
         let outcome = match job {
             Job::Verify => self.verify(&mut task, &bundle).await,
             Job::Adopt => self.adopt(&mut task, &bundle).await,
@@ -1120,6 +1121,20 @@ impl Conductor {
             Job::TearDown => self.tear_down(&mut task, &bundle).await,
             Job::Power(target) => self.power_action(&mut task, &bundle, target).await,
         };
+        let name = match job {
+            Job::Verify => "manage",
+            Job::Adopt => "adopt",
+            Job::Clean => "clean",
+            Job::Deploy => "deploy",
+            Job::TearDown => "undeploy",
+            Job::Power(_) => "power",
+        };
+        let result = match &outcome {
+            Ok(Some(Event::Wait)) => "wait",
+            Ok(_) => "done",
+            Err(_) => "failed",
+        };
+        crate::metrics::workflow(name, result, started.elapsed().as_secs_f64());
         let records = task.take_records();
         self.finish(task.node, outcome, records, job).await
     }

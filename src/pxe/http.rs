@@ -49,6 +49,8 @@ pub fn router(state: BootHttp, max_body: usize) -> Router {
         .route("/images/{node}/{name}", get(image))
         .route("/v1/lookup", get(lookup))
         .route("/v1/heartbeat/{node}", post(heartbeat))
+        .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn(count))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
         .with_state(Arc::new(state))
 }
@@ -76,6 +78,48 @@ const KERNEL: &str = include_str!("../../boot-assets/templates/kernel.ipxe");
 const SANBOOT: &str = include_str!("../../boot-assets/templates/sanboot.ipxe");
 const LOCAL: &str = include_str!("../../boot-assets/templates/local.ipxe");
 const NONE: &str = include_str!("../../boot-assets/templates/none.ipxe");
+
+/// Counts requests by route and status class, and file bytes served.
+async fn count(req: axum::extract::Request, next: axum::middleware::Next) -> Response<Body> {
+    let path = req.uri().path();
+    let route = match path.split('/').nth(1).unwrap_or("") {
+        "boot.ipxe" => "boot.ipxe",
+        "ipxe" => "ipxe",
+        "assets" => "assets",
+        "images" => "images",
+        "metrics" => "metrics",
+        "v1" if path.starts_with("/v1/lookup") => "lookup",
+        "v1" => "heartbeat",
+        _ => "other",
+    };
+    let head = req.method() == Method::HEAD;
+    let resp = next.run(req).await;
+    crate::metrics::http(route, resp.status().as_u16());
+    if !head && matches!(route, "assets" | "images") && resp.status().is_success() {
+        if let Some(n) = resp
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            crate::metrics::http_bytes(n);
+        }
+    }
+    resp
+}
+
+async fn metrics(State(s): State<Shared>) -> Response<Body> {
+    let nodes = s
+        .conductor
+        .store()
+        .call(|st| st.nodes_by_state())
+        .await
+        .unwrap_or_default();
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
+        .body(Body::from(crate::metrics::render(&nodes)))
+        .unwrap_or_default()
+}
 
 async fn boot_ipxe(State(s): State<Shared>) -> Response<Body> {
     ipxe(fill(BOOT, &[("public_url", &s.public_url)]))

@@ -663,6 +663,21 @@ impl Store {
     }
 
     /// Counts nodes and ports (for start-up logging and tests).
+    /// Nodes per provision state (for metrics).
+    pub fn nodes_by_state(&self) -> Result<Vec<(String, u64)>> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT provision_state, count(*) FROM nodes GROUP BY provision_state ORDER BY provision_state",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let n: i64 = r.get(1)?;
+            out.push((r.get::<_, String>(0)?, n as u64));
+        }
+        Ok(out)
+    }
+
     pub fn counts(&self) -> Result<(u64, u64)> {
         let conn = self.reader();
         let nodes: i64 = conn.query_row("SELECT count(*) FROM nodes", [], |r| r.get(0))?;

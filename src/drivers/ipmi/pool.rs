@@ -114,6 +114,18 @@ impl Pool {
             None => self.open(&key, info).await?,
         };
         let result = f(&mut session).await;
+        crate::metrics::bmc(
+            "ipmi",
+            match &result {
+                Ok(_) => "ok",
+                Err(Error::Unreachable { .. }) => "unreachable",
+                Err(Error::AuthFailed { .. }) => "auth_failed",
+                Err(Error::Privilege { .. }) => "privilege",
+                Err(Error::UnsupportedSuite { .. }) => "cipher_suite",
+                Err(Error::Completion { .. }) => "completion_code",
+                Err(_) => "other",
+            },
+        );
         match &result {
             // The BMC answered with a completion code: the session is fine.
             Ok(_) | Err(Error::Completion { .. }) => *guard = Some((session, Instant::now())),

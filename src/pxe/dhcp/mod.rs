@@ -291,6 +291,7 @@ async fn handle_packet(
         Ok(m) => m,
         Err(e) => {
             shared.counters.malformed.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::dhcp("not DHCP", "ignore");
             tracing::debug!(%src, error = %e, "ignored a packet that is not DHCP");
             return;
         }
@@ -341,6 +342,7 @@ async fn handle_packet(
         shared.counters.ignored.fetch_add(1, Ordering::Relaxed);
     }
     let kind = req.message_type().map_or("?", |k| k.name());
+    crate::metrics::dhcp(kind, outcome.verdict);
     let mac_text = mac.map(Mac).map_or("-".into(), |m| m.to_string());
     match &who {
         Some(node) => {

@@ -182,6 +182,7 @@ pub async fn serve(
             };
             let Ok(slot) = slots.clone().try_acquire_owned() else {
                 c.refused.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::tftp("busy", 0, 0);
                 tracing::warn!(%client, file = %req.filename, "TFTP busy: too many transfers ([tftp] max_transfers)");
                 let _ = sock
                     .send_to(
@@ -429,6 +430,7 @@ async fn transfer(
         Ok(()) => {
             c.completed.fetch_add(1, Ordering::Relaxed);
             c.bytes.fetch_add(size, Ordering::Relaxed);
+            crate::metrics::tftp("done", size, retransmits);
             tracing::info!(
                 %client, file = %req.filename, size, blksize = n.blksize, windowsize = n.windowsize,
                 retransmits, ms, "TFTP transfer done"
@@ -440,6 +442,7 @@ async fn transfer(
         }
         Err(why) => {
             c.failed.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::tftp("failed", 0, retransmits);
             tracing::info!(%client, file = %req.filename, retransmits, ms, "TFTP transfer ended: {why}");
             Err(format!("ended after {ms} ms: {why}"))
         }
