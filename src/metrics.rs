@@ -7,7 +7,8 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-type Counts = Mutex<BTreeMap<(&'static str, &'static str), u64>>;
+type Key = (&'static str, &'static str);
+type Counts = Mutex<BTreeMap<Key, u64>>;
 
 /// DHCP packets by (message type, verdict).
 static DHCP: Counts = Mutex::new(BTreeMap::new());
@@ -21,10 +22,9 @@ static HTTP_BYTES: AtomicU64 = AtomicU64::new(0);
 /// BMC calls by (interface, result): "ok" or the failure kind.
 static BMC: Counts = Mutex::new(BTreeMap::new());
 /// Conductor workflows by (job, outcome): count and seconds.
-static WORKFLOWS: Mutex<BTreeMap<(&'static str, &'static str), (u64, f64)>> =
-    Mutex::new(BTreeMap::new());
+static WORKFLOWS: Mutex<BTreeMap<Key, (u64, f64)>> = Mutex::new(BTreeMap::new());
 
-fn bump(map: &Counts, key: (&'static str, &'static str), n: u64) {
+fn bump(map: &Counts, key: Key, n: u64) {
     *map.lock()
         .unwrap_or_else(|p| p.into_inner())
         .entry(key)
