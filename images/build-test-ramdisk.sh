@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=$(realpath -m "${1:-images/out}")
-RECIPE=2  # bump when /init changes, so a stale image is rebuilt
+RECIPE=3  # bump when /init changes, so a stale image is rebuilt
 if [[ -s "$OUT/vmlinuz" && -s "$OUT/initrd.cpio.gz" && "$(cat "$OUT/recipe" 2>/dev/null)" == "$RECIPE" ]]; then
     echo "build-test-ramdisk: $OUT/vmlinuz and initrd.cpio.gz exist"
     exit 0
@@ -68,9 +68,13 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 echo "RACKBOOT-RAMDISK-UP"
-for m in e1000 failover virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci net_failover virtio_net; do
-    for f in /lib/modules/$m.ko /lib/modules/$m.ko.xz; do
-        [ -f "$f" ] && insmod "$f" 2>/dev/null
+# Three passes, so a module whose dependency loads later still loads.
+for pass in 1 2 3; do
+    for m in e1000 failover virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci net_failover virtio_net; do
+        grep -q "^$m " /proc/modules && continue
+        for f in /lib/modules/$m.ko /lib/modules/$m.ko.xz; do
+            [ -f "$f" ] && insmod "$f" 2>/dev/null
+        done
     done
 done
 for x in $(cat /proc/cmdline); do

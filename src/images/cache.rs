@@ -146,6 +146,17 @@ struct Entry {
     md5: String,
     sha512: String,
     last_used: SystemTime,
+    /// For file:// sources: (size, mtime) when copied, to notice a change.
+    source_stamp: Option<(u64, SystemTime)>,
+}
+
+/// (size, mtime) of a file:// source.
+fn stamp(reference: &str) -> Option<(u64, SystemTime)> {
+    let Ok(Source::File(path)) = Source::parse(reference) else {
+        return None;
+    };
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.len(), m.modified().ok()?))
 }
 
 /// One fetch that every caller of the same reference waits on.
@@ -221,6 +232,18 @@ impl Cache {
         expect: Option<&Expect>,
         progress: &(dyn Fn(String) + Send + Sync),
     ) -> Result<Staged, String> {
+        // A file:// source that changed since it was copied is copied again.
+        let changed = {
+            let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            entries
+                .get(reference)
+                .and_then(|e| e.source_stamp)
+                .is_some_and(|old| stamp(reference) != Some(old))
+        };
+        if changed {
+            tracing::info!(image = %redact(reference), "the source changed since it was staged; staging it again");
+            self.forget(reference);
+        }
         let staged = match self.staged(reference) {
             Some(s) => s,
             None => {
@@ -298,6 +321,7 @@ impl Cache {
             .dir
             .join(format!(".part-{:016x}", u64::from_le_bytes(rand8())));
         let result = self.fetch_into(&source, &shown, &tmp, progress).await;
+        let source_stamp = stamp(reference);
         let (size, hashes) = match result {
             Ok(x) => x,
             Err(e) => {
@@ -322,6 +346,7 @@ impl Cache {
                     md5,
                     sha512,
                     last_used: SystemTime::now(),
+                    source_stamp,
                 },
             );
         tracing::info!(image = %shown, size, "image staged");
@@ -609,5 +634,12 @@ mod tests {
         let e = cache.stage(&r, Some(&bad), &quiet).await.unwrap_err();
         assert!(e.contains("checksum mismatch") && e.contains("md5"), "{e}");
         assert!(cache.staged(&r).is_none(), "a mismatched image is dropped");
+        // A changed source is staged again.
+        let before = cache.fetches.load(Ordering::Relaxed);
+        cache.stage(&r, None, &quiet).await.unwrap();
+        std::fs::write(src.join("k"), b"kernel version two").unwrap();
+        let again = cache.stage(&r, None, &quiet).await.unwrap();
+        assert_eq!(again.size, 18);
+        assert_eq!(cache.fetches.load(Ordering::Relaxed), before + 2);
     }
 }
