@@ -218,7 +218,14 @@ async fn node_script(State(s): State<Shared>, Path(mac): Path<String>) -> Respon
     let script = render(&s, mac, who.as_ref());
     match &who {
         Some(n) => {
-            tracing::info!(node = %n.label(), %mac, "HTTP boot script served ({})", first_action(&script))
+            let action = first_action(&script);
+            tracing::info!(node = %n.label(), %mac, "HTTP boot script served ({action})");
+            s.timeline.note(
+                n.node,
+                Severity::Info,
+                "http",
+                format!("HTTP boot script for {mac} served: {action}"),
+            );
         }
         None => tracing::info!(%mac, "HTTP boot script for an unknown MAC: exit"),
     }

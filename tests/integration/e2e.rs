@@ -327,3 +327,51 @@ fn ipmi_adoption_of_a_running_vm_then_enforcement() {
     });
     assert!(enforced);
 }
+
+/// Deploy, UEFI, through OVMF's own PXE client: DHCP names snponly.efi,
+/// TFTP serves it (OVMF asks for windowsize), iPXE then takes the HTTP
+/// script, kernel and ramdisk; power is IPMI.
+#[test]
+fn ipmi_deploy_uefi_through_ovmf_pxe_and_tftp() {
+    let images = test_images();
+    let mut seg = Segment::new();
+    let s = lab_server(&seg, "sync_power_state_interval = \"0s\"\n");
+    let mac = seg.mac(3);
+    let (bmc, dir) = vm_bmc(&mut seg, &mac, Firmware::UefiPxe);
+    let file = |n: &str| format!("file://{}", images.join(n).display());
+    ipmi_node(
+        &s,
+        "uefi1",
+        &mac,
+        &bmc,
+        json!({"deploy_interface": "ramdisk",
+               "instance_info": {"kernel": file("vmlinuz"), "ramdisk": file("initrd.cpio.gz"),
+                                 "ramdisk_kernel_arguments": "console=ttyS0"}}),
+    );
+    set_state(&s, "uefi1", "manage", "manageable");
+    set_state(&s, "uefi1", "provide", "available");
+    set_state(&s, "uefi1", "active", "wait call-back");
+    wait_active(&s, "uefi1", 300, &dir);
+    let events: Vec<String> = s
+        .history("uefi1")
+        .iter()
+        .filter_map(|h| h["event"].as_str().map(str::to_string))
+        .collect();
+    let pos = |needle: &str| {
+        events
+            .iter()
+            .position(|e| e.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in {events:#?}"))
+    };
+    // PXE ROM gets the loader; the loader comes over TFTP; iPXE gets the script.
+    // (OVMF first probes the size and aborts with ERROR 8; then it downloads.)
+    assert!(pos("(PXE ROM, x64 UEFI): offered") < pos("TFTP snponly.efi"));
+    let sent = events
+        .iter()
+        .position(|e| e.contains("TFTP snponly.efi") && e.contains(": sent "))
+        .unwrap_or_else(|| panic!("no TFTP download in {events:#?}"));
+    assert!(sent < pos("(iPXE, x64 UEFI): offered"));
+    assert!(pos("(iPXE, x64 UEFI): offered") < pos("HTTP boot script for"));
+    assert!(pos("HTTP boot script for") < pos("the ramdisk is up"));
+    assert!(serial(&dir).contains("RACKBOOT-HEARTBEAT-SENT"));
+}
