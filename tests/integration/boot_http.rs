@@ -159,29 +159,6 @@ fn files_head_ranges_conditionals_and_a_4_gib_sparse_file() {
     }
 }
 
-fn create_node(s: &Server, body: Value, mac: &str) -> String {
-    let (st, v) = s.json("POST", "/v1/nodes", Some(body));
-    assert_eq!(st, 201, "{v}");
-    let uuid = v["uuid"].as_str().unwrap().to_string();
-    let (st, v) = s.json(
-        "POST",
-        "/v1/ports",
-        Some(json!({"address": mac, "node_uuid": uuid})),
-    );
-    assert_eq!(st, 201, "{v}");
-    uuid
-}
-
-fn provision(s: &Server, node: &str, target: &str, end: &str) {
-    let (st, v) = s.json(
-        "PUT",
-        &format!("/v1/nodes/{node}/states/provision"),
-        Some(json!({"target": target})),
-    );
-    assert_eq!(st, 202, "{target}: {v}");
-    s.wait_state(node, end);
-}
-
 fn script(b: &Boot, mac: &str) -> String {
     let (st, _, body) = b.curl(&format!("/ipxe/{}", mac.replace(':', "-")), &[]);
     assert_eq!(st, 200);
@@ -233,8 +210,7 @@ fn per_mac_scripts_follow_the_node_and_the_ramdisk_deploy_waits_for_its_call_bac
     );
     // Enrolled: nothing to boot.
     let mac = "52:54:00:42:00:01";
-    create_node(
-        s,
+    s.node_with_port(
         json!({"name": "rd", "driver": "fake-hardware", "boot_interface": "ipxe", "deploy_interface": "ramdisk",
                "driver_info": {"deploy_kernel": file("deploy.kernel"), "deploy_ramdisk": file("deploy.initrd")},
                "instance_info": {"kernel": file("vmlinuz"), "ramdisk": file("initrd.img"),
@@ -243,10 +219,10 @@ fn per_mac_scripts_follow_the_node_and_the_ramdisk_deploy_waits_for_its_call_bac
     );
     let t = wait_script(&b, mac, "nothing to boot");
     assert!(t.contains("the node is enroll"), "{t}");
-    provision(s, "rd", "manage", "manageable");
-    provision(s, "rd", "provide", "available");
+    s.provision("rd", "manage", "manageable");
+    s.provision("rd", "provide", "available");
     // Deploy: PXE, power on, then wait for the call-back.
-    provision(s, "rd", "active", "wait call-back");
+    s.provision("rd", "active", "wait call-back");
     let n = s.node("rd");
     assert_eq!(n["power_state"], "power on");
     assert_eq!(n["target_provision_state"], "active");
@@ -285,11 +261,7 @@ fn per_mac_scripts_follow_the_node_and_the_ramdisk_deploy_waits_for_its_call_bac
     );
     assert_eq!(st, 202);
     s.wait_state("rd", "active");
-    let events: Vec<String> = s
-        .history("rd")
-        .iter()
-        .filter_map(|h| h["event"].as_str().map(str::to_string))
-        .collect();
+    let events = s.events("rd");
     assert!(
         events
             .iter()
@@ -309,15 +281,14 @@ fn per_mac_scripts_follow_the_node_and_the_ramdisk_deploy_waits_for_its_call_bac
     // An ISO instance: sanboot.
     let mac2 = "52:54:00:42:00:02";
     std::fs::write(data.join("boot.iso"), "iso").unwrap();
-    create_node(
-        s,
+    s.node_with_port(
         json!({"name": "iso", "driver": "fake-hardware", "boot_interface": "ipxe", "deploy_interface": "ramdisk",
                "instance_info": {"boot_iso": file("boot.iso")}}),
         mac2,
     );
-    provision(s, "iso", "manage", "manageable");
-    provision(s, "iso", "provide", "available");
-    provision(s, "iso", "active", "wait call-back");
+    s.provision("iso", "manage", "manageable");
+    s.provision("iso", "provide", "available");
+    s.provision("iso", "active", "wait call-back");
     let uuid2 = s.node("iso")["uuid"].as_str().unwrap().to_string();
     let t = wait_script(&b, mac2, "sanboot");
     assert!(
@@ -334,7 +305,7 @@ fn per_mac_scripts_follow_the_node_and_the_ramdisk_deploy_waits_for_its_call_bac
         "{last}"
     );
     // Undeploy of the first node: power off, boot decision gone, nothing to boot.
-    provision(s, "rd", "deleted", "available");
+    s.provision("rd", "deleted", "available");
     assert_eq!(s.node("rd")["power_state"], "power off");
     wait_script(&b, mac, "nothing to boot");
     // A heartbeat for a node that waits for nothing changes nothing.
@@ -357,15 +328,14 @@ fn an_adopted_local_boot_node_is_told_to_boot_its_disk() {
     std::fs::write(&blank, b"").unwrap();
     let f = format!("file://{}", blank.display());
     let mac = "52:54:00:42:00:03";
-    create_node(
-        s,
+    s.node_with_port(
         json!({"name": "prod", "driver": "fake-hardware", "boot_interface": "ipxe",
                "driver_info": {"deploy_kernel": f, "deploy_ramdisk": f},
                "instance_info": {"image_source": f}}),
         mac,
     );
-    provision(s, "prod", "manage", "manageable");
-    provision(s, "prod", "adopt", "active");
+    s.provision("prod", "manage", "manageable");
+    s.provision("prod", "adopt", "active");
     let t = wait_script(&b, mac, "local disk");
     assert_eq!(
         t,
@@ -454,14 +424,13 @@ fn twenty_nodes_one_download_checksums_and_eviction() {
     let iso2 = origin.put("two.iso", 2_000_000, 4);
     let names: Vec<String> = (0..20).map(|i| format!("n{i}")).collect();
     for (i, name) in names.iter().enumerate() {
-        create_node(
-            s,
+        s.node_with_port(
             json!({"name": name, "driver": "fake-hardware", "boot_interface": "ipxe", "deploy_interface": "ramdisk",
                    "instance_info": {"kernel": kernel, "ramdisk": ramdisk}}),
             &format!("52:54:00:43:00:{i:02x}"),
         );
-        provision(s, name, "manage", "manageable");
-        provision(s, name, "provide", "available");
+        s.provision(name, "manage", "manageable");
+        s.provision(name, "provide", "available");
     }
     // All twenty deploy at once: one download of each image.
     for name in &names {
@@ -498,15 +467,14 @@ fn twenty_nodes_one_download_checksums_and_eviction() {
     assert_eq!(origin.gets("vmlinuz"), 1);
     // A wrong checksum fails the deploy, naming the image and the reason.
     let bad = "0".repeat(64);
-    create_node(
-        s,
+    s.node_with_port(
         json!({"name": "bad", "driver": "fake-hardware", "boot_interface": "ipxe", "deploy_interface": "ramdisk",
                "instance_info": {"boot_iso": iso1, "image_os_hash_algo": "sha256", "image_os_hash_value": bad}}),
         "52:54:00:43:01:00",
     );
-    provision(s, "bad", "manage", "manageable");
-    provision(s, "bad", "provide", "available");
-    provision(s, "bad", "active", "deploy failed");
+    s.provision("bad", "manage", "manageable");
+    s.provision("bad", "provide", "available");
+    s.provision("bad", "active", "deploy failed");
     let err = s.node("bad")["last_error"].as_str().unwrap().to_string();
     assert!(
         err.contains(&format!("checksum mismatch for {iso1}: sha256 is ")) && err.contains(&bad),
@@ -521,28 +489,26 @@ fn twenty_nodes_one_download_checksums_and_eviction() {
     // gives up; two.iso pushes the cache over 3 MiB. one.iso goes; the
     // kernel and ramdisk the twenty waiting nodes use stay.
     let good1 = sha256_hex(&vec![3u8; 2_000_000]);
-    create_node(
-        s,
+    s.node_with_port(
         json!({"name": "one", "driver": "fake-hardware", "boot_interface": "ipxe", "deploy_interface": "ramdisk",
                "instance_info": {"boot_iso": iso1, "image_os_hash_algo": "sha256", "image_os_hash_value": good1}}),
         "52:54:00:43:01:01",
     );
-    provision(s, "one", "manage", "manageable");
-    provision(s, "one", "provide", "available");
-    provision(s, "one", "active", "wait call-back");
+    s.provision("one", "manage", "manageable");
+    s.provision("one", "provide", "available");
+    s.provision("one", "active", "wait call-back");
     let cache_dir = s.dir.path().join("data").join("cache");
     assert!(cache_dir.join(&good1).exists());
-    provision(s, "one", "abort", "deploy failed");
+    s.provision("one", "abort", "deploy failed");
     wait_script(&b, "52:54:00:43:01:01", "nothing to boot");
-    create_node(
-        s,
+    s.node_with_port(
         json!({"name": "two", "driver": "fake-hardware", "boot_interface": "ipxe", "deploy_interface": "ramdisk",
                "instance_info": {"boot_iso": iso2}}),
         "52:54:00:43:01:02",
     );
-    provision(s, "two", "manage", "manageable");
-    provision(s, "two", "provide", "available");
-    provision(s, "two", "active", "wait call-back");
+    s.provision("two", "manage", "manageable");
+    s.provision("two", "provide", "available");
+    s.provision("two", "active", "wait call-back");
     assert!(
         !cache_dir.join(&good1).exists(),
         "the unused ISO was evicted"
@@ -567,15 +533,14 @@ fn cleaning_boots_the_deploy_ramdisk_and_waits_for_its_call_back() {
     std::fs::write(data.join("deploy.initrd"), "dr").unwrap();
     let file = |n: &str| format!("file://{}", data.join(n).display());
     for (name, mac) in [("c1", "52:54:00:44:00:01"), ("c2", "52:54:00:44:00:02")] {
-        create_node(
-            s,
+        s.node_with_port(
             json!({"name": name, "driver": "fake-hardware", "boot_interface": "ipxe", "deploy_interface": "ramdisk",
                    "automated_clean": true,
                    "driver_info": {"deploy_kernel": file("deploy.kernel"), "deploy_ramdisk": file("deploy.initrd")}}),
             mac,
         );
-        provision(s, name, "manage", "manageable");
-        provision(s, name, "provide", "clean wait");
+        s.provision(name, "manage", "manageable");
+        s.provision(name, "provide", "clean wait");
     }
     let uuid = s.node("c1")["uuid"].as_str().unwrap().to_string();
     let base = b.url("");

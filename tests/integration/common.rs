@@ -188,6 +188,39 @@ impl Server {
         v["history"].as_array().unwrap().clone()
     }
 
+    /// Creates a node from `body` with one port `mac`; returns its UUID.
+    pub fn node_with_port(&self, body: Value, mac: &str) -> String {
+        let (st, v) = self.json("POST", "/v1/nodes", Some(body));
+        assert_eq!(st, 201, "{v}");
+        let uuid = v["uuid"].as_str().unwrap().to_string();
+        let (st, v) = self.json(
+            "POST",
+            "/v1/ports",
+            Some(serde_json::json!({"address": mac, "node_uuid": uuid})),
+        );
+        assert_eq!(st, 201, "{v}");
+        uuid
+    }
+
+    /// A provision verb, then a wait for `end`.
+    pub fn provision(&self, node: &str, target: &str, end: &str) {
+        let (st, v) = self.json(
+            "PUT",
+            &format!("/v1/nodes/{node}/states/provision"),
+            Some(serde_json::json!({"target": target})),
+        );
+        assert_eq!(st, 202, "{target}: {v}");
+        self.wait_state(node, end);
+    }
+
+    /// The node's history events, oldest first.
+    pub fn events(&self, node: &str) -> Vec<String> {
+        self.history(node)
+            .iter()
+            .filter_map(|h| h["event"].as_str().map(str::to_string))
+            .collect()
+    }
+
     /// Polls until the node reaches `state` (bounded).
     pub fn wait_state(&self, ident: &str, state: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(30);

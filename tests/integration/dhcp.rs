@@ -24,20 +24,7 @@ fn dhcp_server(seg: &Segment, extra: &str) -> Server {
 
 /// Enrolls a node with one port; returns its UUID.
 fn enroll(s: &Server, name: &str, mac: &str) -> String {
-    let (st, v) = s.json(
-        "POST",
-        "/v1/nodes",
-        Some(json!({"name": name, "driver": "fake-hardware"})),
-    );
-    assert_eq!(st, 201, "{v}");
-    let uuid = v["uuid"].as_str().unwrap().to_string();
-    let (st, v) = s.json(
-        "POST",
-        "/v1/ports",
-        Some(json!({"address": mac, "node_uuid": uuid})),
-    );
-    assert_eq!(st, 201, "{v}");
-    uuid
+    s.node_with_port(json!({"name": name, "driver": "fake-hardware"}), mac)
 }
 
 fn dhcp_events(s: &Server, node: &str) -> Vec<String> {
@@ -263,33 +250,17 @@ fn network_boot_node(s: &Server, name: &str, mac: &str) {
     let blank = s.dir.path().join("data").join("blank.img");
     std::fs::write(&blank, b"").unwrap();
     let f = format!("file://{}", blank.display());
-    let (st, v) = s.json(
-        "POST",
-        "/v1/nodes",
-        Some(json!({
+    s.node_with_port(
+        json!({
             "name": name, "driver": "fake-hardware",
             "boot_interface": "ipxe", "deploy_interface": "ramdisk",
             "driver_info": {"deploy_kernel": f, "deploy_ramdisk": f},
             "instance_info": {"image_source": f}
-        })),
+        }),
+        mac,
     );
-    assert_eq!(st, 201, "{v}");
-    let uuid = v["uuid"].as_str().unwrap().to_string();
-    let (st, v) = s.json(
-        "POST",
-        "/v1/ports",
-        Some(json!({"address": mac, "node_uuid": uuid})),
-    );
-    assert_eq!(st, 201, "{v}");
-    for (target, end) in [("manage", "manageable"), ("adopt", "active")] {
-        let (st, v) = s.json(
-            "PUT",
-            &format!("/v1/nodes/{name}/states/provision"),
-            Some(json!({"target": target})),
-        );
-        assert_eq!(st, 202, "{v}");
-        s.wait_state(name, end);
-    }
+    s.provision(name, "manage", "manageable");
+    s.provision(name, "adopt", "active");
     assert_eq!(
         s.node(name)["driver_internal_info"]["boot_decision"],
         "network"

@@ -38,21 +38,9 @@ fn ramdisk_deploy_through_dhcp_http_and_the_agent_call_back() {
     ));
     let mac = seg.mac(1);
     let file = |n: &str| format!("file://{}", images.join(n).display());
-    let (st, v) = s.json(
-        "POST",
-        "/v1/nodes",
-        Some(json!({"name": "vm1", "driver": "fake-hardware", "boot_interface": "ipxe", "deploy_interface": "ramdisk",
+    let uuid = s.node_with_port(json!({"name": "vm1", "driver": "fake-hardware", "boot_interface": "ipxe", "deploy_interface": "ramdisk",
                     "instance_info": {"kernel": file("vmlinuz"), "ramdisk": file("initrd.cpio.gz"),
-                                      "ramdisk_kernel_arguments": "console=ttyS0"}})),
-    );
-    assert_eq!(st, 201, "{v}");
-    let uuid = v["uuid"].as_str().unwrap().to_string();
-    let (st, v) = s.json(
-        "POST",
-        "/v1/ports",
-        Some(json!({"address": mac, "node_uuid": uuid})),
-    );
-    assert_eq!(st, 201, "{v}");
+                                      "ramdisk_kernel_arguments": "console=ttyS0"}}), &mac);
     for (target, end) in [
         ("manage", "manageable"),
         ("provide", "available"),
@@ -162,26 +150,7 @@ fn ipmi_node(
             }
         }
     }
-    let (st, v) = s.json("POST", "/v1/nodes", Some(body));
-    assert_eq!(st, 201, "{v}");
-    let uuid = v["uuid"].as_str().unwrap().to_string();
-    let (st, v) = s.json(
-        "POST",
-        "/v1/ports",
-        Some(json!({"address": mac, "node_uuid": uuid})),
-    );
-    assert_eq!(st, 201, "{v}");
-    uuid
-}
-
-fn set_state(s: &Server, name: &str, target: &str, end: &str) {
-    let (st, v) = s.json(
-        "PUT",
-        &format!("/v1/nodes/{name}/states/provision"),
-        Some(json!({"target": target})),
-    );
-    assert_eq!(st, 202, "{target}: {v}");
-    s.wait_state(name, end);
+    s.node_with_port(body, mac)
 }
 
 fn wait_active(s: &Server, name: &str, secs: u64, dir: &tempfile::TempDir) {
@@ -223,14 +192,14 @@ fn ipmi_deploy_bios_powers_the_vm_on_and_it_network_boots() {
                "instance_info": {"kernel": file("vmlinuz"), "ramdisk": file("initrd.cpio.gz"),
                                  "ramdisk_kernel_arguments": "console=ttyS0"}}),
     );
-    set_state(&s, "bios1", "manage", "manageable");
+    s.provision("bios1", "manage", "manageable");
     assert_eq!(
         s.node("bios1")["power_state"],
         "power off",
         "manage read the BMC"
     );
-    set_state(&s, "bios1", "provide", "available");
-    set_state(&s, "bios1", "active", "wait call-back");
+    s.provision("bios1", "provide", "available");
+    s.provision("bios1", "active", "wait call-back");
     assert_eq!(
         bmc.events(),
         ["set boot pxe", "set power 1"],
@@ -257,7 +226,7 @@ fn ipmi_deploy_bios_powers_the_vm_on_and_it_network_boots() {
     assert!(pos("DHCP DISCOVER") < pos("acked"));
     assert!(pos("acked") < pos("the ramdisk is up"));
     // Undeploy powers it off over IPMI: the VM stops.
-    set_state(&s, "bios1", "deleted", "available");
+    s.provision("bios1", "deleted", "available");
     assert_eq!(bmc.state("vm.pid"), "", "the VM was stopped");
 }
 
@@ -286,9 +255,9 @@ fn ipmi_adoption_of_a_running_vm_then_enforcement() {
         json!({"driver_info": {"deploy_kernel": file, "deploy_ramdisk": file},
                "instance_info": {"image_source": file}}),
     );
-    set_state(&s, "prod", "manage", "manageable");
+    s.provision("prod", "manage", "manageable");
     assert_eq!(s.node("prod")["power_state"], "power on");
-    set_state(&s, "prod", "adopt", "active");
+    s.provision("prod", "adopt", "active");
     std::thread::sleep(Duration::from_secs(3)); // three sync passes
     assert_eq!(
         bmc.events(),
@@ -348,9 +317,9 @@ fn ipmi_deploy_uefi_through_ovmf_pxe_and_tftp() {
                "instance_info": {"kernel": file("vmlinuz"), "ramdisk": file("initrd.cpio.gz"),
                                  "ramdisk_kernel_arguments": "console=ttyS0"}}),
     );
-    set_state(&s, "uefi1", "manage", "manageable");
-    set_state(&s, "uefi1", "provide", "available");
-    set_state(&s, "uefi1", "active", "wait call-back");
+    s.provision("uefi1", "manage", "manageable");
+    s.provision("uefi1", "provide", "available");
+    s.provision("uefi1", "active", "wait call-back");
     wait_active(&s, "uefi1", 300, &dir);
     let events: Vec<String> = s
         .history("uefi1")
