@@ -306,6 +306,19 @@ async fn image(
         let progress = |m: String| tracing::info!(node = %label, "{m}");
         return match cache.stage(reference, None, &progress).await {
             Ok(staged) => {
+                // One event per download, not one per range read (sanboot).
+                let first = headers
+                    .get(header::RANGE)
+                    .and_then(|r| r.to_str().ok())
+                    .is_none_or(|r| r.trim_start_matches("bytes=").starts_with("0-"));
+                if method == Method::GET && first {
+                    s.timeline.note(
+                        n.node,
+                        Severity::Info,
+                        "http",
+                        format!("HTTP {name} requested ({} bytes)", staged.size),
+                    );
+                }
                 files::serve(
                     &staged.path,
                     &method,

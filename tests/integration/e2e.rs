@@ -87,12 +87,40 @@ fn ramdisk_deploy_through_dhcp_http_and_the_agent_call_back() {
     // In order: staged, waiting, DHCP (iPXE gets the script URL), heartbeat, active.
     assert!(pos("instance_info/kernel") < pos("waiting up to"));
     assert!(pos("waiting up to") < pos("boot http://"));
-    assert!(pos("boot http://") < pos("the ramdisk is up"));
+    assert!(pos("boot http://") < pos("HTTP boot script for"));
+    assert!(pos("HTTP boot script for") < pos("HTTP kernel requested"));
+    assert!(pos("HTTP kernel requested") < pos("HTTP ramdisk requested"));
+    assert!(pos("HTTP ramdisk requested") < pos("the ramdisk is up"));
     assert!(pos("the ramdisk is up") < pos("wait call-back -> deploying -> active"));
     assert!(
         events[pos("DHCP DISCOVER")].contains("(iPXE, x86 BIOS)"),
         "{events:#?}"
     );
+    assert!(
+        events[pos("HTTP boot script for")].contains("served: kernel "),
+        "{events:#?}"
+    );
+    // The same story in the metrics.
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            &format!("http://{ip}:8080/metrics"),
+        ])
+        .output()
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "rackboot_dhcp_packets_total{type=\"DISCOVER\",verdict=\"offer\"}",
+        "rackboot_dhcp_packets_total{type=\"REQUEST\",verdict=\"ack\"}",
+        "rackboot_http_requests_total{route=\"images\",status=\"2xx\"}",
+        "rackboot_http_requests_total{route=\"heartbeat\",status=\"2xx\"}",
+        "rackboot_nodes{provision_state=\"active\"} 1",
+        "rackboot_workflow_seconds_count{job=\"deploy\",outcome=\"wait\"} 1",
+    ] {
+        assert!(metrics.contains(needle), "no {needle} in:\n{metrics}");
+    }
 }
 
 /// An appliance serving DHCP (authoritative), TFTP and boot HTTP on a test
@@ -342,5 +370,42 @@ fn ipmi_deploy_uefi_through_ovmf_pxe_and_tftp() {
     assert!(sent < pos("(iPXE, x64 UEFI): offered"));
     assert!(pos("(iPXE, x64 UEFI): offered") < pos("HTTP boot script for"));
     assert!(pos("HTTP boot script for") < pos("the ramdisk is up"));
+    assert!(serial(&dir).contains("RACKBOOT-HEARTBEAT-SENT"));
+}
+
+/// Deploy, UEFI, with QEMU's iPXE EFI ROM on an e1000 (OVMF +
+/// efi-e1000.rom): OVMF's PXE runs over the ROM's network driver, loads
+/// snponly.efi over TFTP, and that iPXE takes the HTTP script.
+#[test]
+fn ipmi_deploy_uefi_with_the_ipxe_efi_rom() {
+    let images = test_images();
+    let mut seg = Segment::new();
+    let s = lab_server(&seg, "sync_power_state_interval = \"0s\"\n");
+    let mac = seg.mac(4);
+    let (bmc, dir) = vm_bmc(&mut seg, &mac, Firmware::UefiIpxe);
+    let file = |n: &str| format!("file://{}", images.join(n).display());
+    ipmi_node(
+        &s,
+        "uefi2",
+        &mac,
+        &bmc,
+        json!({"deploy_interface": "ramdisk",
+               "instance_info": {"kernel": file("vmlinuz"), "ramdisk": file("initrd.cpio.gz"),
+                                 "ramdisk_kernel_arguments": "console=ttyS0"}}),
+    );
+    s.provision("uefi2", "manage", "manageable");
+    s.provision("uefi2", "provide", "available");
+    s.provision("uefi2", "active", "wait call-back");
+    wait_active(&s, "uefi2", 300, &dir);
+    let events = s.events("uefi2");
+    let pos = |needle: &str| {
+        events
+            .iter()
+            .position(|e| e.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in {events:#?}"))
+    };
+    assert!(pos("(iPXE, x64 UEFI): offered") < pos("HTTP boot script for"));
+    assert!(pos("HTTP boot script for") < pos("HTTP kernel requested"));
+    assert!(pos("HTTP kernel requested") < pos("the ramdisk is up"));
     assert!(serial(&dir).contains("RACKBOOT-HEARTBEAT-SENT"));
 }

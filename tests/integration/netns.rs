@@ -274,6 +274,8 @@ pub enum Firmware {
     BiosIpxe,
     /// OVMF's own EDK2 PXE client on virtio-net.
     UefiPxe,
+    /// OVMF + QEMU's iPXE EFI e1000 ROM.
+    UefiIpxe,
 }
 
 /// A QEMU VM (TCG) network-booting from a tap; killed on drop.
@@ -312,7 +314,7 @@ pub fn qemu_args(tap: &str, mac: &str, fw: Firmware, dir: &Path) -> Vec<String> 
             ));
             a.extend(["-boot".to_string(), "n".to_string()]);
         }
-        Firmware::UefiPxe => {
+        Firmware::UefiPxe | Firmware::UefiIpxe => {
             let vars = dir.join("vars.fd");
             std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars)
                 .expect("OVMF is needed (scripts/install-deps.sh installs ovmf)");
