@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=$(realpath -m "${1:-images/out}")
-RECIPE=3  # bump when /init changes, so a stale image is rebuilt
+RECIPE=4  # bump when /init changes, so a stale image is rebuilt
 if [[ -s "$OUT/vmlinuz" && -s "$OUT/initrd.cpio.gz" && "$(cat "$OUT/recipe" 2>/dev/null)" == "$RECIPE" ]]; then
     echo "build-test-ramdisk: $OUT/vmlinuz and initrd.cpio.gz exist"
     exit 0
@@ -84,6 +84,17 @@ for x in $(cat /proc/cmdline); do
     esac
 done
 mac=$(echo "${bootif#01-}" | tr '-' ':' | tr 'A-F' 'a-f')
+if [ -z "$bootif" ]; then
+    # No BOOTIF (booted from an ISO, say): the first Ethernet NIC.
+    for try in 1 2 3 4 5 6 7 8 9 10; do
+        for i in /sys/class/net/*; do
+            [ "${i##*/}" = lo ] && continue
+            mac=$(cat "$i/address" 2>/dev/null)
+            [ -n "$mac" ] && break 2
+        done
+        sleep 1
+    done
+fi
 iface=""
 for try in 1 2 3 4 5 6 7 8 9 10; do
     for i in /sys/class/net/*; do

@@ -311,7 +311,9 @@ async fn image(
                     .get(header::RANGE)
                     .and_then(|r| r.to_str().ok())
                     .is_none_or(|r| r.trim_start_matches("bytes=").starts_with("0-"));
-                if method == Method::GET && first {
+                // sanboot starts with a HEAD, then reads ranges anywhere.
+                let iso_start = method == Method::HEAD && name == "boot_iso";
+                if (method == Method::GET && first) || iso_start {
                     s.timeline.note(
                         n.node,
                         Severity::Info,

@@ -409,3 +409,117 @@ fn ipmi_deploy_uefi_with_the_ipxe_efi_rom() {
     assert!(pos("HTTP kernel requested") < pos("the ramdisk is up"));
     assert!(serial(&dir).contains("RACKBOOT-HEARTBEAT-SENT"));
 }
+
+/// Builds a BIOS-bootable ISO (isolinux) of the test kernel and ramdisk,
+/// whose kernel line points the ramdisk at `api`.
+fn test_iso(dest: &std::path::Path, api: &str) {
+    let images = test_images();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("iso");
+    std::fs::create_dir_all(root.join("isolinux")).unwrap();
+    for (from, to) in [
+        ("/usr/lib/ISOLINUX/isolinux.bin", "isolinux/isolinux.bin"),
+        (
+            "/usr/lib/syslinux/modules/bios/ldlinux.c32",
+            "isolinux/ldlinux.c32",
+        ),
+    ] {
+        std::fs::copy(from, root.join(to)).unwrap_or_else(|e| {
+            panic!("{from}: {e} (scripts/install-deps.sh installs isolinux and syslinux-common)")
+        });
+    }
+    std::fs::copy(images.join("vmlinuz"), root.join("vmlinuz")).unwrap();
+    std::fs::copy(images.join("initrd.cpio.gz"), root.join("initrd.gz")).unwrap();
+    std::fs::write(
+        root.join("isolinux/isolinux.cfg"),
+        format!("default rb\nprompt 0\nlabel rb\n  kernel /vmlinuz\n  append initrd=/initrd.gz console=ttyS0 ipa-api-url={api}\n"),
+    )
+    .unwrap();
+    let out = std::process::Command::new("xorriso")
+        .args(["-as", "mkisofs", "-quiet", "-o"])
+        .arg(dest)
+        .args([
+            "-b",
+            "isolinux/isolinux.bin",
+            "-c",
+            "isolinux/boot.cat",
+            "-no-emul-boot",
+            "-boot-load-size",
+            "4",
+            "-boot-info-table",
+        ])
+        .arg(&root)
+        .output()
+        .expect("xorriso (scripts/install-deps.sh installs it)");
+    assert!(
+        out.status.success(),
+        "xorriso: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// ISO: a node whose instance is `boot_iso` boots it through iPXE's
+/// `sanboot`, which reads the ISO with HTTP range requests.
+#[test]
+fn iso_instance_boots_through_sanboot_over_http_ranges() {
+    let mut seg = Segment::new();
+    let ip = seg.server_ip();
+    let s = lab_server(&seg, "sync_power_state_interval = \"0s\"\n");
+    let data = s.dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let iso = data.join("test.iso");
+    test_iso(&iso, &format!("http://{ip}:8080"));
+    let mac = seg.mac(5);
+    s.node_with_port(
+        json!({"name": "iso1", "driver": "fake-hardware", "boot_interface": "ipxe", "deploy_interface": "ramdisk",
+               "instance_info": {"boot_iso": format!("file://{}", iso.display())}}),
+        &mac,
+    );
+    s.provision("iso1", "manage", "manageable");
+    s.provision("iso1", "provide", "available");
+    s.provision("iso1", "active", "wait call-back");
+    let tap = seg.tap();
+    let vm = Vm::start(&tap, &mac, Firmware::BiosIpxe);
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while s.node("iso1")["provision_state"] != "active" {
+        assert!(
+            Instant::now() < deadline,
+            "the ISO never booted; serial:\n{}",
+            vm.serial()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let events = s.events("iso1");
+    let pos = |needle: &str| {
+        events
+            .iter()
+            .position(|e| e.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in {events:#?}"))
+    };
+    assert!(
+        events[pos("HTTP boot script for")].contains("served: sanboot --no-describe "),
+        "{events:#?}"
+    );
+    assert!(pos("HTTP boot script for") < pos("HTTP boot_iso requested"));
+    assert!(pos("HTTP boot_iso requested") < pos("the ramdisk is up"));
+    // sanboot read it in ranges.
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            &format!("http://{ip}:8080/metrics"),
+        ])
+        .output()
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&out.stdout);
+    let images_2xx: u64 = metrics
+        .lines()
+        .find(|l| l.starts_with("rackboot_http_requests_total{route=\"images\",status=\"2xx\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        images_2xx > 10,
+        "sanboot should read the ISO in many ranges: {images_2xx} requests"
+    );
+}
