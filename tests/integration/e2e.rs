@@ -523,3 +523,77 @@ fn iso_instance_boots_through_sanboot_over_http_ranges() {
         "sanboot should read the ISO in many ranges: {images_2xx} requests"
     );
 }
+
+/// Failure paths with real machines: a BMC with a wrong password fails
+/// manage with a clear last_error; a VM whose ramdisk never calls back
+/// (its agent URL leads nowhere) ends in deploy failed after the timeout.
+#[test]
+fn failure_paths_wrong_bmc_password_and_no_call_back() {
+    let images = test_images();
+    let mut seg = Segment::new();
+    let ip = seg.server_ip();
+    let s = lab_server(
+        &seg,
+        "sync_power_state_interval = \"0s\"\ndeploy_callback_timeout = \"25s\"\n",
+    );
+    let mac = seg.mac(6);
+    let (bmc, dir) = vm_bmc(&mut seg, &mac, Firmware::BiosIpxe);
+    s.node_with_port(
+        json!({"name": "badpw", "driver": "ipmi",
+               "driver_info": {"ipmi_address": "127.0.0.1", "ipmi_port": bmc.port,
+                               "ipmi_username": "admin", "ipmi_password": "wrong-password"}}),
+        &seg.mac(7),
+    );
+    let (st, _) = s.json(
+        "PUT",
+        "/v1/nodes/badpw/states/provision",
+        Some(json!({"target": "manage"})),
+    );
+    assert_eq!(st, 202);
+    s.wait_state("badpw", "enroll");
+    let err = s.node("badpw")["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        err.contains("authentication failed for BMC")
+            && err.contains("check ipmi_username/ipmi_password"),
+        "{err}"
+    );
+    assert!(!err.contains("wrong-password"));
+    // The ramdisk boots but its agent URL points at a closed port: no call-back.
+    let file = |n: &str| format!("file://{}", images.join(n).display());
+    ipmi_node(
+        &s,
+        "silent",
+        &mac,
+        &bmc,
+        json!({"deploy_interface": "ramdisk",
+               "instance_info": {"kernel": file("vmlinuz"), "ramdisk": file("initrd.cpio.gz"),
+                                 "ramdisk_kernel_arguments": format!("console=ttyS0 ipa-api-url=http://{ip}:9")}}),
+    );
+    s.provision("silent", "manage", "manageable");
+    s.provision("silent", "provide", "available");
+    s.provision("silent", "active", "wait call-back");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while s.node("silent")["provision_state"] != "deploy failed" {
+        assert!(
+            Instant::now() < deadline,
+            "never failed; serial:\n{}",
+            serial(&dir)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        serial(&dir).contains("RACKBOOT-RAMDISK-UP"),
+        "the machine did boot"
+    );
+    let err = s.node("silent")["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        err.contains("Timeout reached while waiting for callback"),
+        "{err}"
+    );
+}
