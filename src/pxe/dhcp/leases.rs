@@ -289,6 +289,11 @@ impl Leases {
         }
     }
 
+    /// Marks records to be written again (a write failed).
+    pub fn mark_dirty(&mut self, ips: &[Ipv4Addr]) {
+        self.dirty.extend(ips.iter().map(|ip| u32::from(*ip)));
+    }
+
     /// Records changed since the last call, for persisting.
     pub fn take_dirty(&mut self) -> Vec<Lease> {
         let keys: Vec<u32> = self.dirty.drain().collect();
@@ -426,5 +431,7 @@ mod tests {
         assert_eq!(l.offer(B, None, 1, 30), Some(a));
         assert_eq!(l.take_dirty().len(), 1);
         assert!(l.take_dirty().is_empty());
+        l.mark_dirty(&[a]);
+        assert_eq!(l.take_dirty().len(), 1, "a failed write is retried");
     }
 }

@@ -434,8 +434,13 @@ async fn flush_leases(shared: Arc<Shared>, store: Store, mut stop: watch::Receiv
                 })
                 .collect();
             let n = rows.len();
+            let ips: Vec<Ipv4Addr> = rows.iter().map(|r| r.ip).collect();
             if let Err(e) = store.call(move |s| s.save_leases(&rows)).await {
-                tracing::error!(error = %e, leases = n, "cannot write DHCP leases");
+                // Kept dirty: the next flush tries again, nothing is lost.
+                if let Some(l) = &shared.leases {
+                    l.lock().unwrap_or_else(|p| p.into_inner()).mark_dirty(&ips);
+                }
+                tracing::error!(error = %e, leases = n, "cannot write DHCP leases; will retry");
             }
         }
         if stopping {
