@@ -558,6 +558,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_systemd_example_config_is_valid() {
+        let c = Config::parse(include_str!("../systemd/rackboot.toml.example")).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.dhcp.mode, "off");
+    }
+
+    #[test]
     fn defaults_are_valid_and_match_design() {
         let c = Config::load(None).unwrap();
         assert_eq!(c.api.listen.to_string(), "127.0.0.1:6385");
