@@ -203,31 +203,64 @@ fn wait_active(s: &Server, name: &str, secs: u64, dir: &tempfile::TempDir) {
 /// Deploy, BIOS, with IPMI really powering the VM: the appliance sets PXE
 /// and powers the VM on over IPMI; SeaBIOS iPXE does DHCP, fetches the
 /// script, kernel and ramdisk; the ramdisk looks itself up and heartbeats.
-#[test]
-fn ipmi_deploy_bios_powers_the_vm_on_and_it_network_boots() {
+/// A lab appliance, one VM behind its simulated BMC, and an `ipmi` node
+/// for it with a ramdisk deploy of the test image, deployed as far as
+/// `wait call-back` (IPMI has powered the VM on). Manage read the BMC.
+/// (Bind every field when destructuring: a field left to `..` is dropped at
+/// once, and dropping the segment takes the VM's network away.)
+struct IpmiDeploy {
+    s: Server,
+    bmc: crate::bmc::Bmc,
+    dir: tempfile::TempDir,
+    _seg: Segment,
+}
+
+fn ipmi_deploy(name: &str, mac_index: u8, fw: Firmware, append: &str, extra: &str) -> IpmiDeploy {
     let images = test_images();
     let mut seg = Segment::new();
-    let s = lab_server(&seg, "sync_power_state_interval = \"0s\"\n");
-    let mac = seg.mac(1);
-    let (bmc, dir) = vm_bmc(&mut seg, &mac, Firmware::BiosIpxe);
+    let s = lab_server(
+        &seg,
+        &format!("sync_power_state_interval = \"0s\"\n{extra}"),
+    );
+    let mac = seg.mac(mac_index);
+    let (bmc, dir) = vm_bmc(&mut seg, &mac, fw);
     let file = |n: &str| format!("file://{}", images.join(n).display());
     ipmi_node(
         &s,
-        "bios1",
+        name,
         &mac,
         &bmc,
         json!({"deploy_interface": "ramdisk",
                "instance_info": {"kernel": file("vmlinuz"), "ramdisk": file("initrd.cpio.gz"),
-                                 "ramdisk_kernel_arguments": "console=ttyS0"}}),
+                                 "ramdisk_kernel_arguments": format!("console=ttyS0{append}")}}),
     );
-    s.provision("bios1", "manage", "manageable");
+    s.provision(name, "manage", "manageable");
     assert_eq!(
-        s.node("bios1")["power_state"],
+        s.node(name)["power_state"],
         "power off",
         "manage read the BMC"
     );
-    s.provision("bios1", "provide", "available");
-    s.provision("bios1", "active", "wait call-back");
+    s.provision(name, "provide", "available");
+    s.provision(name, "active", "wait call-back");
+    IpmiDeploy {
+        s,
+        bmc,
+        dir,
+        _seg: seg,
+    }
+}
+
+/// Where the first event containing `needle` is.
+fn pos(events: &[String], needle: &str) -> usize {
+    events
+        .iter()
+        .position(|e| e.contains(needle))
+        .unwrap_or_else(|| panic!("no {needle:?} in {events:#?}"))
+}
+
+#[test]
+fn ipmi_deploy_bios_powers_the_vm_on_and_it_network_boots() {
+    let IpmiDeploy { s, bmc, dir, _seg } = ipmi_deploy("bios1", 1, Firmware::BiosIpxe, "", "");
     assert_eq!(
         bmc.events(),
         ["set boot pxe", "set power 1"],
@@ -239,20 +272,10 @@ fn ipmi_deploy_bios_powers_the_vm_on_and_it_network_boots() {
         out.contains("RACKBOOT-RAMDISK-UP") && out.contains("RACKBOOT-HEARTBEAT-SENT"),
         "{out}"
     );
-    let events: Vec<String> = s
-        .history("bios1")
-        .iter()
-        .filter_map(|h| h["event"].as_str().map(str::to_string))
-        .collect();
-    let pos = |needle: &str| {
-        events
-            .iter()
-            .position(|e| e.contains(needle))
-            .unwrap_or_else(|| panic!("no {needle:?} in {events:#?}"))
-    };
-    assert!(pos("boot device pxe (persistent), powered on") < pos("DHCP DISCOVER"));
-    assert!(pos("DHCP DISCOVER") < pos("acked"));
-    assert!(pos("acked") < pos("the ramdisk is up"));
+    let e = s.events("bios1");
+    assert!(pos(&e, "boot device pxe (persistent), powered on") < pos(&e, "DHCP DISCOVER"));
+    assert!(pos(&e, "DHCP DISCOVER") < pos(&e, "acked"));
+    assert!(pos(&e, "acked") < pos(&e, "the ramdisk is up"));
     // Undeploy powers it off over IPMI: the VM stops.
     s.provision("bios1", "deleted", "available");
     assert_eq!(bmc.state("vm.pid"), "", "the VM was stopped");
@@ -330,46 +353,24 @@ fn ipmi_adoption_of_a_running_vm_then_enforcement() {
 /// script, kernel and ramdisk; power is IPMI.
 #[test]
 fn ipmi_deploy_uefi_through_ovmf_pxe_and_tftp() {
-    let images = test_images();
-    let mut seg = Segment::new();
-    let s = lab_server(&seg, "sync_power_state_interval = \"0s\"\n");
-    let mac = seg.mac(3);
-    let (bmc, dir) = vm_bmc(&mut seg, &mac, Firmware::UefiPxe);
-    let file = |n: &str| format!("file://{}", images.join(n).display());
-    ipmi_node(
-        &s,
-        "uefi1",
-        &mac,
-        &bmc,
-        json!({"deploy_interface": "ramdisk",
-               "instance_info": {"kernel": file("vmlinuz"), "ramdisk": file("initrd.cpio.gz"),
-                                 "ramdisk_kernel_arguments": "console=ttyS0"}}),
-    );
-    s.provision("uefi1", "manage", "manageable");
-    s.provision("uefi1", "provide", "available");
-    s.provision("uefi1", "active", "wait call-back");
+    let IpmiDeploy {
+        s,
+        bmc: _bmc,
+        dir,
+        _seg,
+    } = ipmi_deploy("uefi1", 3, Firmware::UefiPxe, "", "");
     wait_active(&s, "uefi1", 300, &dir);
-    let events: Vec<String> = s
-        .history("uefi1")
-        .iter()
-        .filter_map(|h| h["event"].as_str().map(str::to_string))
-        .collect();
-    let pos = |needle: &str| {
-        events
-            .iter()
-            .position(|e| e.contains(needle))
-            .unwrap_or_else(|| panic!("no {needle:?} in {events:#?}"))
-    };
+    let e = s.events("uefi1");
     // PXE ROM gets the loader; the loader comes over TFTP; iPXE gets the script.
     // (OVMF first probes the size and aborts with ERROR 8; then it downloads.)
-    assert!(pos("(PXE ROM, x64 UEFI): offered") < pos("TFTP snponly.efi"));
-    let sent = events
+    assert!(pos(&e, "(PXE ROM, x64 UEFI): offered") < pos(&e, "TFTP snponly.efi"));
+    let sent = e
         .iter()
-        .position(|e| e.contains("TFTP snponly.efi") && e.contains(": sent "))
-        .unwrap_or_else(|| panic!("no TFTP download in {events:#?}"));
-    assert!(sent < pos("(iPXE, x64 UEFI): offered"));
-    assert!(pos("(iPXE, x64 UEFI): offered") < pos("HTTP boot script for"));
-    assert!(pos("HTTP boot script for") < pos("the ramdisk is up"));
+        .position(|x| x.contains("TFTP snponly.efi") && x.contains(": sent "))
+        .unwrap_or_else(|| panic!("no TFTP download in {e:#?}"));
+    assert!(sent < pos(&e, "(iPXE, x64 UEFI): offered"));
+    assert!(pos(&e, "(iPXE, x64 UEFI): offered") < pos(&e, "HTTP boot script for"));
+    assert!(pos(&e, "HTTP boot script for") < pos(&e, "the ramdisk is up"));
     assert!(serial(&dir).contains("RACKBOOT-HEARTBEAT-SENT"));
 }
 
@@ -378,35 +379,17 @@ fn ipmi_deploy_uefi_through_ovmf_pxe_and_tftp() {
 /// snponly.efi over TFTP, and that iPXE takes the HTTP script.
 #[test]
 fn ipmi_deploy_uefi_with_the_ipxe_efi_rom() {
-    let images = test_images();
-    let mut seg = Segment::new();
-    let s = lab_server(&seg, "sync_power_state_interval = \"0s\"\n");
-    let mac = seg.mac(4);
-    let (bmc, dir) = vm_bmc(&mut seg, &mac, Firmware::UefiIpxe);
-    let file = |n: &str| format!("file://{}", images.join(n).display());
-    ipmi_node(
-        &s,
-        "uefi2",
-        &mac,
-        &bmc,
-        json!({"deploy_interface": "ramdisk",
-               "instance_info": {"kernel": file("vmlinuz"), "ramdisk": file("initrd.cpio.gz"),
-                                 "ramdisk_kernel_arguments": "console=ttyS0"}}),
-    );
-    s.provision("uefi2", "manage", "manageable");
-    s.provision("uefi2", "provide", "available");
-    s.provision("uefi2", "active", "wait call-back");
+    let IpmiDeploy {
+        s,
+        bmc: _bmc,
+        dir,
+        _seg,
+    } = ipmi_deploy("uefi2", 4, Firmware::UefiIpxe, "", "");
     wait_active(&s, "uefi2", 300, &dir);
-    let events = s.events("uefi2");
-    let pos = |needle: &str| {
-        events
-            .iter()
-            .position(|e| e.contains(needle))
-            .unwrap_or_else(|| panic!("no {needle:?} in {events:#?}"))
-    };
-    assert!(pos("(iPXE, x64 UEFI): offered") < pos("HTTP boot script for"));
-    assert!(pos("HTTP boot script for") < pos("HTTP kernel requested"));
-    assert!(pos("HTTP kernel requested") < pos("the ramdisk is up"));
+    let e = s.events("uefi2");
+    assert!(pos(&e, "(iPXE, x64 UEFI): offered") < pos(&e, "HTTP boot script for"));
+    assert!(pos(&e, "HTTP boot script for") < pos(&e, "HTTP kernel requested"));
+    assert!(pos(&e, "HTTP kernel requested") < pos(&e, "the ramdisk is up"));
     assert!(serial(&dir).contains("RACKBOOT-HEARTBEAT-SENT"));
 }
 
