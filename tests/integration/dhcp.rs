@@ -80,7 +80,7 @@ fn udhcpc_gets_a_stable_lease_renews_and_releases() {
     // udhcpc is not a network-boot client and the node boots nothing: no boot file.
     assert!(bound.contains("boot_file= "), "{bound}");
     // Stay running: renew (SIGUSR1, unicast REQUEST with ciaddr), then release (SIGUSR2).
-    let mut c = a.udhcpc(&["-t", "5", "-T", "1"]).spawn().unwrap();
+    let mut c = Guard(a.udhcpc(&["-t", "5", "-T", "1"]).spawn().unwrap());
     let n = a.events().len();
     let bound = a.wait_event("bound", n, 15);
     assert_eq!(
@@ -89,16 +89,16 @@ fn udhcpc_gets_a_stable_lease_renews_and_releases() {
         "a restarted client gets the same address"
     );
     let n = a.events().len();
-    signal(&c, "USR1");
+    signal(&c.0, "USR1");
     let renew = a.wait_event("renew", n, 15);
     assert_eq!(ip_of(&renew), ip);
-    signal(&c, "USR2");
+    signal(&c.0, "USR2");
     wait_for("the release in the node's timeline", 15, || {
         dhcp_events(&s, "n1")
             .iter()
             .any(|e| e.contains(&format!("released {ip}")))
     });
-    stop(&mut c);
+    stop(&mut c.0);
     // The timeline says what happened, in order.
     let events = dhcp_events(&s, "n1");
     let first = |needle: &str| {
@@ -120,16 +120,16 @@ fn dhclient_gets_a_lease_keeps_it_across_restart_and_releases() {
     let s = dhcp_server(&seg, "");
     enroll(&s, "n2", &seg.mac(2));
     let b = seg.host(&seg.mac(2));
-    let mut c = b.dhclient(&["-d"]).spawn().unwrap();
+    let mut c = Guard(b.dhclient(&["-d"]).spawn().unwrap());
     let bound = b.wait_event("BOUND", 0, 20);
-    stop(&mut c);
+    stop(&mut c.0);
     let ip = ip_of(&bound);
     assert!(in_range(&seg, &ip), "{bound}");
     // Restarted with its lease file: the same address again.
     let n = b.events().len();
-    let mut c = b.dhclient(&["-d"]).spawn().unwrap();
+    let mut c = Guard(b.dhclient(&["-d"]).spawn().unwrap());
     let again = b.wait_events(&["REBOOT", "BOUND"], n, 20);
-    stop(&mut c);
+    stop(&mut c.0);
     assert_eq!(ip_of(&again), ip);
     let out = b.dhclient(&["-r"]).output().unwrap();
     assert!(out.status.success());
@@ -166,13 +166,15 @@ fn unknown_macs_get_nothing_and_clients_together_get_different_addresses() {
     let mut children: Vec<_> = hosts
         .iter()
         .map(|h| {
-            h.udhcpc(&["-q", "-n", "-t", "5", "-T", "1"])
-                .spawn()
-                .unwrap()
+            Guard(
+                h.udhcpc(&["-q", "-n", "-t", "5", "-T", "1"])
+                    .spawn()
+                    .unwrap(),
+            )
         })
         .collect();
     for c in &mut children {
-        assert!(c.wait().unwrap().success(), "log:\n{}", s.log());
+        assert!(c.0.wait().unwrap().success(), "log:\n{}", s.log());
     }
     let mut ips: Vec<String> = hosts
         .iter()
@@ -279,20 +281,22 @@ fn proxy_mode_beside_dnsmasq_with_qemu_firmware() {
     std::fs::write(www.path().join("boot.ipxe"), "#!ipxe\necho proxy test\n").unwrap();
     let http_port = free_port();
     let http_log = www.path().join("http.log");
-    let mut http = std::process::Command::new("python3")
-        .args([
-            "-m",
-            "http.server",
-            &http_port.to_string(),
-            "--bind",
-            &seg.server_ip(),
-            "--directory",
-        ])
-        .arg(www.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&http_log).unwrap())
-        .spawn()
-        .unwrap();
+    let _http = Guard(
+        std::process::Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &http_port.to_string(),
+                "--bind",
+                &seg.server_ip(),
+                "--directory",
+            ])
+            .arg(www.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&http_log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     let s = Server::start_with(&format!(
         "[http]\nlisten = \"127.0.0.1:{}\"\npublic_url = \"http://{}:{http_port}\"\n\
          [dhcp]\nmode = \"proxy\"\ninterface = \"{}\"\n",
@@ -310,33 +314,35 @@ fn proxy_mode_beside_dnsmasq_with_qemu_firmware() {
         .status
         .success());
     let leases = dhcpd.path("dnsmasq.leases");
-    let mut dnsmasq = dhcpd
-        .cmd("dnsmasq")
-        .args([
-            "-k",
-            "--port=0",
-            "--interface=eth0",
-            "--bind-interfaces",
-            "--user=root",
-            "--no-ping",
-            "--log-dhcp",
-        ])
-        .arg(format!(
-            "--dhcp-range={},{},255.255.255.0,1h",
-            seg.ip(50),
-            seg.ip(60)
-        ))
-        .arg(format!("--dhcp-leasefile={}", leases.display()))
-        .arg(format!(
-            "--pid-file={}",
-            dhcpd.path("dnsmasq.pid").display()
-        ))
-        .arg(format!(
-            "--log-facility={}",
-            dhcpd.path("dnsmasq.log").display()
-        ))
-        .spawn()
-        .expect("dnsmasq (scripts/install-deps.sh installs dnsmasq-base)");
+    let _dnsmasq = Guard(
+        dhcpd
+            .cmd("dnsmasq")
+            .args([
+                "-k",
+                "--port=0",
+                "--interface=eth0",
+                "--bind-interfaces",
+                "--user=root",
+                "--no-ping",
+                "--log-dhcp",
+            ])
+            .arg(format!(
+                "--dhcp-range={},{},255.255.255.0,1h",
+                seg.ip(50),
+                seg.ip(60)
+            ))
+            .arg(format!("--dhcp-leasefile={}", leases.display()))
+            .arg(format!(
+                "--pid-file={}",
+                dhcpd.path("dnsmasq.pid").display()
+            ))
+            .arg(format!(
+                "--log-facility={}",
+                dhcpd.path("dnsmasq.log").display()
+            ))
+            .spawn()
+            .expect("dnsmasq (scripts/install-deps.sh installs dnsmasq-base)"),
+    );
     let bios_mac = seg.mac(1);
     let uefi_mac = seg.mac(2);
     network_boot_node(&s, "bios", &bios_mac);
@@ -391,6 +397,4 @@ fn proxy_mode_beside_dnsmasq_with_qemu_firmware() {
             .unwrap_or_else(|| panic!("dnsmasq leased nothing to {mac}: {lease_text}"));
         assert!(line.contains(&format!("10.88.{}.", seg.n)), "{line}");
     }
-    stop(&mut dnsmasq);
-    stop(&mut http);
 }

@@ -151,6 +151,20 @@ fn vm_bmc(seg: &mut Segment, mac: &str, fw: Firmware) -> (crate::bmc::Bmc, tempf
     (crate::bmc::Bmc::start_vm(&cmd), dir)
 }
 
+/// Waits (bounded) until the VM's console shows `needle`: the appliance may
+/// see a heartbeat before the ramdisk has printed that it sent it.
+fn wait_serial(dir: &tempfile::TempDir, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !serial(dir).contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "no {needle} on the console:\n{}",
+            serial(dir)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn serial(dir: &tempfile::TempDir) -> String {
     String::from_utf8_lossy(&std::fs::read(dir.path().join("serial")).unwrap_or_default())
         .into_owned()
@@ -267,11 +281,8 @@ fn ipmi_deploy_bios_powers_the_vm_on_and_it_network_boots() {
         "PXE first, then power on"
     );
     wait_active(&s, "bios1", 240, &dir);
-    let out = serial(&dir);
-    assert!(
-        out.contains("RACKBOOT-RAMDISK-UP") && out.contains("RACKBOOT-HEARTBEAT-SENT"),
-        "{out}"
-    );
+    wait_serial(&dir, "RACKBOOT-RAMDISK-UP");
+    wait_serial(&dir, "RACKBOOT-HEARTBEAT-SENT");
     let e = s.events("bios1");
     assert!(pos(&e, "boot device pxe (persistent), powered on") < pos(&e, "DHCP DISCOVER"));
     assert!(pos(&e, "DHCP DISCOVER") < pos(&e, "acked"));
@@ -371,7 +382,7 @@ fn ipmi_deploy_uefi_through_ovmf_pxe_and_tftp() {
     assert!(sent < pos(&e, "(iPXE, x64 UEFI): offered"));
     assert!(pos(&e, "(iPXE, x64 UEFI): offered") < pos(&e, "HTTP boot script for"));
     assert!(pos(&e, "HTTP boot script for") < pos(&e, "the ramdisk is up"));
-    assert!(serial(&dir).contains("RACKBOOT-HEARTBEAT-SENT"));
+    wait_serial(&dir, "RACKBOOT-HEARTBEAT-SENT");
 }
 
 /// Deploy, UEFI, with QEMU's iPXE EFI ROM on an e1000 (OVMF +
@@ -390,7 +401,7 @@ fn ipmi_deploy_uefi_with_the_ipxe_efi_rom() {
     assert!(pos(&e, "(iPXE, x64 UEFI): offered") < pos(&e, "HTTP boot script for"));
     assert!(pos(&e, "HTTP boot script for") < pos(&e, "HTTP kernel requested"));
     assert!(pos(&e, "HTTP kernel requested") < pos(&e, "the ramdisk is up"));
-    assert!(serial(&dir).contains("RACKBOOT-HEARTBEAT-SENT"));
+    wait_serial(&dir, "RACKBOOT-HEARTBEAT-SENT");
 }
 
 /// Builds a BIOS-bootable ISO (isolinux) of the test kernel and ramdisk,

@@ -247,6 +247,16 @@ impl Host {
     }
 }
 
+/// A child process that is stopped when the guard goes, even when a test
+/// fails half-way.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        stop(&mut self.0);
+    }
+}
+
 /// Stops a child we started (by PID) and reaps it.
 pub fn stop(child: &mut Child) {
     let _ = child.kill();
