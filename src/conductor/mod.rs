@@ -282,10 +282,8 @@ impl Conductor {
                     let msg = format!(
                         "The {from} state can't be resumed by conductor {host}: the appliance restarted while the node was {from}. Moving to fail state."
                     );
-                    node.provision_state = to;
-                    node.target_provision_state = if to.is_stable() { None } else { to.default_target() };
+                    node.enter(to);
                     node.last_error = Some(msg.clone());
-                    node.provision_updated_at = Some(now());
                     node.updated_at = Some(now());
                     tracing::warn!(node = %node.uuid, %from, %to, "failing node left in a transient state at start-up");
                     s.save_node(&node, &[HistoryEntry::new(Severity::Error, "startup", format!("{from} -> {to}: {msg}"))])?;
@@ -607,16 +605,10 @@ impl Conductor {
         };
         let Some(job) = job else {
             // Synchronous transitions: manage back to manageable, abort.
-            node.provision_state = to;
-            node.target_provision_state = if to.is_stable() {
-                None
-            } else {
-                to.default_target()
-            };
+            node.enter(to);
             if event == Event::Abort {
                 node.last_error = Some(format!("{from} aborted by request"));
             }
-            node.provision_updated_at = Some(now());
             node.updated_at = Some(now());
             let h = history(
                 Severity::Info,
@@ -775,13 +767,7 @@ impl Conductor {
         }
         node.driver_internal_info.remove(CALLBACK_DEADLINE);
         node.driver_internal_info.remove("adopted");
-        node.provision_state = to;
-        node.target_provision_state = if to.is_stable() {
-            None
-        } else {
-            to.default_target()
-        };
-        node.provision_updated_at = Some(now());
+        node.enter(to);
         node.updated_at = Some(now());
         node.last_error = None;
         let h = vec![
@@ -849,13 +835,7 @@ impl Conductor {
                 )
             };
             node.driver_internal_info.remove(CALLBACK_DEADLINE);
-            node.provision_state = to;
-            node.target_provision_state = if to.is_stable() {
-                None
-            } else {
-                to.default_target()
-            };
-            node.provision_updated_at = Some(now());
+            node.enter(to);
             node.updated_at = Some(now());
             node.last_error = Some(msg.clone());
             let h = HistoryEntry::new(
@@ -1090,13 +1070,7 @@ impl Conductor {
         if matches!(job, Job::Power(_)) {
             node.target_power_state = None;
         } else if let Some(to) = states::next(node.provision_state, Event::Fail) {
-            node.provision_state = to;
-            node.target_provision_state = if to.is_stable() {
-                None
-            } else {
-                to.default_target()
-            };
-            node.provision_updated_at = Some(now());
+            node.enter(to);
         }
         let h = HistoryEntry::new(
             Severity::Error,
@@ -1195,13 +1169,7 @@ impl Conductor {
                 )
             }
         };
-        node.provision_state = to;
-        node.target_provision_state = if to.is_stable() {
-            None
-        } else {
-            to.default_target()
-        };
-        node.provision_updated_at = Some(now());
+        node.enter(to);
         match &error {
             Some(e) => {
                 node.last_error = Some(e.clone());
@@ -1294,43 +1262,15 @@ impl Conductor {
         if self.automated_clean(&task.node) && b.deploy.cleaning_touches_disks() {
             // Boot the deploy ramdisk and wait for its call-back (clean wait).
             let uuid = task.node.uuid;
-            let fail = |e: String| format!("Failed to prepare node {uuid} for cleaning: {e}");
-            for key in ["deploy_kernel", "deploy_ramdisk"] {
-                let reference = task
-                    .node
-                    .driver_info
-                    .get(key)
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-                    .ok_or_else(|| {
-                        fail(format!(
-                            "driver_info/{key} is missing; cleaning boots the deploy ramdisk"
-                        ))
-                    })?;
-                drivers::pxe::stage(task, &format!("driver_info/{key}"), &reference, None)
+            let fail =
+                |e: drivers::Error| format!("Failed to prepare node {uuid} for cleaning: {e}");
+            drivers::pxe::stage_deploy_images(task, true)
+                .await
+                .map_err(fail)?;
+            let how =
+                drivers::pxe::boot_from_network(task, b.power.as_ref(), b.management.as_ref())
                     .await
-                    .map_err(|e| fail(e.to_string()))?;
-            }
-            b.management
-                .set_boot_device(task, "pxe", true)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-            let on = b
-                .power
-                .get_power_state(task)
-                .await
-                .map_err(|e| fail(e.to_string()))?
-                == PowerState::On;
-            let target = if on {
-                PowerState::Rebooting
-            } else {
-                PowerState::On
-            };
-            b.power
-                .set_power_state(task, target)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-            task.node.power_state = Some(PowerState::On);
+                    .map_err(fail)?;
             let timeout = self.inner.settings.clean_callback_timeout;
             let deadline = jiff::Timestamp::now().as_second() + timeout.as_secs() as i64;
             task.node
@@ -1340,8 +1280,7 @@ impl Conductor {
                 Severity::Info,
                 "provisioning",
                 format!(
-                    "cleaning: booting the deploy ramdisk (boot device pxe, {}); waiting up to {} s for its call-back",
-                    if on { "rebooted" } else { "powered on" },
+                    "cleaning: booting the deploy ramdisk (boot device pxe, {how}); waiting up to {} s for its call-back",
                     timeout.as_secs()
                 ),
             );
@@ -1409,9 +1348,7 @@ impl Conductor {
         // machine ran, so provide keeps needing consent.
         // deleting --clean--> cleaning, recorded before cleaning runs.
         let mut node = task.node.clone();
-        node.provision_state = State::Cleaning;
-        node.target_provision_state = State::Cleaning.default_target();
-        node.provision_updated_at = Some(now());
+        node.enter(State::Cleaning);
         let mut records = task.take_records();
         records.push(HistoryEntry::new(
             Severity::Info,

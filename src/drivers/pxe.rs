@@ -124,20 +124,52 @@ impl Boot for PxeBoot {
             );
             // Stage what a later network boot needs, so it is served from
             // here whatever happens to the sources (takeover).
-            for key in ["deploy_kernel", "deploy_ramdisk"] {
-                let reference = task
-                    .node
-                    .driver_info
-                    .get(key)
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
-                if let Some(r) = reference {
-                    stage(task, &format!("driver_info/{key}"), &r, None).await?;
-                }
-            }
+            stage_deploy_images(task, false).await?;
             Ok(())
         })
     }
+}
+
+/// Stages `driver_info/deploy_kernel` and `deploy_ramdisk`; `required`:
+/// a missing one is an error (cleaning boots them), else it is skipped.
+pub async fn stage_deploy_images(task: &Task, required: bool) -> Result<()> {
+    for key in ["deploy_kernel", "deploy_ramdisk"] {
+        let reference = task
+            .node
+            .driver_info
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        match reference {
+            Some(r) => stage(task, &format!("driver_info/{key}"), &r, None).await?,
+            None if required => {
+                return Err(Error::MissingParameter(format!(
+                    "driver_info/{key} is missing; booting the deploy ramdisk needs it"
+                )))
+            }
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+/// Makes the machine boot from the network now: boot device PXE
+/// (persistent), then power on, or reboot if it runs. Says which.
+pub async fn boot_from_network(
+    task: &mut Task,
+    power: &dyn Power,
+    mgmt: &dyn Management,
+) -> Result<&'static str> {
+    mgmt.set_boot_device(task, "pxe", true).await?;
+    let running = power.get_power_state(task).await? == PowerState::On;
+    let target = if running {
+        PowerState::Rebooting
+    } else {
+        PowerState::On
+    };
+    power.set_power_state(task, target).await?;
+    task.node.power_state = Some(PowerState::On);
+    Ok(if running { "rebooted" } else { "powered on" })
 }
 
 /// Stages one image into the cache (when there is one), with progress and
@@ -243,24 +275,11 @@ impl Deploy for RamdiskDeploy {
             task.node
                 .driver_internal_info
                 .insert("boot_decision".into(), Value::String("network".into()));
-            mgmt.set_boot_device(task, "pxe", true).await?;
-            let target = match power.get_power_state(task).await? {
-                PowerState::On => PowerState::Rebooting,
-                _ => PowerState::On,
-            };
-            power.set_power_state(task, target).await?;
-            task.node.power_state = Some(PowerState::On);
+            let how = boot_from_network(task, power, mgmt).await?;
             task.record(
                 Severity::Info,
                 "provisioning",
-                format!(
-                    "boot device pxe (persistent), {}: the node network-boots its instance",
-                    if target == PowerState::On {
-                        "powered on"
-                    } else {
-                        "rebooted"
-                    }
-                ),
+                format!("boot device pxe (persistent), {how}: the node network-boots its instance"),
             );
             Ok(DeployOutcome::Wait)
         })

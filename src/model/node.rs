@@ -134,6 +134,19 @@ pub struct Node {
 }
 
 impl Node {
+    /// Moves to provision state `to`: a stable state has no target, any
+    /// other keeps its default target (Ironic's TaskManager rule); the
+    /// change time is now.
+    pub fn enter(&mut self, to: super::states::State) {
+        self.provision_state = to;
+        self.target_provision_state = if to.is_stable() {
+            None
+        } else {
+            to.default_target()
+        };
+        self.provision_updated_at = Some(super::now());
+    }
+
     /// A new node in `state` with no optional fields set.
     pub fn new(
         uuid: Uuid,
