@@ -419,3 +419,13 @@ pub fn after<'a>(history: &'a [Value], marker: &str) -> &'a [Value] {
         .unwrap_or_else(|| panic!("no history entry contains {marker:?}: {history:?}"));
     &history[i..]
 }
+
+/// Polls `f` every 100 ms until it holds; fails the test, naming `what`, after
+/// `secs` seconds.
+pub fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -334,14 +334,9 @@ fn ipmi_adoption_of_a_running_vm_then_enforcement() {
     assert_eq!(bmc.state("starts.log").lines().count(), starts);
     // Powered off behind the appliance's back: the sync loop powers it on again.
     assert!(bmc.ipmitool(&["power", "off"]).status.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while bmc.state("vm.pid").is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the sync loop never powered the VM on again"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until("the sync loop to power the VM on again", 30, || {
+        !bmc.state("vm.pid").is_empty()
+    });
     // (ipmitool may retransmit its power off while the hook stops QEMU.)
     let ev = bmc.events();
     assert!(
@@ -350,13 +345,16 @@ fn ipmi_adoption_of_a_running_vm_then_enforcement() {
             && ev.last().map(String::as_str) == Some("set power 1"),
         "{ev:?}"
     );
-    let enforced = s.history("prod").iter().any(|h| {
-        h["event"]
-            .as_str()
-            .unwrap_or("")
-            .contains("power state enforced")
+    // The history entry is saved once the BMC reports the machine on again,
+    // which is after the chassis hook has started QEMU: wait for it (bounded).
+    wait_until("the enforcement in the history", 30, || {
+        s.history("prod").iter().any(|h| {
+            h["event"]
+                .as_str()
+                .unwrap_or("")
+                .contains("power state enforced")
+        })
     });
-    assert!(enforced);
 }
 
 /// Deploy, UEFI, through OVMF's own PXE client: DHCP names snponly.efi,

@@ -265,14 +265,6 @@ fn ipmi_node_is_managed_and_adopted_without_chassis_commands() {
     assert!(!err.contains("nope-nope"));
 }
 
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// The first power state seen at manage is enforced on an adopted node: one
 /// adopted while off and powered on behind the appliance's back is powered
 /// off again. A silent BMC puts the node in maintenance ("power failure") and
