@@ -88,6 +88,7 @@ pub fn build_conductor(config: &Config) -> Result<Conductor> {
         Arc::new(Registry::with_ipmi(
             crate::drivers::ipmi::pool::PoolSettings {
                 idle_timeout: c.ipmi_session_idle_timeout.0,
+                keep: c.ipmi_session_keep.0,
                 max_concurrent: c.ipmi_max_concurrent_calls,
                 timing: crate::drivers::ipmi::session::Timing {
                     first_try: c.ipmi_retry_first_wait.0,

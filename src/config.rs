@@ -210,6 +210,9 @@ pub struct Conductor {
     pub power_state_sync_workers: usize,
     /// A BMC session unused this long is closed and re-opened on next use.
     pub ipmi_session_idle_timeout: Dur,
+    /// A BMC session used this recently is kept open past the idle timeout
+    /// with a Get Device ID at half of it; zero closes sessions when idle.
+    pub ipmi_session_keep: Dur,
     /// BMC calls in flight at once, over all BMCs (one per BMC at most).
     pub ipmi_max_concurrent_calls: usize,
     /// Wait for the first answer to an IPMI packet; doubled on each retransmit.
@@ -327,6 +330,7 @@ impl Default for Conductor {
             power_state_sync_max_retries: 3,
             power_state_sync_workers: 8,
             ipmi_session_idle_timeout: Dur(Duration::from_secs(20)),
+            ipmi_session_keep: Dur(Duration::from_secs(180)),
             ipmi_max_concurrent_calls: 64,
             ipmi_retry_first_wait: Dur(Duration::from_millis(500)),
             ipmi_tries: 4,

@@ -108,7 +108,11 @@ pub fn run(args: BmcArgs) -> ExitCode {
         }
     };
     let timeout = Duration::from_secs(args.timeout);
-    let pool = ipmi::pool::Pool::new(ipmi::pool::PoolSettings::default());
+    // One command (or --repeat of it): no keepalive.
+    let pool = ipmi::pool::Pool::new(ipmi::pool::PoolSettings {
+        keep: std::time::Duration::ZERO,
+        ..ipmi::pool::PoolSettings::default()
+    });
     let result = rt.block_on(async {
         let mut times = Vec::new();
         let mut last = Ok(());

@@ -294,7 +294,7 @@ impl Registry {
         let mut power: BTreeMap<&'static str, Arc<dyn Power>> = BTreeMap::new();
         power.insert("fake", Arc::new(fake::FakePower));
         // One session pool for every IPMI interface: one command in flight per BMC.
-        let pool = Arc::new(ipmi::pool::Pool::new(pool_settings));
+        let pool = ipmi::pool::Pool::new(pool_settings);
         power.insert("ipmi", Arc::new(ipmi::IpmiPower { pool: pool.clone() }));
         power.insert("ipmitool", Arc::new(ipmitool::IpmitoolPower));
         let mut management: BTreeMap<&'static str, Arc<dyn Management>> = BTreeMap::new();

@@ -3,10 +3,15 @@
 //! `idle_timeout` (below the usual 60 s BMC inactivity timeout), and a global
 //! cap on BMC calls at once. A session that saw a transport or protocol error
 //! is dropped, never reused.
+//!
+//! A session used within `keep` is kept open across longer gaps (the sync
+//! loop's 60 s interval) by a Get Device ID whenever it has been quiet for
+//! half the idle timeout, as pyghmi does: one small exchange instead of a
+//! six-exchange login at every pass.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once, Weak};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -20,6 +25,9 @@ use super::{BoxFuture, IpmiInfo};
 pub struct PoolSettings {
     /// A session unused this long is closed and re-opened on next use.
     pub idle_timeout: Duration,
+    /// A session whose last call is this recent is kept open with a
+    /// keepalive at half `idle_timeout`; zero keeps none.
+    pub keep: Duration,
     /// BMC calls in flight at once, over all BMCs.
     pub max_concurrent: usize,
     /// Retransmission timing of every call.
@@ -30,6 +38,7 @@ impl Default for PoolSettings {
     fn default() -> Self {
         PoolSettings {
             idle_timeout: Duration::from_secs(20),
+            keep: Duration::from_secs(180),
             max_concurrent: 64,
             timing: Timing::default(),
         }
@@ -65,11 +74,45 @@ impl Key {
 /// Cipher suites remembered, at most (one per BMC and credentials).
 const LEARNED_MAX: usize = 4096;
 
-type Slot = Arc<tokio::sync::Mutex<Option<(Session, Instant)>>>;
+/// A kept session: when a caller last used it, and when anything (a call or
+/// a keepalive) last went over it.
+struct Kept {
+    session: Session,
+    last_call: Instant,
+    last_traffic: Instant,
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<Kept>>>;
+
+/// What the keepalive does with a kept session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Upkeep {
+    /// Nothing yet.
+    Wait,
+    /// Quiet for half the idle timeout and still in use: send a keepalive.
+    Ping,
+    /// Idle past the timeout: close it.
+    Close,
+}
+
+/// Decides a kept session's upkeep from how long ago it was last used by a
+/// caller and last carried traffic.
+fn upkeep(since_call: Duration, since_traffic: Duration, s: &PoolSettings) -> Upkeep {
+    if since_traffic >= s.idle_timeout {
+        Upkeep::Close
+    } else if since_call < s.keep && since_traffic >= s.idle_timeout / 2 {
+        Upkeep::Ping
+    } else {
+        Upkeep::Wait
+    }
+}
 
 /// The per-BMC session pool.
 pub struct Pool {
     settings: PoolSettings,
+    /// Itself, for the keepalive task (which ends when the pool is dropped).
+    me: Weak<Pool>,
+    keepalive: Once,
     slots: Mutex<HashMap<Key, Slot>>,
     /// The cipher suite each BMC logged in with when none is pinned, so a
     /// BMC that refused 17 once is not asked again at every login.
@@ -78,13 +121,16 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub fn new(settings: PoolSettings) -> Pool {
-        Pool {
+    /// A pool; its keepalive task starts with the first call.
+    pub fn new(settings: PoolSettings) -> Arc<Pool> {
+        Arc::new_cyclic(|me| Pool {
             settings,
+            me: me.clone(),
+            keepalive: Once::new(),
             slots: Mutex::new(HashMap::new()),
             learned: Mutex::new(HashMap::new()),
             calls: Semaphore::new(settings.max_concurrent.max(1)),
-        }
+        })
     }
 
     /// Runs `f` on this BMC's session (opened or re-opened as needed), with
@@ -98,6 +144,10 @@ impl Pool {
             bmc: format!("{}:{}", info.address, info.port),
             why: "the appliance is shutting down".into(),
         })?;
+        if !self.settings.keep.is_zero() {
+            self.keepalive
+                .call_once(|| drop(tokio::spawn(keepalive(self.me.clone()))));
+        }
         self.close_idle();
         let key = Key::of(info);
         let slot = {
@@ -106,9 +156,9 @@ impl Pool {
         };
         let mut guard = slot.lock().await;
         let mut session = match guard.take() {
-            Some((s, used)) if used.elapsed() < self.settings.idle_timeout => s,
-            Some((old, _)) => {
-                old.close().await;
+            Some(k) if k.last_traffic.elapsed() < self.settings.idle_timeout => k.session,
+            Some(old) => {
+                old.session.close().await;
                 self.open(&key, info).await?
             }
             None => self.open(&key, info).await?,
@@ -128,7 +178,14 @@ impl Pool {
         );
         match &result {
             // The BMC answered with a completion code: the session is fine.
-            Ok(_) | Err(Error::Completion { .. }) => *guard = Some((session, Instant::now())),
+            Ok(_) | Err(Error::Completion { .. }) => {
+                let now = Instant::now();
+                *guard = Some(Kept {
+                    session,
+                    last_call: now,
+                    last_traffic: now,
+                })
+            }
             // Anything else may have broken it: start over next time.
             Err(_) => drop(session),
         }
@@ -188,10 +245,10 @@ impl Pool {
             };
             if guard
                 .as_ref()
-                .is_some_and(|(_, used)| used.elapsed() >= idle)
+                .is_some_and(|k| k.last_traffic.elapsed() >= idle)
             {
-                if let Some((s, _)) = guard.take() {
-                    tokio::spawn(s.close());
+                if let Some(k) = guard.take() {
+                    tokio::spawn(k.session.close());
                 }
             }
         }
@@ -215,9 +272,124 @@ impl Pool {
             .map(|(_, v)| v)
             .collect();
         for slot in slots {
-            if let Some((s, _)) = slot.lock().await.take() {
-                s.close().await;
+            if let Some(k) = slot.lock().await.take() {
+                k.session.close().await;
             }
+        }
+    }
+
+    /// One keepalive round: a Get Device ID over each kept session that is
+    /// due one (counted in the global call limit), closing those idle past
+    /// the timeout. A session whose keepalive fails is dropped.
+    async fn upkeep(&self) {
+        let slots: Vec<Slot> = self
+            .slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for slot in slots {
+            // A slot in use by a call is being kept alive by that call.
+            let Ok(mut guard) = slot.try_lock() else {
+                continue;
+            };
+            let Some(k) = guard.as_mut() else {
+                continue;
+            };
+            match upkeep(
+                k.last_call.elapsed(),
+                k.last_traffic.elapsed(),
+                &self.settings,
+            ) {
+                Upkeep::Wait => {}
+                Upkeep::Close => {
+                    if let Some(k) = guard.take() {
+                        tokio::spawn(k.session.close());
+                    }
+                }
+                Upkeep::Ping => {
+                    // Never wait for a permit while holding the slot (a
+                    // caller holds a permit while waiting for the slot): when
+                    // every permit is taken, the next round tries again.
+                    let Ok(_call) = self.calls.try_acquire() else {
+                        continue;
+                    };
+                    match k
+                        .session
+                        .command(0x06, 0x01, &[], "Get Device ID (keepalive)")
+                        .await
+                    {
+                        Ok(_) | Err(Error::Completion { .. }) => k.last_traffic = Instant::now(),
+                        Err(e) => {
+                            tracing::debug!(bmc = %k.session.bmc(), error = %e, "keepalive failed; session dropped");
+                            *guard = None;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Keeps the pool's sessions open until the pool is dropped: a round every
+/// quarter of the idle timeout (at least every 50 ms).
+async fn keepalive(pool: Weak<Pool>) {
+    let every = match pool.upgrade() {
+        Some(p) => (p.settings.idle_timeout / 4).max(Duration::from_millis(50)),
+        None => return,
+    };
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(pool) = pool.upgrade() else {
+            return;
+        };
+        pool.upkeep().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upkeep_table() {
+        let s = PoolSettings {
+            idle_timeout: Duration::from_secs(20),
+            keep: Duration::from_secs(180),
+            ..PoolSettings::default()
+        };
+        let off = PoolSettings {
+            keep: Duration::ZERO,
+            ..s
+        };
+        let secs = Duration::from_secs;
+        // (since last call, since last traffic, settings, expected)
+        let cases = [
+            (secs(0), secs(0), &s, Upkeep::Wait),
+            (secs(9), secs(9), &s, Upkeep::Wait),
+            (secs(10), secs(10), &s, Upkeep::Ping),
+            (secs(100), secs(12), &s, Upkeep::Ping),
+            (secs(179), secs(19), &s, Upkeep::Ping),
+            // No call for `keep`: left to idle out, then closed.
+            (secs(180), secs(10), &s, Upkeep::Wait),
+            (secs(190), secs(19), &s, Upkeep::Wait),
+            (secs(200), secs(20), &s, Upkeep::Close),
+            // A missed keepalive (the BMC may have dropped it): closed.
+            (secs(30), secs(25), &s, Upkeep::Close),
+            // keep = 0: never pinged, closed when idle.
+            (secs(10), secs(10), &off, Upkeep::Wait),
+            (secs(20), secs(20), &off, Upkeep::Close),
+        ];
+        for (call, traffic, settings, want) in cases {
+            assert_eq!(
+                upkeep(call, traffic, settings),
+                want,
+                "call {call:?} ago, traffic {traffic:?} ago, keep {:?}",
+                settings.keep
+            );
         }
     }
 }
