@@ -315,11 +315,7 @@ impl Pool {
                     let Ok(_call) = self.calls.try_acquire() else {
                         continue;
                     };
-                    match k
-                        .session
-                        .command(0x06, 0x01, &[], "Get Device ID (keepalive)")
-                        .await
-                    {
+                    match k.session.keepalive().await {
                         Ok(_) | Err(Error::Completion { .. }) => k.last_traffic = Instant::now(),
                         Err(e) => {
                             tracing::debug!(bmc = %k.session.bmc(), error = %e, "keepalive failed; session dropped");

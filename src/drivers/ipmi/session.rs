@@ -532,6 +532,19 @@ impl Session {
         Ok(data)
     }
 
+    /// Keeps the session from timing out at the BMC: a Get Device ID, sent at
+    /// most twice (a BMC that does not answer costs a new login later, not a
+    /// long wait for the callers queued behind this BMC).
+    pub async fn keepalive(&mut self) -> Result<(), Error> {
+        let timing = self.timing;
+        self.timing.tries = timing.tries.min(2);
+        let result = self
+            .command(0x06, 0x01, &[], "Get Device ID (keepalive)")
+            .await;
+        self.timing = timing;
+        result.map(drop)
+    }
+
     /// Closes the session (best effort: the BMC drops it on timeout anyway).
     pub async fn close(mut self) {
         let sid = self.bmc_sid.to_le_bytes();
