@@ -183,7 +183,8 @@ fn wait_script(b: &Boot, mac: &str, needle: &str) -> String {
 
 #[test]
 fn per_mac_scripts_follow_the_node_and_the_ramdisk_deploy_waits_for_its_call_back() {
-    let b = boot_server("[conductor]\ndeploy_callback_timeout = \"3s\"\n");
+    // rd calls back well within it; iso never does and fails after it.
+    let b = boot_server("[conductor]\ndeploy_callback_timeout = \"10s\"\n");
     let s = &b.s;
     let data = s.dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
@@ -525,7 +526,8 @@ fn twenty_nodes_one_download_checksums_and_eviction() {
 /// ramdisk and waits for its call-back in `clean wait`.
 #[test]
 fn cleaning_boots_the_deploy_ramdisk_and_waits_for_its_call_back() {
-    let b = boot_server("[conductor]\nclean_callback_timeout = \"3s\"\n");
+    // c1 calls back well within it; c2 never does and fails after it.
+    let b = boot_server("[conductor]\nclean_callback_timeout = \"15s\"\n");
     let s = &b.s;
     let data = s.dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();

@@ -655,14 +655,18 @@ fn power_and_boot_device_through_the_cli() {
     )
     .trim()
     .to_string();
+    // The CLI does not wait for power actions (no --power-timeout): the
+    // state is recorded when the workflow ends.
     ok(baremetal(&s, &["node", "power", "off", "p1"]), "power off");
-    assert_eq!(s.node("p1")["power_state"], "power off");
+    wait_until("power off recorded", 30, || {
+        let n = s.node("p1");
+        n["power_state"] == "power off" && n["target_power_state"].is_null()
+    });
     ok(baremetal(&s, &["node", "reboot", "p1"]), "reboot");
-    let n = s.node("p1");
-    assert_eq!(
-        (n["power_state"].as_str(), &n["target_power_state"]),
-        (Some("power on"), &Value::Null)
-    );
+    wait_until("the reboot recorded", 30, || {
+        let n = s.node("p1");
+        n["power_state"] == "power on" && n["target_power_state"].is_null()
+    });
     ok(
         baremetal(
             &s,

@@ -4,6 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -20,6 +21,33 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Waits for the appliance's READY=1 on its notify socket (bounded).
+fn wait_ready(notify: &UnixDatagram, child: &mut Child, log: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut buf = [0u8; 512];
+    loop {
+        if let Ok(n) = notify.recv(&mut buf) {
+            if String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .any(|l| l == "READY=1")
+            {
+                return;
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "rackboot exited before it was ready: {status}\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rackboot did not say READY=1 within 30 s\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+    }
 }
 
 /// Waits until something accepts TCP connections on `port`.
@@ -99,14 +127,24 @@ impl Server {
             .append(true)
             .open(self.log_path())
             .unwrap();
+        // READY=1 comes once every listener (API, boot HTTP, TFTP, DHCP) is
+        // bound, as systemd would see it.
+        let notify_path = self.dir.path().join("notify");
+        let _ = std::fs::remove_file(&notify_path);
+        let notify = UnixDatagram::bind(&notify_path).unwrap();
+        notify
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_rackboot"))
             .args(["serve", "--config"])
             .arg(self.config_path())
+            .env("NOTIFY_SOCKET", &notify_path)
             .env("RUST_LOG", "debug")
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("start rackboot");
+        wait_ready(&notify, &mut child, &self.log_path());
         wait_for_port(self.port, &mut child, "rackboot");
         self.child = Some(child);
     }
@@ -202,13 +240,22 @@ impl Server {
         uuid
     }
 
-    /// A provision verb, then a wait for `end`.
+    /// A provision verb, then a wait for `end`. A node the sync loop is
+    /// reading is locked for that moment: like python-ironicclient, retry on
+    /// 409 (bounded).
     pub fn provision(&self, node: &str, target: &str, end: &str) {
-        let (st, v) = self.json(
-            "PUT",
-            &format!("/v1/nodes/{node}/states/provision"),
-            Some(serde_json::json!({"target": target})),
-        );
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let (st, v) = loop {
+            let (st, v) = self.json(
+                "PUT",
+                &format!("/v1/nodes/{node}/states/provision"),
+                Some(serde_json::json!({"target": target})),
+            );
+            if st != 409 || Instant::now() >= deadline {
+                break (st, v);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
         assert_eq!(st, 202, "{target}: {v}");
         self.wait_state(node, end);
     }

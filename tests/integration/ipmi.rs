@@ -297,13 +297,7 @@ fn sync_loop_enforces_power_and_handles_bmc_failure() {
     );
     assert_eq!(st, 201);
     for (target, end) in [("manage", "manageable"), ("adopt", "active")] {
-        let (st, v) = s.json(
-            "PUT",
-            "/v1/nodes/prod/states/provision",
-            Some(json!({"target": target})),
-        );
-        assert_eq!(st, 202, "{v}");
-        s.wait_state("prod", end);
+        s.provision("prod", target, end);
     }
     assert_eq!(
         b.events(),
@@ -321,7 +315,7 @@ fn sync_loop_enforces_power_and_handles_bmc_failure() {
         b.state("power") == "0"
     });
     assert_eq!(b.events(), ["set power 1", "set power 0"]);
-    wait_until("the enforcement in the history", 10, || {
+    wait_until("the enforcement in the history", 30, || {
         s.history(&uuid).iter().any(|h| {
             h["event"]
                 .as_str()

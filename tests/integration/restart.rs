@@ -126,7 +126,8 @@ fn sigterm_drains_running_work() {
     let mut s = Server::start();
     let blank = s.dir.path().join("blank.img");
     std::fs::write(&blank, b"").unwrap();
-    let uuid = slow_node(&s, "drain", &format!("file://{}", blank.display()), 1.5);
+    // Two 4 s steps: still adopting when the GET below lands, even on a slow machine.
+    let uuid = slow_node(&s, "drain", &format!("file://{}", blank.display()), 4.0);
     provision(&s, &uuid, "manage");
     s.wait_state(&uuid, "manageable");
     provision(&s, &uuid, "adopt");

@@ -30,7 +30,7 @@ set)
         boot) echo "$value" > "$dir/boot" ;;
         shutdown)
             if [ ! -e "$dir/ignore-acpi" ]; then
-                ( sleep 0.5; echo 0 > "$dir/power"; echo "guest powered off" >> "$dir/events.log" ) \
+                ( sleep 0.5; echo "guest powered off" >> "$dir/events.log"; echo 0 > "$dir/power" ) \
                     </dev/null >/dev/null 2>&1 &
             fi
             ;;
