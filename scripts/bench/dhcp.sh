@@ -16,36 +16,10 @@ SECS=${1:-10}
 RATES=${2:-"2000 10000 20000"}
 MACS=1000
 
-if [[ "${RACKBOOT_BENCH_IN_NETNS:-}" != 1 ]]; then
-    [[ $(id -u) -eq 0 ]] || { echo "bench/dhcp.sh: needs root (private network namespaces)" >&2; exit 2; }
-    for t in perfdhcp dnsmasq python3 curl; do
-        command -v $t >/dev/null || { echo "bench/dhcp.sh: needs $t (scripts/install-deps.sh installs it)" >&2; exit 2; }
-    done
-    cargo build --release --quiet
-    exec unshare -n -- env RACKBOOT_BENCH_IN_NETNS=1 bash "$0" "$SECS" "$RATES"
-fi
-
-ip link set lo up
-RB=$PWD/target/release/rackboot
-run=$(mktemp -d)
+. scripts/bench/lib.sh
+bench_enter dhcp.sh "scripts/install-deps.sh installs it" perfdhcp dnsmasq python3 curl -- "$SECS" "$RATES"
 ns=rbperf-$$
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    ip netns del "$ns" 2>/dev/null || true
-    rm -rf "$run"
-}
-trap cleanup EXIT
-
-ip link add rbs type veth peer name rbc
-ip netns add "$ns"
-ip link set rbc netns "$ns"
-ip addr add 10.89.0.1/16 dev rbs
-ip link set rbs up
-ip -n "$ns" addr add 10.89.0.2/16 dev rbc
-ip -n "$ns" link set rbc up
-ip -n "$ns" link set lo up
+bench_veth "$ns" 10.89.0.1/16 10.89.0.2/16
 
 python3 -c "
 for i in range($MACS):

@@ -11,22 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 MIB=${1:-1024}
 CLIENTS=${2:-50}
-if [[ "${RACKBOOT_BENCH_IN_NETNS:-}" != 1 ]]; then
-    [[ $(id -u) -eq 0 ]] || { echo "bench/http.sh: needs root" >&2; exit 2; }
-    command -v nginx >/dev/null || { echo "bench/http.sh: needs nginx (apt-get install nginx-light)" >&2; exit 2; }
-    cargo build --release --quiet
-    exec unshare -n -- env RACKBOOT_BENCH_IN_NETNS=1 bash "$0" "$MIB" "$CLIENTS"
-fi
-ip link set lo up
-RB=$PWD/target/release/rackboot
-run=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$run"
-}
-trap cleanup EXIT
+. scripts/bench/lib.sh
+bench_enter http.sh "apt-get install nginx-light" nginx curl -- "$MIB" "$CLIENTS"
 mkdir -p "$run/www" "$run/nginx"
 head -c $((MIB << 20)) /dev/urandom > "$run/www/big.img"
 cat > "$run/nginx/nginx.conf" <<CONF

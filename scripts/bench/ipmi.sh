@@ -13,18 +13,8 @@ N=${1:-8}
 CALLS=${2:-10}
 SYNC=${3:-50}
 
-if [[ "${RACKBOOT_BENCH_IN_NETNS:-}" != 1 ]]; then
-    [[ $(id -u) -eq 0 ]] || { echo "bench/ipmi.sh: needs root (it runs in a private network namespace via unshare -n)" >&2; exit 2; }
-    command -v ipmi_sim >/dev/null && command -v ipmitool >/dev/null || { echo "bench/ipmi.sh: needs ipmi_sim and ipmitool (scripts/install-deps.sh)" >&2; exit 2; }
-    cargo build --release --quiet
-    exec unshare -n -- env RACKBOOT_BENCH_IN_NETNS=1 bash "$0" "$N" "$CALLS" "$SYNC"
-fi
-ip link set lo up
-RB=target/release/rackboot
-run=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$run"; }
-trap cleanup EXIT
+. scripts/bench/lib.sh
+bench_enter ipmi.sh "scripts/install-deps.sh installs it" ipmi_sim ipmitool -- "$N" "$CALLS" "$SYNC"
 lab=$PWD/tests/ipmi-lab
 echo password > "$run/pw"
 TOTAL=$(( N > SYNC ? N : SYNC ))

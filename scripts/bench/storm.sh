@@ -14,27 +14,13 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-8}
 TIMEOUT=${2:-180}
-if [[ "${RACKBOOT_BENCH_IN_NETNS:-}" != 1 ]]; then
-    [[ $(id -u) -eq 0 ]] || { echo "bench/storm.sh: needs root" >&2; exit 2; }
-    for t in qemu-system-x86_64 dnsmasq nginx curl python3; do
-        command -v $t >/dev/null || { echo "bench/storm.sh: needs $t (scripts/install-deps.sh; nginx: apt-get install nginx-light)" >&2; exit 2; }
-    done
-    cargo build --release --quiet
-    images/build-test-ramdisk.sh >/dev/null
-    exec unshare -n -- env RACKBOOT_BENCH_IN_NETNS=1 bash "$0" "$N" "$TIMEOUT"
-fi
-ip link set lo up
+. scripts/bench/lib.sh
+# The test kernel + ramdisk (built outside the namespace: it may download).
+[[ "${RACKBOOT_BENCH_IN_NETNS:-}" == 1 ]] || images/build-test-ramdisk.sh >/dev/null
+bench_enter storm.sh "scripts/install-deps.sh; nginx: apt-get install nginx-light" \
+    qemu-system-x86_64 dnsmasq nginx curl python3 -- "$N" "$TIMEOUT"
 ROOT=$PWD
-RB=$ROOT/target/release/rackboot
 IMG=$ROOT/images/out
-run=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$run"
-}
-trap cleanup EXIT
 ip link add rbbr0 type bridge
 ip link set rbbr0 up
 ip addr add 10.77.0.1/24 dev rbbr0
@@ -144,8 +130,11 @@ router = "10.77.0.1"
 sync_power_state_interval = "0s"
 file_url_allowed_paths = ["$IMG"]
 EOF
-RUST_LOG=warn $RB serve --config "$run/rackboot.toml" 2>"$run/rackboot.log" & rb=$!; pids+=($rb)
-for _ in $(seq 100); do curl -sf http://127.0.0.1:16389/v1 >/dev/null && break; sleep 0.1; done
+serve() {
+    RUST_LOG=warn $RB serve --config "$run/rackboot.toml" 2>>"$run/rackboot.log" & rb=$!; pids+=($rb)
+    for _ in $(seq 100); do curl -sf http://127.0.0.1:16389/v1 >/dev/null && break; sleep 0.1; done
+}
+serve
 deploy_all() { # enrolls (first time) and deploys every VM's node to wait call-back
     python3 - "$N" "$IMG" "$1" <<'PY'
 import json, sys, time, urllib.request
@@ -206,10 +195,19 @@ ours=$(storm "rackboot" wait_active)
 active=$(count_active)
 undeploy_all
 ours1=$(N=1; deploy_all 0 >/dev/null; storm "rackboot single")
+# The same single boot with router advertisements off: what answering iPXE's
+# IPv6 router solicitation saves.
+N=1 undeploy_all
+kill "$rb"; wait "$rb" 2>/dev/null || true
+sed -i 's/^\[dhcp\]$/[dhcp]\nrouter_advertisements = false/' "$run/rackboot.toml"
+serve
+ours1_nora=$(N=1; deploy_all 0 >/dev/null; storm "rackboot single, RAs off")
 
 echo "Boot storm: $N VMs at once (TCG, SeaBIOS + iPXE e1000), ms from QEMU start to RACKBOOT-RAMDISK-UP, $(nproc) CPUs"
-for line in "$ref" "$ours" "$ref1" "$ours1"; do echo "  $line"; done
+for line in "$ref" "$ours" "$ref1" "$ours1" "$ours1_nora"; do echo "  $line"; done
 echo "  rackboot nodes active (heartbeat received) after the storm: $active of $N"
 w_ref=$(sed -n 's/.*wall=\([0-9]*\).*/\1/p' <<<"$ref"); w_ours=$(sed -n 's/.*wall=\([0-9]*\).*/\1/p' <<<"$ours")
 s_ref=$(sed -n 's/.*wall=\([0-9]*\).*/\1/p' <<<"$ref1"); s_ours=$(sed -n 's/.*wall=\([0-9]*\).*/\1/p' <<<"$ours1")
+s_nora=$(sed -n 's/.*wall=\([0-9]*\).*/\1/p' <<<"$ours1_nora")
 echo "  wall time: reference ${w_ref} ms, rackboot ${w_ours} ms; single BIOS boot: reference ${s_ref} ms, rackboot ${s_ours} ms"
+echo "  single BIOS boot with rackboot's router advertisements off: ${s_nora} ms (on: ${s_ours} ms)"

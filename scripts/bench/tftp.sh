@@ -11,34 +11,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${1:-3}
 MIB=${2:-30}
-if [[ "${RACKBOOT_BENCH_IN_NETNS:-}" != 1 ]]; then
-    [[ $(id -u) -eq 0 ]] || { echo "bench/tftp.sh: needs root" >&2; exit 2; }
-    for t in atftp in.tftpd; do
-        command -v $t >/dev/null || { echo "bench/tftp.sh: needs $t (apt-get install atftp tftpd-hpa)" >&2; exit 2; }
-    done
-    cargo build --release --quiet
-    exec unshare -n -- env RACKBOOT_BENCH_IN_NETNS=1 bash "$0" "$RUNS" "$MIB"
-fi
-ip link set lo up
-RB=$PWD/target/release/rackboot
-run=$(mktemp -d)
+. scripts/bench/lib.sh
+bench_enter tftp.sh "apt-get install atftp tftpd-hpa" atftp in.tftpd -- "$RUNS" "$MIB"
 ns=rbtftp-$$
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    ip netns del "$ns" 2>/dev/null || true
-    rm -rf "$run"
-}
-trap cleanup EXIT
-ip link add rbs type veth peer name rbc
-ip netns add "$ns"
-ip link set rbc netns "$ns"
-ip addr add 10.90.0.1/24 dev rbs
-ip link set rbs up
-ip -n "$ns" addr add 10.90.0.2/24 dev rbc
-ip -n "$ns" link set rbc up
-ip -n "$ns" link set lo up
+bench_veth "$ns" 10.90.0.1/24 10.90.0.2/24
 mkdir -p "$run/root"
 head -c $((MIB << 20)) /dev/urandom > "$run/root/big.img"
 
