@@ -148,7 +148,7 @@ impl Pool {
             self.keepalive
                 .call_once(|| drop(tokio::spawn(keepalive(self.me.clone()))));
         }
-        self.close_idle();
+        self.tend();
         let key = Key::of(info);
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
@@ -229,9 +229,11 @@ impl Pool {
         Ok(session)
     }
 
-    /// Closes sessions idle past the timeout (in the background).
-    fn close_idle(&self) {
-        let idle = self.settings.idle_timeout;
+    /// Tends the kept sessions, in the background: closes those idle past
+    /// the timeout, and sends each one due a keepalive its Get Device ID in a
+    /// task of its own. Slots in use are skipped: a call keeps its own
+    /// session alive, and so does a keepalive still in flight.
+    fn tend(&self) {
         let slots: Vec<Slot> = self
             .slots
             .lock()
@@ -240,15 +242,47 @@ impl Pool {
             .cloned()
             .collect();
         for slot in slots {
-            let Ok(mut guard) = slot.try_lock() else {
+            let Ok(mut guard) = slot.try_lock_owned() else {
                 continue;
             };
-            if guard
-                .as_ref()
-                .is_some_and(|k| k.last_traffic.elapsed() >= idle)
-            {
-                if let Some(k) = guard.take() {
-                    tokio::spawn(k.session.close());
+            let Some(k) = guard.as_ref() else {
+                continue;
+            };
+            match upkeep(
+                k.last_call.elapsed(),
+                k.last_traffic.elapsed(),
+                &self.settings,
+            ) {
+                Upkeep::Wait => {}
+                Upkeep::Close => {
+                    if let Some(k) = guard.take() {
+                        tokio::spawn(k.session.close());
+                    }
+                }
+                Upkeep::Ping => {
+                    let Some(pool) = self.me.upgrade() else {
+                        return;
+                    };
+                    tokio::spawn(async move {
+                        // Never wait for a permit while holding the slot (a
+                        // caller holds a permit while it waits for the slot):
+                        // when every permit is taken, a later round tries again.
+                        let Ok(_call) = pool.calls.try_acquire() else {
+                            return;
+                        };
+                        let Some(k) = guard.as_mut() else {
+                            return;
+                        };
+                        match k.session.keepalive().await {
+                            Ok(()) | Err(Error::Completion { .. }) => {
+                                k.last_traffic = Instant::now()
+                            }
+                            Err(e) => {
+                                tracing::debug!(bmc = %k.session.bmc(), error = %e, "keepalive failed; session dropped");
+                                *guard = None;
+                            }
+                        }
+                    });
                 }
             }
         }
@@ -277,55 +311,6 @@ impl Pool {
             }
         }
     }
-
-    /// One keepalive round: a Get Device ID over each kept session that is
-    /// due one (counted in the global call limit), closing those idle past
-    /// the timeout. A session whose keepalive fails is dropped.
-    async fn upkeep(&self) {
-        let slots: Vec<Slot> = self
-            .slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for slot in slots {
-            // A slot in use by a call is being kept alive by that call.
-            let Ok(mut guard) = slot.try_lock() else {
-                continue;
-            };
-            let Some(k) = guard.as_mut() else {
-                continue;
-            };
-            match upkeep(
-                k.last_call.elapsed(),
-                k.last_traffic.elapsed(),
-                &self.settings,
-            ) {
-                Upkeep::Wait => {}
-                Upkeep::Close => {
-                    if let Some(k) = guard.take() {
-                        tokio::spawn(k.session.close());
-                    }
-                }
-                Upkeep::Ping => {
-                    // Never wait for a permit while holding the slot (a
-                    // caller holds a permit while waiting for the slot): when
-                    // every permit is taken, the next round tries again.
-                    let Ok(_call) = self.calls.try_acquire() else {
-                        continue;
-                    };
-                    match k.session.keepalive().await {
-                        Ok(_) | Err(Error::Completion { .. }) => k.last_traffic = Instant::now(),
-                        Err(e) => {
-                            tracing::debug!(bmc = %k.session.bmc(), error = %e, "keepalive failed; session dropped");
-                            *guard = None;
-                        }
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// Keeps the pool's sessions open until the pool is dropped: a round every
@@ -342,7 +327,7 @@ async fn keepalive(pool: Weak<Pool>) {
         let Some(pool) = pool.upgrade() else {
             return;
         };
-        pool.upkeep().await;
+        pool.tend();
     }
 }
 
