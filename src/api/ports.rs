@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::error::ApiError;
@@ -87,20 +87,16 @@ pub async fn create(
             let _lock = lock;
             let port = Port {
                 uuid,
-                address: mac,
-                node_uuid: node.uuid,
                 pxe_enabled,
                 local_link_connection: body.local_link_connection.unwrap_or_default(),
                 physical_network: body.physical_network,
-                internal_info: Map::new(),
                 extra: body.extra.unwrap_or_default(),
                 is_smartnic,
                 name: body.name,
                 description: body.description,
                 vendor: body.vendor,
                 category: body.category,
-                created_at: now(),
-                updated_at: None,
+                ..Port::new(mac, node.uuid)
             };
             s.create_port(&port)?;
             Ok(port)

@@ -195,7 +195,7 @@ impl Management for IpmitoolManagement {
             let info = parse_driver_info(&task.node)?;
             let selector = chassis::device_selector(device)
                 .ok_or_else(|| Error::InvalidParameter(format!("unknown boot device {device}")))?;
-            let uefi = task.node.boot_mode.as_deref() != Some("bios");
+            let uefi = task.node.boots_uefi();
             // Keep the flags past the BMC's 60 s timeout (best effort), then param 5.
             let _ = ipmitool(&info, &["raw", "0x00", "0x08", "0x03", "0x08"]).await;
             let flags = format!("{:#04x}", chassis::boot_flags(persistent, uefi));

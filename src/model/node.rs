@@ -147,6 +147,12 @@ impl Node {
         self.provision_updated_at = Some(super::now());
     }
 
+    /// Whether boot devices are set for UEFI: yes unless `boot_mode` is
+    /// `bios` (Ironic's default boot mode is UEFI).
+    pub fn boots_uefi(&self) -> bool {
+        self.boot_mode.as_deref() != Some("bios")
+    }
+
     /// A new node in `state` with no optional fields set.
     pub fn new(
         uuid: Uuid,

@@ -30,6 +30,30 @@ pub struct Port {
     pub updated_at: Option<String>,
 }
 
+impl Port {
+    /// A new PXE-enabled port of a node, with a fresh UUID and nothing else
+    /// set: the API fills in what the request gives.
+    pub fn new(address: Mac, node_uuid: Uuid) -> Port {
+        Port {
+            uuid: Uuid::new_v4(),
+            address,
+            node_uuid,
+            pxe_enabled: true,
+            local_link_connection: Map::new(),
+            physical_network: None,
+            internal_info: Map::new(),
+            extra: Map::new(),
+            is_smartnic: false,
+            name: None,
+            description: None,
+            vendor: None,
+            category: None,
+            created_at: super::now(),
+            updated_at: None,
+        }
+    }
+}
+
 mod mac_string {
     use super::Mac;
     use serde::{Deserialize, Deserializer, Serializer};

@@ -313,23 +313,7 @@ mod tests {
             State::Enroll,
             crate::model::now(),
         );
-        let mut port = Port {
-            uuid: Uuid::new_v4(),
-            address: "52:54:00:00:00:01".parse().unwrap(),
-            node_uuid: node.uuid,
-            pxe_enabled: true,
-            local_link_connection: Default::default(),
-            physical_network: None,
-            internal_info: Default::default(),
-            extra: Default::default(),
-            is_smartnic: false,
-            name: None,
-            description: None,
-            vendor: None,
-            category: None,
-            created_at: crate::model::now(),
-            updated_at: None,
-        };
+        let mut port = Port::new("52:54:00:00:00:01".parse().unwrap(), node.uuid);
         let cases: Vec<(State, &str, Option<&str>, bool, BootAction)> = vec![
             (
                 State::Enroll,

@@ -909,22 +909,9 @@ mod tests {
         let n = node("b");
         s.create_node(&n, &h("c")).unwrap();
         let mac: Mac = "52:54:00:00:00:01".parse().unwrap();
-        let port = |u| Port {
-            uuid: u,
-            address: mac,
-            node_uuid: n.uuid,
-            pxe_enabled: true,
-            local_link_connection: Default::default(),
-            physical_network: None,
-            internal_info: Default::default(),
-            extra: Default::default(),
-            is_smartnic: false,
-            name: None,
-            description: None,
-            vendor: None,
-            category: None,
-            created_at: crate::model::now(),
-            updated_at: None,
+        let port = |uuid| Port {
+            uuid,
+            ..Port::new(mac, n.uuid)
         };
         s.create_port(&port(Uuid::new_v4())).unwrap();
         assert!(

@@ -323,7 +323,7 @@ impl Management for IpmiManagement {
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let info = parse_driver_info(&task.node)?;
-            let uefi = task.node.boot_mode.as_deref() != Some("bios");
+            let uefi = task.node.boots_uefi();
             set_boot_device(&self.pool, &info, device, persistent, uefi).await?;
             task.record(
                 crate::model::Severity::Info,
