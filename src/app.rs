@@ -12,8 +12,38 @@ use crate::api::{self, auth::Htpasswd, AppState, Limits};
 use crate::conductor::{self, Conductor};
 use crate::config::{Auth, Config};
 use crate::drivers::{self, Registry};
+use crate::model::{HistoryEntry, Lease, Node, Port};
+use crate::net::{BoundedListener, Peer};
 use crate::pxe;
 use crate::store::{self, Store};
+
+/// The store as the boot services see it: what they read, where their
+/// events and leases go. They never hold the store itself.
+struct BootStore(Store);
+
+impl pxe::BootSource for BootStore {
+    fn boot_entries(&self) -> Result<Vec<(Port, Node)>, pxe::SourceError> {
+        Ok(self.0.boot_entries()?)
+    }
+    fn nodes_by_state(&self) -> Result<Vec<(String, u64)>, pxe::SourceError> {
+        Ok(self.0.nodes_by_state()?)
+    }
+}
+
+impl pxe::EventSink for BootStore {
+    fn append(&self, events: &[(uuid::Uuid, HistoryEntry)]) -> Result<(), pxe::SourceError> {
+        Ok(self.0.append_history(events)?)
+    }
+}
+
+impl pxe::dhcp::LeaseStore for BootStore {
+    fn load(&self) -> Result<Vec<Lease>, pxe::dhcp::LeaseError> {
+        Ok(self.0.load_leases()?)
+    }
+    fn save(&self, leases: &[Lease]) -> Result<(), pxe::dhcp::LeaseError> {
+        Ok(self.0.save_leases(leases)?)
+    }
+}
 
 fn host_name(config: &Config) -> String {
     if let Some(h) = &config.conductor.host {
@@ -169,8 +199,17 @@ pub async fn serve(config: Config) -> Result<()> {
     tracing::info!(listen = %config.api.listen, auth = ?config.api.auth, "API listening");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let timeline = pxe::Timeline::start(conductor.store().clone(), config.dhcp.event_queue);
-    let dhcp = start_boot_services(&config, &conductor, timeline.clone(), stop_rx.clone()).await?;
+    let boot_store = Arc::new(BootStore(conductor.store().clone()));
+    let (timeline, timeline_writer) =
+        pxe::Timeline::start(boot_store.clone(), config.dhcp.event_queue);
+    let dhcp = start_boot_services(
+        &config,
+        &conductor,
+        boot_store,
+        timeline.clone(),
+        stop_rx.clone(),
+    )
+    .await?;
     start_tftp(&config, timeline, stop_rx.clone()).await;
 
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
@@ -184,7 +223,7 @@ pub async fn serve(config: Config) -> Result<()> {
         })
     });
 
-    let listener = api::listener::BoundedListener::new(
+    let listener = BoundedListener::new(
         listener,
         config.api.max_connections,
         config.api.idle_timeout.0,
@@ -214,6 +253,14 @@ pub async fn serve(config: Config) -> Result<()> {
     } else {
         tracing::info!("all workflows finished; store consistent");
     }
+    // Every boot service has stopped and dropped its timeline handle:
+    // write what is still queued.
+    if tokio::time::timeout(Duration::from_secs(5), timeline_writer.finish())
+        .await
+        .is_err()
+    {
+        tracing::warn!("boot events still queued at exit were not all written");
+    }
     if let Some(w) = watchdog {
         w.abort();
     }
@@ -226,12 +273,16 @@ pub async fn serve(config: Config) -> Result<()> {
 async fn start_boot_services(
     config: &Config,
     conductor: &Conductor,
+    boot_store: Arc<BootStore>,
     timeline: Arc<pxe::Timeline>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Option<pxe::dhcp::Running>> {
     use pxe::dhcp::handler::{Mode, ProxyStrategy, Settings};
-    let backend = pxe::BootBackend::new(conductor.store().clone());
-    let known = backend.reload().await?;
+    let backend = pxe::BootBackend::new(boot_store.clone(), conductor.store().subscribe());
+    let known = backend
+        .reload()
+        .await
+        .map_err(|e| anyhow::anyhow!("the boot backend cannot read nodes and ports: {e}"))?;
     tracing::info!(ports = known, "boot backend loaded");
     tokio::spawn(backend.clone().run(Duration::from_millis(50), stop.clone()));
     // The cache never evicts what a node booting from the network uses.
@@ -342,14 +393,7 @@ async fn start_boot_services(
         dhcp_port: d.port,
         pxe_port: d.pxe_port,
     };
-    let running = pxe::dhcp::serve(
-        settings,
-        backend,
-        conductor.store().clone(),
-        timeline,
-        stop.clone(),
-    )
-    .await?;
+    let running = pxe::dhcp::serve(settings, backend, boot_store, timeline, stop.clone()).await?;
     if d.router_advertisements {
         let stop = stop.clone();
         tokio::spawn(async move {
@@ -397,29 +441,26 @@ async fn start_http(
         allowed.push(d);
     }
     let cache = conductor.image_cache();
-    let app = pxe::http::router(
-        pxe::http::BootHttp {
-            backend,
-            conductor: conductor.clone(),
-            public_url: public_url.to_string(),
-            assets,
-            allowed,
-            cache,
-            timeline,
-        },
-        h.max_body_bytes,
-    );
+    let boot = pxe::http::routes(pxe::http::BootHttp {
+        backend: backend.clone(),
+        public_url: public_url.to_string(),
+        assets,
+        allowed,
+        cache,
+        timeline,
+    });
+    let agent = api::agent::routes(api::agent::Agent {
+        conductor: conductor.clone(),
+        backend,
+    });
+    let app = pxe::http::layers(boot.merge(agent), h.max_body_bytes);
     tracing::info!(listen = %h.listen, %public_url, "boot HTTP listening");
-    let listener =
-        api::listener::BoundedListener::new(listener, h.max_connections, h.idle_timeout.0);
+    let listener = BoundedListener::new(listener, h.max_connections, h.idle_timeout.0);
     tokio::spawn(async move {
-        let serve = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<api::listener::Peer>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stop.changed().await;
-        });
+        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
+            .with_graceful_shutdown(async move {
+                let _ = stop.changed().await;
+            });
         if let Err(e) = serve.await {
             tracing::error!(error = %e, "boot HTTP server failed");
         }

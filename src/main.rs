@@ -12,6 +12,7 @@ mod drivers;
 mod images;
 mod metrics;
 mod model;
+mod net;
 mod pxe;
 mod store;
 

@@ -49,11 +49,15 @@ impl ApiError {
             "The request you have made requires authentication.",
         )
     }
+    /// An internal failure: the full text (a database message, a file
+    /// path) goes to the log under a request id; the client sees only the
+    /// id (dropshot's external/internal split).
     pub fn internal(message: impl std::fmt::Display) -> ApiError {
-        tracing::error!(error = %message, "internal error");
+        let id = format!("req-{}", uuid::Uuid::new_v4());
+        tracing::error!(request_id = %id, error = %message, "internal error");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            format!("Internal error: {message}"),
+            format!("An internal error occurred; the appliance log has the details under request id {id}."),
         )
     }
 }
@@ -96,7 +100,8 @@ impl From<store::Error> for ApiError {
             | E::DuplicateNodeUuid(_)
             | E::DuplicatePortUuid(_)
             | E::DuplicateMac(_)
-            | E::InstanceAssociated { .. } => ApiError::conflict(e.to_string()),
+            | E::InstanceAssociated { .. }
+            | E::Conflict { .. } => ApiError::conflict(e.to_string()),
             E::Database(_) | E::Corrupt(_) => ApiError::internal(e),
         }
     }
@@ -133,6 +138,32 @@ impl From<conductor::Error> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_internal_error_body_carries_no_internal_text() {
+        let inner = "disk I/O error writing /var/lib/rackboot/rackboot.db-wal";
+        for e in [
+            ApiError::from(store::Error::Database(inner.into())),
+            ApiError::from(conductor::Error::Store(store::Error::Corrupt(inner.into()))),
+            ApiError::internal(inner),
+        ] {
+            assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
+            let body = error_body(e.status, &e.message);
+            assert!(
+                !body.contains("disk") && !body.contains("/var/lib"),
+                "{body}"
+            );
+            assert!(body.contains("request id req-"), "{body}");
+        }
+        // A lost update is the client's to retry, with the reason.
+        let conflict = ApiError::from(store::Error::Conflict {
+            node: uuid::Uuid::nil(),
+            expected: 1,
+            found: 2,
+        });
+        assert_eq!(conflict.status, StatusCode::CONFLICT);
+        assert!(conflict.message.contains("retry"));
+    }
 
     #[test]
     fn body_is_double_encoded_like_ironics() {

@@ -2,9 +2,9 @@
 //! enroll, manage, adopt, deploy and delete nodes, served with Ironic's
 //! paths, bodies, status codes and error format.
 
+pub mod agent;
 pub mod auth;
 pub mod error;
-pub mod listener;
 pub mod nodes;
 pub mod ports;
 pub mod provision;
@@ -153,7 +153,7 @@ pub fn parse_fields(
 pub fn query_bool(q: &HashMap<String, String>, key: &str) -> Result<Option<bool>, ApiError> {
     match q.get(key) {
         None => Ok(None),
-        Some(v) => crate::conductor::update::parse_bool(key, &Value::String(v.clone()))
+        Some(v) => crate::model::input::parse_bool(key, &Value::String(v.clone()))
             .map(Some)
             .map_err(|_| {
                 ApiError::bad_request(format!("Invalid value for {key}: {v:?} is not a boolean"))

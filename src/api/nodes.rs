@@ -15,8 +15,8 @@ use super::version::Version;
 use super::{
     base_url, next_link, parse_fields, parse_page, query_bool, render, AppState, JsonBody, Params,
 };
-use crate::conductor::update::{check_name, parse_bool};
 use crate::conductor::PatchOp;
+use crate::model::input::{check_name, parse_bool};
 use crate::model::{now, Node, State as PState};
 use crate::store::NodeFilter;
 

@@ -13,18 +13,18 @@ use super::error::ApiError;
 use super::types::{self, PortCreate};
 use super::version::Version;
 use super::{base_url, next_link, parse_fields, parse_page, render, AppState, JsonBody, Params};
-use crate::conductor::update::parse_bool;
 use crate::conductor::PatchOp;
-use crate::model::{now, Mac, Port};
+use crate::model::input::parse_bool;
+use crate::model::{Mac, Port};
 use crate::store::PortFilter;
 
 fn bad_mac(m: &str) -> ApiError {
-    ApiError::bad_request(format!("Expected a MAC address but received {m}."))
+    crate::conductor::bad_mac(m).into()
 }
 
 pub async fn create(
     State(state): State<AppState>,
-    _c: super::auth::Caller,
+    caller: super::auth::Caller,
     Extension(version): Extension<Version>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<PortCreate>,
@@ -74,33 +74,28 @@ pub async fn create(
     };
     let pxe_enabled = flag("pxe_enabled", &body.pxe_enabled, true)?;
     let is_smartnic = flag("is_smartnic", &body.is_smartnic, false)?;
-    let store = state.conductor.store().clone();
-    let node = store
+    let node = state
+        .conductor
+        .store()
         .call(move |s| s.get_node(&node))
         .await
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let lock = state.conductor.lock_node(node.uuid, &node.ident()).await?;
-    let port = store
-        .call(move |s| -> Result<Port, ApiError> {
-            // The lock is released once the write has landed, even if the
-            // request is dropped meanwhile.
-            let _lock = lock;
-            let port = Port {
-                uuid,
-                pxe_enabled,
-                local_link_connection: body.local_link_connection.unwrap_or_default(),
-                physical_network: body.physical_network,
-                extra: body.extra.unwrap_or_default(),
-                is_smartnic,
-                name: body.name,
-                description: body.description,
-                vendor: body.vendor,
-                category: body.category,
-                ..Port::new(mac, node.uuid)
-            };
-            s.create_port(&port)?;
-            Ok(port)
-        })
+    let port = Port {
+        uuid,
+        pxe_enabled,
+        local_link_connection: body.local_link_connection.unwrap_or_default(),
+        physical_network: body.physical_network,
+        extra: body.extra.unwrap_or_default(),
+        is_smartnic,
+        name: body.name,
+        description: body.description,
+        vendor: body.vendor,
+        category: body.category,
+        ..Port::new(mac, node.uuid)
+    };
+    let port = state
+        .conductor
+        .create_port(port, caller.user.clone())
         .await?;
     tracing::info!(port = %port.uuid, node = %port.node_uuid, mac = %port.address, "port created");
     let base = base_url(&headers);
@@ -262,117 +257,18 @@ pub async fn show(
     )))
 }
 
-/// Applies a JSON patch to a port: address, node_uuid, pxe_enabled, extra,
-/// local_link_connection, physical_network, name, description, vendor, category.
-fn patch_port(old: &Port, ops: &[PatchOp]) -> Result<Port, ApiError> {
-    const ALLOWED: &[&str] = &[
-        "address",
-        "node_uuid",
-        "pxe_enabled",
-        "extra",
-        "local_link_connection",
-        "physical_network",
-        "is_smartnic",
-        "name",
-        "description",
-        "vendor",
-        "category",
-    ];
-    if ops.is_empty() {
-        return Err(ApiError::bad_request(
-            "The patch is empty: send a JSON list of operations",
-        ));
-    }
-    for op in ops {
-        let top = op.top();
-        if !ALLOWED.contains(&top) {
-            return Err(ApiError::bad_request(format!(
-                "'/{top}' can not be updated on a port"
-            )));
-        }
-        if !matches!(op.op.as_str(), "add" | "replace" | "remove") {
-            return Err(ApiError::bad_request(format!(
-                "Invalid patch operation {:?}",
-                op.op
-            )));
-        }
-    }
-    let mut doc = serde_json::to_value(old).map_err(ApiError::internal)?;
-    let patch: json_patch::Patch = serde_json::from_value(serde_json::to_value(
-        ops.iter()
-            .map(|o| json!({"op": o.op, "path": o.path, "value": o.value.clone().unwrap_or(Value::Null)}))
-            .collect::<Vec<_>>(),
-    ).map_err(ApiError::internal)?)
-    .map_err(|e| ApiError::bad_request(format!("Invalid patch: {e}")))?;
-    json_patch::patch(&mut doc, &patch)
-        .map_err(|e| ApiError::bad_request(format!("Patch could not be applied: {e}")))?;
-    if let Some(Value::String(a)) = doc.get("address") {
-        let mac: Mac = a.parse().map_err(|_| bad_mac(a))?;
-        doc["address"] = Value::String(mac.to_string());
-    }
-    for key in ["pxe_enabled", "is_smartnic"] {
-        if let Some(v) = doc.get(key).cloned() {
-            doc[key] = Value::Bool(match v {
-                Value::Null => key == "pxe_enabled",
-                v => parse_bool(key, &v).map_err(|e| ApiError::bad_request(e.to_string()))?,
-            });
-        }
-    }
-    for key in ["extra", "local_link_connection", "internal_info"] {
-        if doc.get(key).is_none_or(Value::is_null) {
-            doc[key] = json!({});
-        }
-    }
-    let mut port: Port = serde_json::from_value(doc).map_err(|e| {
-        ApiError::bad_request(format!(
-            "Invalid port after patch: {}",
-            super::body_error(&e)
-        ))
-    })?;
-    port.updated_at = Some(now());
-    Ok(port)
-}
-
 pub async fn patch(
     State(state): State<AppState>,
-    _c: super::auth::Caller,
+    caller: super::auth::Caller,
     Extension(version): Extension<Version>,
     headers: HeaderMap,
     Path(ident): Path<String>,
     JsonBody(ops): JsonBody<Vec<PatchOp>>,
 ) -> Result<Json<Value>, ApiError> {
     check_port_ident(&ident)?;
-    let store = state.conductor.store().clone();
-    let lookup = ident.clone();
-    let old = store.call(move |s| s.get_port(&lookup)).await?;
-    let planned = patch_port(&old, &ops)?;
-    // Lock the port's node and, for a move, the destination too, in UUID
-    // order so two opposite moves cannot wait on each other.
-    let mut nodes = vec![old.node_uuid, planned.node_uuid];
-    nodes.sort();
-    nodes.dedup();
-    let mut locks = Vec::new();
-    for n in &nodes {
-        locks.push(state.conductor.lock_node(*n, &n.to_string()).await?);
-    }
-    let port = store
-        .call(move |s| -> Result<Port, ApiError> {
-            let _locks = locks;
-            let old = s.get_port(&ident)?;
-            let new = patch_port(&old, &ops)?;
-            if !nodes.contains(&old.node_uuid) || !nodes.contains(&new.node_uuid) {
-                return Err(ApiError::conflict(format!(
-                    "Port {ident} changed while this request waited for its node; retry"
-                )));
-            }
-            s.save_port(&new).map_err(|e| match e {
-                crate::store::Error::NodeNotFound(n) => {
-                    ApiError::bad_request(format!("Node {n} could not be found."))
-                }
-                e => e.into(),
-            })?;
-            Ok(new)
-        })
+    let port = state
+        .conductor
+        .update_port(&ident, ops, caller.user.clone())
         .await?;
     let base = base_url(&headers);
     Ok(Json(types::port_json(
@@ -384,28 +280,13 @@ pub async fn patch(
 
 pub async fn delete(
     State(state): State<AppState>,
-    _c: super::auth::Caller,
+    caller: super::auth::Caller,
     Path(ident): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     check_port_ident(&ident)?;
-    let store = state.conductor.store().clone();
-    let port = store.call(move |s| s.get_port(&ident)).await?;
-    let lock = state
+    state
         .conductor
-        .lock_node(port.node_uuid, &port.node_uuid.to_string())
-        .await?;
-    store
-        .call(move |s| -> Result<(), ApiError> {
-            let _lock = lock;
-            let now = s.get_port(&port.uuid.to_string())?;
-            if now.node_uuid != port.node_uuid {
-                return Err(ApiError::conflict(format!(
-                    "Port {} moved to another node while this request waited; retry",
-                    port.uuid
-                )));
-            }
-            Ok(s.delete_port(port.uuid)?)
-        })
+        .delete_port(&ident, caller.user.clone())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

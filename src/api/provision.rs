@@ -12,8 +12,8 @@ use super::nodes::check_ident;
 use super::types::{self, BootDeviceRequest, MaintenanceRequest, PowerRequest, ProvisionRequest};
 use super::version::Version;
 use super::{base_url, render, AppState, JsonBody};
-use crate::conductor::update::parse_bool;
 use crate::conductor::ProvisionOptions;
+use crate::model::input::parse_bool;
 use crate::model::states;
 use crate::model::PowerState;
 

@@ -42,7 +42,7 @@ impl Default for SyncSettings {
 
 /// The fault Ironic records for a node whose BMC stopped answering.
 pub const POWER_FAILURE: &str = "power failure";
-const FAILURES_KEY: &str = "power_sync_failures";
+const FAILURES_KEY: &str = crate::model::internal::POWER_SYNC_FAILURES;
 
 /// What one pass did (for logs and tests).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -159,10 +159,7 @@ impl Conductor {
             return Outcome::Skipped;
         }
         // Busy nodes are left to their workflow.
-        let Some(lock) = self.try_lock(node.uuid) else {
-            return Outcome::Skipped;
-        };
-        let Ok(node) = self.load(&node.uuid.to_string()).await else {
+        let Some((lock, node)) = self.try_lock(node.uuid).await else {
             return Outcome::Skipped;
         };
         let Ok(bundle) = self.bundle(&node) else {

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use super::{Error, Result};
 use crate::drivers::Registry;
+use crate::model::input::{check_name, parse_bool, InvalidInput};
 use crate::model::{Interfaces, Node, State};
 
 /// One JSON-patch operation as the API receives it.
@@ -165,17 +166,7 @@ fn patchable_doc(node: &Node) -> Value {
 /// A type error that names the field and the JSON type, never the value
 /// (it may be a secret).
 fn invalid(field: &str, want: &str, got: &Value) -> Error {
-    let kind = match got {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    };
-    Error::Invalid(format!(
-        "Invalid value for field {field}: expected {want}, got {kind}"
-    ))
+    InvalidInput::wrong_type(field, want, got).into()
 }
 
 fn opt_string(doc: &Map<String, Value>, field: &str) -> Result<Option<String>> {
@@ -186,23 +177,10 @@ fn opt_string(doc: &Map<String, Value>, field: &str) -> Result<Option<String>> {
     }
 }
 
-/// Parses Ironic's lenient booleans: JSON booleans or "true"/"false" strings.
-pub fn parse_bool(field: &str, v: &Value) -> Result<bool> {
-    match v {
-        Value::Bool(b) => Ok(*b),
-        Value::String(s) => match s.to_ascii_lowercase().as_str() {
-            "true" | "t" | "yes" | "y" | "on" | "1" => Ok(true),
-            "false" | "f" | "no" | "n" | "off" | "0" => Ok(false),
-            _ => Err(invalid(field, "a boolean", v)),
-        },
-        _ => Err(invalid(field, "a boolean", v)),
-    }
-}
-
 fn bool_field(doc: &Map<String, Value>, field: &str) -> Result<bool> {
     match doc.get(field) {
         None | Some(Value::Null) => Ok(false),
-        Some(v) => parse_bool(field, v),
+        Some(v) => Ok(parse_bool(field, v)?),
     }
 }
 
@@ -211,26 +189,6 @@ fn object(doc: &Map<String, Value>, field: &str) -> Result<Map<String, Value>> {
         None | Some(Value::Null) => Ok(Map::new()),
         Some(Value::Object(m)) => Ok(m.clone()),
         Some(v) => Err(invalid(field, "an object", v)),
-    }
-}
-
-/// Checks a node name as Ironic does: URL-safe characters, not a UUID.
-pub fn check_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 255
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~'))
-        && name.parse::<uuid::Uuid>().is_err()
-        // `/v1/nodes/detail` is the listing, so a node by that name could
-        // never be reached by name.
-        && name != "detail";
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Invalid(format!(
-            "Expected a logical name but received {name}. Names may contain letters, digits, '-', '.', '_' and '~', and may not be a UUID."
-        )))
     }
 }
 

@@ -145,8 +145,7 @@ impl Boot for FakeBoot {
     fn prepare_instance<'a>(&'a self, task: &'a mut Task) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             task.node
-                .driver_internal_info
-                .insert("boot_decision".into(), Value::String("local".into()));
+                .set_boot_decision(Some(crate::model::BootDecision::Local));
             Ok(())
         })
     }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::{Boot, BoxFuture, Deploy, DeployOutcome, Error, Management, Power, Result, Task};
 use crate::images;
-use crate::model::{Node, PowerState, Severity};
+use crate::model::{BootDecision, Node, PowerState, Severity};
 
 /// driver_info keys the network-boot interfaces read.
 pub const PROPERTIES: &[(&str, &str)] = &[
@@ -110,17 +110,18 @@ impl Boot for PxeBoot {
     fn prepare_instance<'a>(&'a self, task: &'a mut Task) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let decision = if task.node.interfaces.deploy == "ramdisk" {
-                "network"
+                BootDecision::Network
             } else {
-                "local"
+                BootDecision::Local
             };
-            task.node
-                .driver_internal_info
-                .insert("boot_decision".into(), Value::String(decision.into()));
+            task.node.set_boot_decision(Some(decision));
             task.record(
                 Severity::Info,
                 "provisioning",
-                format!("boot decision recorded: {decision} (boot device left unchanged)"),
+                format!(
+                    "boot decision recorded: {} (boot device left unchanged)",
+                    decision.as_str()
+                ),
             );
             // Stage what a later network boot needs, so it is served from
             // here whatever happens to the sources (takeover).
@@ -272,9 +273,7 @@ impl Deploy for RamdiskDeploy {
                     }
                 }
             }
-            task.node
-                .driver_internal_info
-                .insert("boot_decision".into(), Value::String("network".into()));
+            task.node.set_boot_decision(Some(BootDecision::Network));
             let how = boot_from_network(task, power, mgmt).await?;
             task.record(
                 Severity::Info,
@@ -293,7 +292,7 @@ impl Deploy for RamdiskDeploy {
         Box::pin(async move {
             power.set_power_state(task, PowerState::Off).await?;
             task.node.power_state = Some(PowerState::Off);
-            task.node.driver_internal_info.remove("boot_decision");
+            task.node.set_boot_decision(None);
             Ok(())
         })
     }

@@ -1,14 +1,17 @@
 //! Pure types of the inventory: nodes, ports, MAC addresses, power states and
 //! Ironic's provision state machine. No I/O here.
 
+pub mod input;
+pub mod lease;
 pub mod mac;
 pub mod node;
 pub mod port;
 pub mod power;
 pub mod states;
 
+pub use lease::{Lease, LeaseState};
 pub use mac::Mac;
-pub use node::{HistoryEntry, Interfaces, Node, Severity};
+pub use node::{internal, BootDecision, HistoryEntry, Interfaces, Node, Severity};
 pub use port::Port;
 pub use power::PowerState;
 pub use states::State;

@@ -81,6 +81,40 @@ impl Interfaces {
     }
 }
 
+/// The `driver_internal_info` keys the appliance keeps, named once.
+pub mod internal {
+    /// How an active node boots: "local" or "network" ([`super::BootDecision`]).
+    pub const BOOT_DECISION: &str = "boot_decision";
+    /// The node was adopted and its disks were never cleaned since.
+    pub const ADOPTED: &str = "adopted";
+    /// When it was adopted.
+    pub const ADOPTED_AT: &str = "adopted_at";
+    /// Unix second by which the ramdisk must call back.
+    pub const CALLBACK_DEADLINE: &str = "callback_deadline";
+    /// The power state first seen at `manage` (enforced on adopted nodes).
+    pub const FIRST_POWER_STATE: &str = "first_power_state";
+    /// Power-state reads that failed in a row.
+    pub const POWER_SYNC_FAILURES: &str = "power_sync_failures";
+}
+
+/// How an active node boots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootDecision {
+    /// From its own disk.
+    Local,
+    /// Its instance over the network (the ramdisk deploy).
+    Network,
+}
+
+impl BootDecision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BootDecision::Local => "local",
+            BootDecision::Network => "network",
+        }
+    }
+}
+
 /// A node, with the Ironic fields the appliance keeps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Node {
@@ -107,6 +141,9 @@ pub struct Node {
     pub maintenance: bool,
     pub maintenance_reason: Option<String>,
     pub fault: Option<String>,
+    /// Who holds the node's lock: kept by the store's reservation
+    /// compare-and-set, never written with the node's document.
+    #[serde(skip)]
     pub reservation: Option<String>,
     pub protected: bool,
     pub protected_reason: Option<String>,
@@ -131,6 +168,10 @@ pub struct Node {
     pub interfaces: Interfaces,
     pub created_at: String,
     pub updated_at: Option<String>,
+    /// The stored row's version: every write checks it and moves it on,
+    /// so a write made on a stale copy is refused (kept by the store).
+    #[serde(skip)]
+    pub version: u64,
 }
 
 impl Node {
@@ -145,6 +186,64 @@ impl Node {
             to.default_target()
         };
         self.provision_updated_at = Some(super::now());
+    }
+
+    /// How the node boots once active, if decided.
+    pub fn boot_decision(&self) -> Option<BootDecision> {
+        match self
+            .driver_internal_info
+            .get(internal::BOOT_DECISION)
+            .and_then(Value::as_str)
+        {
+            Some("local") => Some(BootDecision::Local),
+            Some("network") => Some(BootDecision::Network),
+            _ => None,
+        }
+    }
+
+    /// Records (or, with `None`, forgets) how the node boots once active.
+    pub fn set_boot_decision(&mut self, decision: Option<BootDecision>) {
+        match decision {
+            Some(d) => self
+                .driver_internal_info
+                .insert(internal::BOOT_DECISION.into(), Value::from(d.as_str())),
+            None => self.driver_internal_info.remove(internal::BOOT_DECISION),
+        };
+    }
+
+    /// The unix second by which the ramdisk must call back, if waiting.
+    pub fn callback_deadline(&self) -> Option<i64> {
+        self.driver_internal_info
+            .get(internal::CALLBACK_DEADLINE)
+            .and_then(Value::as_i64)
+    }
+
+    /// Sets (or clears) the call-back deadline.
+    pub fn set_callback_deadline(&mut self, deadline: Option<i64>) {
+        match deadline {
+            Some(d) => self
+                .driver_internal_info
+                .insert(internal::CALLBACK_DEADLINE.into(), Value::from(d)),
+            None => self
+                .driver_internal_info
+                .remove(internal::CALLBACK_DEADLINE),
+        };
+    }
+
+    /// Marks the node adopted (at `at`), or, with `None`, no longer so: its
+    /// disks were written or cleaned since.
+    pub fn set_adopted(&mut self, at: Option<String>) {
+        match at {
+            Some(at) => {
+                self.driver_internal_info
+                    .insert(internal::ADOPTED.into(), Value::Bool(true));
+                self.driver_internal_info
+                    .insert(internal::ADOPTED_AT.into(), Value::String(at));
+            }
+            None => {
+                self.driver_internal_info.remove(internal::ADOPTED);
+            }
+        }
     }
 
     /// Whether boot devices are set for UEFI: yes unless `boot_mode` is
@@ -201,6 +300,7 @@ impl Node {
             interfaces,
             created_at: now,
             updated_at: None,
+            version: 0,
         }
     }
 
@@ -216,7 +316,7 @@ impl Node {
     /// a deploy of this appliance.
     pub fn is_adopted(&self) -> bool {
         self.driver_internal_info
-            .get("adopted")
+            .get(internal::ADOPTED)
             .and_then(Value::as_bool)
             .unwrap_or(false)
     }

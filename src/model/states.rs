@@ -244,6 +244,31 @@ pub fn is_actionable(from: State, event: Event) -> bool {
 }
 
 impl State {
+    /// The states in which a node runs the deploy ramdisk, which may look
+    /// itself up and call back (Ironic's LOOKUP_ALLOWED_STATES).
+    pub const RAMDISK: [State; 10] = [
+        State::Deploying,
+        State::WaitCallBack,
+        State::Cleaning,
+        State::CleanWait,
+        State::Inspecting,
+        State::InspectWait,
+        State::Rescuing,
+        State::RescueWait,
+        State::Servicing,
+        State::ServiceWait,
+    ];
+
+    /// Whether a node in this state runs (boots) the deploy ramdisk.
+    pub fn runs_ramdisk(self) -> bool {
+        State::RAMDISK.contains(&self)
+    }
+
+    /// Whether a ramdisk may look its node up (`GET /v1/lookup`).
+    pub fn agent_may_look_up(self) -> bool {
+        self.runs_ramdisk()
+    }
+
     /// Stable states are where a node rests; the others are transient.
     pub fn is_stable(self) -> bool {
         matches!(

@@ -289,7 +289,33 @@ fn rand8() -> [u8; 8] {
 }
 
 /// A short text response.
-pub fn plain(status: StatusCode, text: &str) -> Response<Body> {
+/// Why a boot file request gets no file (plain-text answers for iPXE and
+/// people, not Ironic's error body).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    BadRequest,
+    NotFound,
+    Forbidden,
+    /// The image's source could not be staged.
+    BadGateway,
+}
+
+impl Refusal {
+    /// The answer, with `text` as its body.
+    pub fn text(self, text: &str) -> Response<Body> {
+        plain(
+            match self {
+                Refusal::BadRequest => StatusCode::BAD_REQUEST,
+                Refusal::NotFound => StatusCode::NOT_FOUND,
+                Refusal::Forbidden => StatusCode::FORBIDDEN,
+                Refusal::BadGateway => StatusCode::BAD_GATEWAY,
+            },
+            text,
+        )
+    }
+}
+
+fn plain(status: StatusCode, text: &str) -> Response<Body> {
     response(status)
         .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
         .body(Body::from(text.to_string()))

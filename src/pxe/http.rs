@@ -1,32 +1,28 @@
 //! The boot HTTP server on `[http] listen`: iPXE scripts (`/boot.ipxe`
 //! chains to `/ipxe/{mac}`, rendered from the node's boot decision),
 //! loaders (`/assets/…`, the TFTP root), the node's images
-//! (`/images/{node}/{name}` for `file://` references) and Ironic's agent
-//! endpoints (`GET /v1/lookup`, `POST /v1/heartbeat/{node}`). Read-only
-//! apart from the heartbeat; bodies and connections are bounded.
+//! (`/images/{node}/{name}`, staged in the image cache) and `/metrics`.
+//! Ironic's agent endpoints are served on the same listener from
+//! `api::agent`. Read-only; bodies and connections are bounded.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{header, HeaderMap, Method, Response, StatusCode};
-use axum::routing::{get, post};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderMap, Method, Response};
+use axum::routing::get;
 use axum::Router;
-use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::files::{self, plain};
+use super::files::{self, Refusal};
 use super::{BootAction, BootBackend, NodeBoot};
-use crate::api::listener::Peer;
-use crate::conductor::Conductor;
-use crate::model::states::State as PState;
 use crate::model::{Mac, Severity};
+use crate::net::Peer;
 
 /// What the boot HTTP server needs.
 pub struct BootHttp {
     pub backend: Arc<BootBackend>,
-    pub conductor: Conductor,
     /// Base URL booting nodes use, no trailing slash.
     pub public_url: String,
     /// `/assets/` root (the TFTP root), canonical.
@@ -41,18 +37,23 @@ pub struct BootHttp {
 
 type Shared = Arc<BootHttp>;
 
-pub fn router(state: BootHttp, max_body: usize) -> Router {
+/// The boot routes (without the listener's layers: see [`layers`]).
+pub fn routes(state: BootHttp) -> Router {
     Router::new()
         .route("/boot.ipxe", get(boot_ipxe))
         .route("/ipxe/{mac}", get(node_script))
         .route("/assets/{*path}", get(asset))
         .route("/images/{node}/{name}", get(image))
-        .route("/v1/lookup", get(lookup))
-        .route("/v1/heartbeat/{node}", post(heartbeat))
         .route("/metrics", get(metrics))
+        .with_state(Arc::new(state))
+}
+
+/// The boot listener's layers around everything it serves (the boot routes
+/// and the agent's): request counts by route, and the body bound.
+pub fn layers(router: Router, max_body: usize) -> Router {
+    router
         .layer(axum::middleware::from_fn(count))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
-        .with_state(Arc::new(state))
 }
 
 fn ipxe(text: String) -> Response<Body> {
@@ -109,12 +110,7 @@ async fn count(req: axum::extract::Request, next: axum::middleware::Next) -> Res
 }
 
 async fn metrics(State(s): State<Shared>) -> Response<Body> {
-    let nodes = s
-        .conductor
-        .store()
-        .call(|st| st.nodes_by_state())
-        .await
-        .unwrap_or_default();
+    let nodes = s.backend.nodes_by_state();
     Response::builder()
         .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
         .body(Body::from(crate::metrics::render(&nodes)))
@@ -162,7 +158,7 @@ pub fn render(s: &BootHttp, mac: Mac, who: Option<&NodeBoot>) -> String {
             let common = [
                 ("node", label.as_str()),
                 ("state", state.as_str()),
-                ("what", what.as_str()),
+                ("what", what.describe()),
                 ("public_url", s.public_url.as_str()),
             ];
             if let Some(iso) = &im.iso {
@@ -209,10 +205,9 @@ pub fn render(s: &BootHttp, mac: Mac, who: Option<&NodeBoot>) -> String {
 
 async fn node_script(State(s): State<Shared>, Path(mac): Path<String>) -> Response<Body> {
     let Ok(mac) = mac.parse::<Mac>() else {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            &format!("#!ipxe\necho rackboot: {mac:?} is not a MAC address\nexit\n"),
-        );
+        return Refusal::BadRequest.text(&format!(
+            "#!ipxe\necho rackboot: {mac:?} is not a MAC address\nexit\n"
+        ));
     };
     let who = s.backend.lookup(mac);
     let script = render(&s, mac, who.as_ref());
@@ -269,7 +264,7 @@ async fn asset(
             }
             files::serve(&p, &method, &headers, content_type(&p)).await
         }
-        Err((_, why)) => plain(StatusCode::NOT_FOUND, &format!("{why}\n")),
+        Err((_, why)) => Refusal::NotFound.text(&format!("{why}\n")),
     }
 }
 
@@ -280,7 +275,7 @@ async fn image(
     headers: HeaderMap,
 ) -> Response<Body> {
     let Some(n) = s.backend.by_node(node) else {
-        return plain(StatusCode::NOT_FOUND, "no such node with a port\n");
+        return Refusal::NotFound.text("no such node with a port\n");
     };
     // Only what the node boots now is served.
     let im = &n.images;
@@ -295,10 +290,7 @@ async fn image(
         _ => None,
     };
     let Some(reference) = reference else {
-        return plain(
-            StatusCode::NOT_FOUND,
-            &format!("node {} does not boot a {name} now\n", n.label()),
-        );
+        return Refusal::NotFound.text(&format!("node {} does not boot a {name} now\n", n.label()));
     };
     // From the cache (staged at adopt or deploy; staged now after a restart).
     if let Some(cache) = &s.cache {
@@ -331,12 +323,12 @@ async fn image(
             }
             Err(e) => {
                 tracing::warn!(node = %n.label(), "cannot serve {name}: {e}");
-                plain(StatusCode::BAD_GATEWAY, &format!("{e}\n"))
+                Refusal::BadGateway.text(&format!("{e}\n"))
             }
         };
     }
     let Some(path) = reference.strip_prefix("file://") else {
-        return plain(StatusCode::NOT_FOUND, "not a local image\n");
+        return Refusal::NotFound.text("not a local image\n");
     };
     let path = std::path::Path::new(path);
     let allowed = path
@@ -345,10 +337,9 @@ async fn image(
         .filter(|p| s.allowed.iter().any(|a| p.starts_with(a)));
     match allowed {
         Some(p) => files::serve(&p, &method, &headers, content_type(&p)).await,
-        None => plain(
-            StatusCode::FORBIDDEN,
-            "the image is outside [conductor] file_url_allowed_paths\n",
-        ),
+        None => {
+            Refusal::Forbidden.text("the image is outside [conductor] file_url_allowed_paths\n")
+        }
     }
 }
 
@@ -364,125 +355,5 @@ mod tests {
         );
         assert_eq!(t, "kernel x a shell  reboot || goto failed\n");
         assert_eq!(t.lines().count(), 1);
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct LookupQuery {
-    addresses: Option<String>,
-    node_uuid: Option<Uuid>,
-}
-
-fn agent_error(status: StatusCode, msg: String) -> Response<Body> {
-    let body = json!({"error_message": json!({"faultstring": msg, "debuginfo": null}).to_string()});
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap_or_default()
-}
-
-/// States in which a ramdisk may look itself up (Ironic's LOOKUP_ALLOWED_STATES).
-fn lookup_allowed(state: PState) -> bool {
-    matches!(
-        state,
-        PState::Deploying
-            | PState::WaitCallBack
-            | PState::Cleaning
-            | PState::CleanWait
-            | PState::Inspecting
-            | PState::InspectWait
-            | PState::Rescuing
-            | PState::RescueWait
-            | PState::Servicing
-            | PState::ServiceWait
-    )
-}
-
-async fn lookup(State(s): State<Shared>, Query(q): Query<LookupQuery>) -> Response<Body> {
-    let macs: Vec<Mac> = q
-        .addresses
-        .as_deref()
-        .unwrap_or("")
-        .split(',')
-        .filter_map(|m| m.trim().parse().ok())
-        .collect();
-    let found = q
-        .node_uuid
-        .and_then(|u| s.backend.by_node(u))
-        .or_else(|| macs.iter().find_map(|m| s.backend.lookup(*m)));
-    let Some(n) = found else {
-        return agent_error(
-            StatusCode::NOT_FOUND,
-            format!(
-                "Node with addresses {:?} was not found.",
-                q.addresses.unwrap_or_default()
-            ),
-        );
-    };
-    let node = match s
-        .conductor
-        .store()
-        .call(move |st| st.get_node(&n.node.to_string()))
-        .await
-    {
-        Ok(node) => node,
-        Err(e) => return agent_error(StatusCode::NOT_FOUND, e.to_string()),
-    };
-    if !lookup_allowed(node.provision_state) {
-        return agent_error(
-            StatusCode::NOT_FOUND,
-            format!(
-                "Node {} is in state {}; lookup is only allowed while it is being deployed, cleaned, inspected, rescued or serviced.",
-                node.uuid, node.provision_state
-            ),
-        );
-    }
-    tracing::info!(node = %node.uuid, "agent lookup");
-    let body = json!({
-        "node": {
-            "uuid": node.uuid,
-            "name": node.name,
-            "provision_state": node.provision_state.to_string(),
-            "properties": node.properties,
-            "instance_info": Value::Object(Default::default()),
-            "driver_internal_info": Value::Object(Default::default()),
-        },
-        "config": {
-            "heartbeat_timeout": 300,
-            "agent_token_required": false,
-            "metrics": {"backend": "noop", "prepend_host": false, "prepend_uuid": false, "prepend_host_reverse": true, "global_prefix": null},
-            "metrics_statsd": {"statsd_host": "localhost", "statsd_port": 8125},
-        }
-    });
-    Response::builder()
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap_or_default()
-}
-
-async fn heartbeat(
-    State(s): State<Shared>,
-    Path(node): Path<String>,
-    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
-) -> Response<Body> {
-    match s.conductor.heartbeat(&node, &peer.ip().to_string()).await {
-        Ok(state) => {
-            tracing::info!(%node, from = %peer.ip(), %state, "agent heartbeat");
-            Response::builder()
-                .status(StatusCode::ACCEPTED)
-                .body(Body::empty())
-                .unwrap_or_default()
-        }
-        Err(e) => {
-            let status = match &e {
-                crate::conductor::Error::Store(crate::store::Error::NodeNotFound(_)) => {
-                    StatusCode::NOT_FOUND
-                }
-                crate::conductor::Error::NodeLocked { .. } => StatusCode::CONFLICT,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            agent_error(status, e.to_string())
-        }
     }
 }

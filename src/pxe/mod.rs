@@ -1,7 +1,9 @@
 //! Boot services. The BootBackend is the one answer to "what should MAC X
 //! boot now?", derived from the node's provision state and boot decision;
-//! DHCP asks it now (TFTP and HTTP will too), and none of them reads the
-//! store.
+//! DHCP, TFTP (through the timeline's address map) and HTTP all ask it.
+//! None of them reads the store: `app.rs` hands in what they read
+//! ([`BootSource`] and a change feed), where their events go ([`EventSink`])
+//! and where leases are kept (`dhcp::LeaseStore`).
 
 pub mod bootfile;
 pub mod dhcp;
@@ -22,8 +24,27 @@ use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 use crate::model::states::State;
-use crate::model::{HistoryEntry, Mac, Node, Port, Severity};
-use crate::store::Store;
+use crate::model::{BootDecision, HistoryEntry, Mac, Node, Port, Severity};
+
+/// A failure of whatever backs the boot services, as it put it.
+pub type SourceError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What the BootBackend reads (blocking calls, made off the reply path).
+pub trait BootSource: Send + Sync + 'static {
+    /// Every enrolled port with its node.
+    fn boot_entries(&self) -> Result<Vec<(Port, Node)>, SourceError>;
+    /// Nodes per provision state (the `/metrics` snapshot).
+    fn nodes_by_state(&self) -> Result<Vec<(String, u64)>, SourceError>;
+}
+
+/// Where boot-service events go: appended to node timelines in batches.
+pub trait EventSink: Send + Sync + 'static {
+    /// Appends events in one write; events of unknown nodes are dropped.
+    fn append(&self, events: &[(Uuid, HistoryEntry)]) -> Result<(), SourceError>;
+}
+
+/// Events written to the sink in one batch, at most.
+const TIMELINE_BATCH: usize = 256;
 
 /// Boot-service events for node timelines (DHCP, TFTP, HTTP), written to
 /// the node history in batches off the reply path; a bounded queue, so a
@@ -36,26 +57,50 @@ pub struct Timeline {
     ips: Mutex<HashMap<Ipv4Addr, Uuid>>,
 }
 
+/// The timeline's writer task; [`TimelineWriter::finish`] writes what is
+/// still queued once every sender is gone.
+pub struct TimelineWriter {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TimelineWriter {
+    /// Waits until the queue is drained into the sink (every
+    /// [`Timeline`] handle must be dropped first, or this waits for them).
+    pub async fn finish(self) {
+        let _ = self.task.await;
+    }
+}
+
 impl Timeline {
     /// Addresses remembered, at most.
     const MAX_IPS: usize = 65536;
 
-    pub fn start(store: Store, capacity: usize) -> Arc<Timeline> {
+    /// Starts the writer. Events are queued (at most `capacity`) and
+    /// written in batches; the writer ends once every handle is dropped and
+    /// the queue is written.
+    pub fn start(sink: Arc<dyn EventSink>, capacity: usize) -> (Arc<Timeline>, TimelineWriter) {
         let (tx, mut rx) = mpsc::channel::<(Uuid, HistoryEntry)>(capacity.max(1));
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let mut batch = Vec::new();
-            while rx.recv_many(&mut batch, 256).await > 0 {
+            while rx.recv_many(&mut batch, TIMELINE_BATCH).await > 0 {
                 let entries = std::mem::take(&mut batch);
-                if let Err(e) = store.call(move |s| s.append_history(&entries)).await {
+                let sink = sink.clone();
+                let written = tokio::task::spawn_blocking(move || {
+                    sink.append(&entries).map_err(|e| e.to_string())
+                })
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+                if let Err(e) = written {
                     tracing::warn!(error = %e, "cannot write boot events to node histories");
                 }
             }
         });
-        Arc::new(Timeline {
+        let timeline = Arc::new(Timeline {
             tx,
             dropped: AtomicU64::new(0),
             ips: Mutex::new(HashMap::new()),
-        })
+        });
+        (timeline, TimelineWriter { task })
     }
 
     pub fn note(&self, node: Uuid, severity: Severity, kind: &str, text: String) {
@@ -89,11 +134,40 @@ impl Timeline {
     }
 }
 
+/// What a network boot loads. (Virtual media and the agent's own boot
+/// join here as they come.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkBoot {
+    /// The deploy kernel and ramdisk (`driver_info` deploy_kernel/_ramdisk).
+    DeployRamdisk,
+    /// The instance's kernel and ramdisk (`instance_info` kernel/ramdisk).
+    InstanceKernel,
+    /// The instance's ISO (`instance_info` boot_iso), sanbooted.
+    InstanceIso,
+}
+
+impl NetworkBoot {
+    /// What it is, for logs, scripts and timelines.
+    pub fn describe(self) -> &'static str {
+        match self {
+            NetworkBoot::DeployRamdisk => "the deploy ramdisk",
+            NetworkBoot::InstanceKernel => "the instance kernel and ramdisk",
+            NetworkBoot::InstanceIso => "the instance ISO",
+        }
+    }
+}
+
+impl std::fmt::Display for NetworkBoot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
 /// What a node should boot now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BootAction {
-    /// Boot over the network; the text says what (for logs and timelines).
-    Network(String),
+    /// Boot over the network.
+    Network(NetworkBoot),
     /// Boot its own disk (active local-boot nodes, adopted ones included).
     LocalDisk,
     /// Nothing to boot now, and why.
@@ -131,7 +205,7 @@ pub fn images_of(node: &Node, action: &BootAction) -> BootImages {
             .filter(|s| !s.is_empty())
             .map(str::to_string)
     };
-    let BootAction::Network(what) = action else {
+    let BootAction::Network(what) = *action else {
         return BootImages::default();
     };
     let append = [
@@ -143,7 +217,7 @@ pub fn images_of(node: &Node, action: &BootAction) -> BootImages {
     .flatten()
     .collect::<Vec<_>>()
     .join(" ");
-    if what.contains("deploy ramdisk") {
+    if what == NetworkBoot::DeployRamdisk {
         BootImages {
             deploy: true,
             kernel: text(&node.driver_info, "deploy_kernel"),
@@ -174,34 +248,23 @@ pub fn action_of(node: &Node, port: &Port) -> BootAction {
     let instance = || {
         let has = |k: &str| node.instance_info.get(k).is_some_and(|v| !v.is_null());
         if has("boot_iso") {
-            "the instance ISO".to_string()
+            NetworkBoot::InstanceIso
         } else {
-            "the instance kernel and ramdisk".to_string()
+            NetworkBoot::InstanceKernel
         }
     };
     if !port.pxe_enabled {
         return BootAction::Nothing(format!("port {} has pxe_enabled = false", port.address));
     }
     match node.provision_state {
+        // The ramdisk deploy boots the instance itself where others boot
+        // the deploy ramdisk.
         State::Deploying | State::WaitCallBack if node.interfaces.deploy == "ramdisk" => {
             BootAction::Network(instance())
         }
-        State::Deploying
-        | State::WaitCallBack
-        | State::Cleaning
-        | State::CleanWait
-        | State::Inspecting
-        | State::InspectWait
-        | State::Rescuing
-        | State::RescueWait
-        | State::Servicing
-        | State::ServiceWait => BootAction::Network("the deploy ramdisk".into()),
-        State::Active => match node
-            .driver_internal_info
-            .get("boot_decision")
-            .and_then(|v| v.as_str())
-        {
-            Some("network") => BootAction::Network(instance()),
+        s if s.runs_ramdisk() => BootAction::Network(NetworkBoot::DeployRamdisk),
+        State::Active => match node.boot_decision() {
+            Some(BootDecision::Network) => BootAction::Network(instance()),
             _ => BootAction::LocalDisk,
         },
         other => BootAction::Nothing(format!("the node is {other}: nothing to boot")),
@@ -211,16 +274,30 @@ pub fn action_of(node: &Node, port: &Port) -> BootAction {
 /// The MAC → boot answer table, rebuilt from the store whenever a node or
 /// port changes (at most every `debounce`), read without waiting.
 pub struct BootBackend {
-    store: Store,
+    source: Arc<dyn BootSource>,
+    changes: watch::Receiver<u64>,
     table: RwLock<Arc<HashMap<Mac, NodeBoot>>>,
+    /// Nodes per provision state at the last reload (for `/metrics`).
+    by_state: RwLock<Arc<Vec<(String, u64)>>>,
 }
 
 impl BootBackend {
-    pub fn new(store: Store) -> Arc<BootBackend> {
+    /// A backend over `source`, reloaded whenever `changes` moves.
+    pub fn new(source: Arc<dyn BootSource>, changes: watch::Receiver<u64>) -> Arc<BootBackend> {
         Arc::new(BootBackend {
-            store,
+            source,
+            changes,
             table: RwLock::new(Arc::new(HashMap::new())),
+            by_state: RwLock::new(Arc::new(Vec::new())),
         })
+    }
+
+    /// Nodes per provision state, as of the last reload.
+    pub fn nodes_by_state(&self) -> Arc<Vec<(String, u64)>> {
+        self.by_state
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The answer for a MAC; None when it is not enrolled.
@@ -259,8 +336,12 @@ impl BootBackend {
     }
 
     /// Rebuilds the table now.
-    pub async fn reload(&self) -> crate::store::Result<usize> {
-        let entries = self.store.call(|s| s.boot_entries()).await?;
+    pub async fn reload(&self) -> Result<usize, SourceError> {
+        let source = self.source.clone();
+        let (entries, by_state) = tokio::task::spawn_blocking(move || {
+            Ok::<_, SourceError>((source.boot_entries()?, source.nodes_by_state()?))
+        })
+        .await??;
         let mut table = HashMap::with_capacity(entries.len());
         for (port, node) in entries {
             let action = action_of(&node, &port);
@@ -277,12 +358,13 @@ impl BootBackend {
         }
         let n = table.len();
         *self.table.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(table);
+        *self.by_state.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(by_state);
         Ok(n)
     }
 
     /// Keeps the table fresh until `stop` turns true.
     pub async fn run(self: Arc<Self>, debounce: Duration, mut stop: watch::Receiver<bool>) {
-        let mut changes = self.store.subscribe();
+        let mut changes = self.changes.clone();
         loop {
             if let Err(e) = self.reload().await {
                 tracing::error!(error = %e, "boot backend cannot read nodes and ports");
@@ -334,28 +416,28 @@ mod tests {
                 "ramdisk",
                 None,
                 false,
-                BootAction::Network("the instance kernel and ramdisk".into()),
+                BootAction::Network(NetworkBoot::InstanceKernel),
             ),
             (
                 State::WaitCallBack,
                 "ramdisk",
                 None,
                 true,
-                BootAction::Network("the instance ISO".into()),
+                BootAction::Network(NetworkBoot::InstanceIso),
             ),
             (
                 State::Deploying,
                 "direct",
                 None,
                 false,
-                BootAction::Network("the deploy ramdisk".into()),
+                BootAction::Network(NetworkBoot::DeployRamdisk),
             ),
             (
                 State::CleanWait,
                 "ramdisk",
                 None,
                 false,
-                BootAction::Network("the deploy ramdisk".into()),
+                BootAction::Network(NetworkBoot::DeployRamdisk),
             ),
             (
                 State::Active,
@@ -370,7 +452,7 @@ mod tests {
                 "ramdisk",
                 Some("network"),
                 false,
-                BootAction::Network("the instance kernel and ramdisk".into()),
+                BootAction::Network(NetworkBoot::InstanceKernel),
             ),
             (
                 State::DeployFailed,

@@ -18,44 +18,7 @@ use std::net::Ipv4Addr;
 /// How long a declined address is left alone (dnsmasq uses 10 minutes too).
 pub const DECLINE_QUARANTINE: u64 = 600;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    Offered,
-    Bound,
-    Released,
-    Declined,
-}
-
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Offered => "offered",
-            State::Bound => "bound",
-            State::Released => "released",
-            State::Declined => "declined",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<State> {
-        Some(match s {
-            "offered" => State::Offered,
-            "bound" => State::Bound,
-            "released" => State::Released,
-            "declined" => State::Declined,
-            _ => return None,
-        })
-    }
-}
-
-/// One address's record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Lease {
-    pub ip: Ipv4Addr,
-    pub mac: [u8; 6],
-    pub state: State,
-    /// Unix seconds when the hold, lease or quarantine ends.
-    pub expires: u64,
-}
+pub use crate::model::lease::{Lease, LeaseState as State};
 
 /// Why a REQUEST gets a NAK.
 #[derive(Debug, Clone, PartialEq, Eq)]

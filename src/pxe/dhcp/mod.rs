@@ -28,7 +28,18 @@ use self::leases::{Lease, Leases};
 use self::wire::Message;
 use super::BootBackend;
 use crate::model::{Mac, Severity};
-use crate::store::{LeaseRow, Store};
+
+/// A lease store failure, as the store put it.
+pub type LeaseError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Where the DHCP server keeps its leases, handed in by `app.rs`. The calls
+/// block; the server makes them off the reply path, in batches.
+pub trait LeaseStore: Send + Sync + 'static {
+    /// Every lease kept.
+    fn load(&self) -> std::result::Result<Vec<Lease>, LeaseError>;
+    /// Writes changed leases (all or none).
+    fn save(&self, leases: &[Lease]) -> std::result::Result<(), LeaseError>;
+}
 
 /// Everything the server needs besides the decider's settings.
 #[derive(Debug, Clone)]
@@ -185,7 +196,7 @@ impl Running {
 pub async fn serve(
     settings: ServerSettings,
     backend: Arc<BootBackend>,
-    store: Store,
+    store: Arc<dyn LeaseStore>,
     timeline: Arc<super::Timeline>,
     stop: watch::Receiver<bool>,
 ) -> Result<Running> {
@@ -196,16 +207,12 @@ pub async fn serve(
     };
     let leases = match (settings.decider.mode, settings.range) {
         (Mode::Authoritative, Some((first, last))) => {
-            let rows = store.call(|s| s.load_leases()).await?;
+            let s = store.clone();
+            let rows = tokio::task::spawn_blocking(move || s.load())
+                .await?
+                .map_err(|e| anyhow::anyhow!("cannot read DHCP leases: {e}"))?;
             let mut l = Leases::new(first, last);
-            l.load(rows.into_iter().filter_map(|r| {
-                Some(Lease {
-                    ip: r.ip,
-                    mac: r.mac.0,
-                    state: leases::State::parse(&r.state)?,
-                    expires: r.expires,
-                })
-            }));
+            l.load(rows);
             Some(Mutex::new(l))
         }
         (Mode::Authoritative, None) => {
@@ -406,7 +413,11 @@ fn bootfile_client(req: &Message) -> String {
 }
 
 /// Writes changed leases every interval, and once more at stop.
-async fn flush_leases(shared: Arc<Shared>, store: Store, mut stop: watch::Receiver<bool>) {
+async fn flush_leases(
+    shared: Arc<Shared>,
+    store: Arc<dyn LeaseStore>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(
         shared
             .settings
@@ -424,18 +435,14 @@ async fn flush_leases(shared: Arc<Shared>, store: Store, mut stop: watch::Receiv
             None => return,
         };
         if !dirty.is_empty() {
-            let rows: Vec<LeaseRow> = dirty
-                .into_iter()
-                .map(|l| LeaseRow {
-                    ip: l.ip,
-                    mac: Mac(l.mac),
-                    state: l.state.as_str().to_string(),
-                    expires: l.expires,
-                })
-                .collect();
-            let n = rows.len();
-            let ips: Vec<Ipv4Addr> = rows.iter().map(|r| r.ip).collect();
-            if let Err(e) = store.call(move |s| s.save_leases(&rows)).await {
+            let n = dirty.len();
+            let ips: Vec<Ipv4Addr> = dirty.iter().map(|r| r.ip).collect();
+            let s = store.clone();
+            let saved =
+                tokio::task::spawn_blocking(move || s.save(&dirty).map_err(|e| e.to_string()))
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()));
+            if let Err(e) = saved {
                 // Kept dirty: the next flush tries again, nothing is lost.
                 if let Some(l) = &shared.leases {
                     l.lock().unwrap_or_else(|p| p.into_inner()).mark_dirty(&ips);

@@ -40,9 +40,7 @@ fn node(action: BootAction) -> NodeBoot {
 }
 
 fn network() -> NodeBoot {
-    node(BootAction::Network(
-        "the instance kernel and ramdisk".into(),
-    ))
+    node(BootAction::Network(crate::pxe::NetworkBoot::InstanceKernel))
 }
 
 /// Client kinds, with the options the reference captures show.

@@ -1,4 +1,4 @@
-//! A bounded TCP listener for the API: at most `max_connections` open at
+//! A bounded TCP listener (the API and the boot HTTP listener): at most `max_connections` open at
 //! once (the next accept waits for one to close), and a connection that moves
 //! no byte for `idle_timeout` is closed, so a slow or idle client cannot hold
 //! the server's resources forever.

@@ -1,0 +1,102 @@
+//! Ironic's agent endpoints, served on the boot listener (booting nodes
+//! reach the appliance only there, unauthenticated, as in Ironic): the
+//! ramdisk's `GET /v1/lookup?addresses=<macs>` and
+//! `POST /v1/heartbeat/{node}`. Errors are Ironic's, through `api::error`.
+
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use crate::conductor::Conductor;
+use crate::model::Mac;
+use crate::net::Peer;
+use crate::pxe::BootBackend;
+
+/// What the agent endpoints need.
+#[derive(Clone)]
+pub struct Agent {
+    pub conductor: Conductor,
+    /// MAC → node, as the boot services see it.
+    pub backend: Arc<BootBackend>,
+}
+
+/// The agent routes, to be merged into the boot listener's router.
+pub fn routes(agent: Agent) -> Router {
+    Router::new()
+        .route("/v1/lookup", get(lookup))
+        .route("/v1/heartbeat/{node}", post(heartbeat))
+        .with_state(agent)
+}
+
+#[derive(serde::Deserialize)]
+struct LookupQuery {
+    addresses: Option<String>,
+    node_uuid: Option<Uuid>,
+}
+
+async fn lookup(
+    State(a): State<Agent>,
+    Query(q): Query<LookupQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let macs: Vec<Mac> = q
+        .addresses
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .filter_map(|m| m.trim().parse().ok())
+        .collect();
+    let found = q
+        .node_uuid
+        .and_then(|u| a.backend.by_node(u))
+        .or_else(|| macs.iter().find_map(|m| a.backend.lookup(*m)));
+    let Some(n) = found else {
+        return Err(ApiError::not_found(format!(
+            "Node with addresses {:?} was not found.",
+            q.addresses.unwrap_or_default()
+        )));
+    };
+    let node = a
+        .conductor
+        .store()
+        .call(move |st| st.get_node(&n.node.to_string()))
+        .await?;
+    if !node.provision_state.agent_may_look_up() {
+        return Err(ApiError::not_found(format!(
+            "Node {} is in state {}; lookup is only allowed while it is being deployed, cleaned, inspected, rescued or serviced.",
+            node.uuid, node.provision_state
+        )));
+    }
+    tracing::info!(node = %node.uuid, "agent lookup");
+    Ok(Json(json!({
+        "node": {
+            "uuid": node.uuid,
+            "name": node.name,
+            "provision_state": node.provision_state.to_string(),
+            "properties": node.properties,
+            "instance_info": Value::Object(Default::default()),
+            "driver_internal_info": Value::Object(Default::default()),
+        },
+        "config": {
+            "heartbeat_timeout": 300,
+            "agent_token_required": false,
+            "metrics": {"backend": "noop", "prepend_host": false, "prepend_uuid": false, "prepend_host_reverse": true, "global_prefix": null},
+            "metrics_statsd": {"statsd_host": "localhost", "statsd_port": 8125},
+        }
+    })))
+}
+
+async fn heartbeat(
+    State(a): State<Agent>,
+    Path(node): Path<String>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+) -> Result<StatusCode, ApiError> {
+    let state = a.conductor.heartbeat(&node, &peer.ip().to_string()).await?;
+    tracing::info!(%node, from = %peer.ip(), %state, "agent heartbeat");
+    Ok(StatusCode::ACCEPTED)
+}

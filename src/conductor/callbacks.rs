@@ -1,0 +1,126 @@
+//! The ramdisk's call-back (heartbeat) and the call-back timeouts.
+
+use super::*;
+
+impl Conductor {
+    /// A booted ramdisk's heartbeat (`POST /v1/heartbeat/{node}` on the boot
+    /// HTTP listener). A node waiting for it in `wait call-back` finishes its
+    /// deploy: wait call-back -> deploying -> active. In any other state it
+    /// is only noted. `from` is the caller's address, for the history.
+    pub async fn heartbeat(&self, ident: &str, from: &str) -> Result<State> {
+        let (lock, mut node) = self.lock_ident(ident).await?;
+        let state = node.provision_state;
+        if !matches!(state, State::WaitCallBack | State::CleanWait) {
+            let h = HistoryEntry::new(
+                Severity::Info,
+                "agent",
+                format!("heartbeat from {from} (node is {state}: nothing to do)"),
+            );
+            self.save_locked(node, vec![h], lock).await?;
+            return Ok(state);
+        }
+        let resumed = states::next(state, Event::Resume).unwrap_or(State::Deploying);
+        let to = states::next(resumed, Event::Done).unwrap_or(State::Active);
+        if state == State::CleanWait {
+            // The deploy ramdisk cleaned (nothing to run in it here); the
+            // machine stays on it until deployed: leave the boot decision.
+            node.set_boot_decision(None);
+        }
+        node.set_callback_deadline(None);
+        node.set_adopted(None);
+        node.enter(to);
+        node.updated_at = Some(now());
+        node.last_error = None;
+        let h = vec![
+            HistoryEntry::new(
+                Severity::Info,
+                "agent",
+                format!("heartbeat from {from}: the ramdisk is up"),
+            ),
+            HistoryEntry::new(
+                Severity::Info,
+                "provisioning",
+                format!("{state} -> {resumed} -> {to}"),
+            ),
+        ];
+        self.save_locked(node, h, lock).await?;
+        Ok(to)
+    }
+
+    /// Fails deploys whose call-back did not come in time.
+    pub async fn check_callback_timeouts(&self) -> usize {
+        let nodes = match self
+            .store()
+            .call(|s| s.nodes_in_states(&[State::WaitCallBack, State::CleanWait]))
+            .await
+        {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list nodes waiting for a call-back");
+                return 0;
+            }
+        };
+        let now_s = jiff::Timestamp::now().as_second();
+        let mut failed = 0;
+        for n in nodes {
+            let due = n.callback_deadline().is_some_and(|d| d <= now_s);
+            if !due {
+                continue;
+            }
+            let Some((lock, mut node)) = self.try_lock(n.uuid).await else {
+                continue;
+            };
+            let from = node.provision_state;
+            if !matches!(from, State::WaitCallBack | State::CleanWait) {
+                continue;
+            }
+            let to = states::next(from, Event::Fail).unwrap_or(State::DeployFailed);
+            let msg = if from == State::CleanWait {
+                format!(
+                    "Timeout reached while cleaning the node {} ({} s, [conductor] clean_callback_timeout): the deploy ramdisk never called back",
+                    node.uuid,
+                    self.inner.settings.clean_callback_timeout.as_secs()
+                )
+            } else {
+                format!(
+                    "Timeout reached while waiting for callback for node {} ({} s, [conductor] deploy_callback_timeout)",
+                    node.uuid,
+                    self.inner.settings.deploy_callback_timeout.as_secs()
+                )
+            };
+            node.set_callback_deadline(None);
+            node.enter(to);
+            node.updated_at = Some(now());
+            node.last_error = Some(msg.clone());
+            let h = HistoryEntry::new(
+                Severity::Error,
+                "provisioning",
+                format!("wait call-back -> {to}: {msg}"),
+            );
+            if self.save_locked(node, vec![h], lock).await.is_ok() {
+                failed += 1;
+            }
+        }
+        failed
+    }
+
+    /// Runs `check_callback_timeouts` periodically until `stop`.
+    pub async fn run_callback_timeouts(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let every = (self
+            .inner
+            .settings
+            .deploy_callback_timeout
+            .min(self.inner.settings.clean_callback_timeout)
+            / 4)
+        .clamp(Duration::from_millis(200), Duration::from_secs(10));
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            self.check_callback_timeouts().await;
+        }
+    }
+}
