@@ -13,6 +13,7 @@ mod images;
 mod metrics;
 mod model;
 mod pxe;
+mod redact;
 mod store;
 
 use std::path::PathBuf;
