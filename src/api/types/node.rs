@@ -1,21 +1,15 @@
-//! What the API shows: nodes and ports rendered as Ironic renders them —
-//! version-gated fields, masked secrets (see `crate::redact`), links — and the request bodies it
-//! accepts. Never the model types themselves.
+//! Node rendering as Ironic does it: the field list and each field's
+//! minimum microversion, `NodeView` (serialized straight from the model,
+//! secrets masked), `node_json`, `states_json` and the history entries.
 
 use serde::ser::{SerializeMap, SerializeSeq};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use super::version::Version;
-use crate::model::{HistoryEntry, Interfaces, Node, Port};
+use super::{opt, Render};
+use crate::api::version::Version;
+use crate::model::{HistoryEntry, Node};
 use crate::redact::Masked;
-
-fn links(base: &str, kind: &str, id: &str, sub: &str) -> Value {
-    serde_json::json!([
-        {"href": format!("{base}/v1/{kind}/{id}{sub}"), "rel": "self"},
-        {"href": format!("{base}/{kind}/{id}{sub}"), "rel": "bookmark"}
-    ])
-}
 
 /// Fields hidden below a microversion (Ironic's VERSIONED_FIELDS).
 fn min_version(field: &str) -> u32 {
@@ -146,20 +140,6 @@ pub const NODE_LIST_FIELDS: &[&str] = &[
     "uuid",
     "links",
 ];
-
-/// Context for rendering: where links point and at which version.
-#[derive(Debug, Clone)]
-pub struct Render<'a> {
-    pub base: &'a str,
-    pub version: Version,
-    pub host: &'a str,
-}
-
-fn opt(v: &Option<String>) -> Value {
-    v.as_ref()
-        .map(|s| Value::String(s.clone()))
-        .unwrap_or(Value::Null)
-}
 
 /// Ironic's `[self, bookmark]` link pair.
 struct Links<'a> {
@@ -368,7 +348,7 @@ pub fn node_json(node: &Node, fields: Option<&[String]>, r: &Render) -> Value {
     .unwrap_or(Value::Null)
 }
 
-/// `GET …/states`./// `GET …/states`.
+/// `GET …/states`.
 pub fn states_json(node: &Node, r: &Render) -> Value {
     let id = node.uuid.to_string();
     let mut m = Map::new();
@@ -398,100 +378,6 @@ pub fn states_json(node: &Node, r: &Render) -> Value {
     Value::Object(m)
 }
 
-/// Every field of the full port object.
-pub const PORT_FIELDS: &[&str] = &[
-    "uuid",
-    "address",
-    "node_uuid",
-    "portgroup_uuid",
-    "pxe_enabled",
-    "local_link_connection",
-    "physical_network",
-    "internal_info",
-    "extra",
-    "is_smartnic",
-    "name",
-    "description",
-    "vendor",
-    "category",
-    "created_at",
-    "updated_at",
-    "links",
-];
-
-fn port_min_version(field: &str) -> u32 {
-    match field {
-        "pxe_enabled" | "local_link_connection" => 19,
-        "portgroup_uuid" => 24,
-        "physical_network" => 34,
-        "is_smartnic" => 53,
-        "name" => 88,
-        "description" => 97,
-        "vendor" => 100,
-        "category" => 101,
-        _ => 1,
-    }
-}
-
-fn port_field(p: &Port, field: &str, r: &Render) -> Option<Value> {
-    Some(match field {
-        "uuid" => Value::String(p.uuid.to_string()),
-        "address" => Value::String(p.address.to_string()),
-        "node_uuid" => Value::String(p.node_uuid.to_string()),
-        "portgroup_uuid" => Value::Null,
-        "pxe_enabled" => Value::Bool(p.pxe_enabled),
-        "local_link_connection" => Value::Object(p.local_link_connection.clone()),
-        "physical_network" => opt(&p.physical_network),
-        "internal_info" => Value::Object(p.internal_info.clone()),
-        "extra" => Value::Object(p.extra.clone()),
-        "is_smartnic" => Value::Bool(p.is_smartnic),
-        "name" => opt(&p.name),
-        "description" => opt(&p.description),
-        "vendor" => opt(&p.vendor),
-        "category" => opt(&p.category),
-        "created_at" => Value::String(p.created_at.clone()),
-        "updated_at" => opt(&p.updated_at),
-        "links" => links(r.base, "ports", &p.uuid.to_string(), ""),
-        _ => return None,
-    })
-}
-
-pub fn port_field_known(field: &str, version: Version) -> bool {
-    PORT_FIELDS.contains(&field) && version.at_least(port_min_version(field))
-}
-
-/// Renders a port with `fields` (all when `None`).
-pub fn port_json(p: &Port, fields: Option<&[String]>, r: &Render) -> Value {
-    let mut m = Map::new();
-    let all: Vec<String>;
-    let list: &[String] = match fields {
-        Some(l) => l,
-        None => {
-            all = PORT_FIELDS
-                .iter()
-                .filter(|f| r.version.at_least(port_min_version(f)))
-                .map(|f| f.to_string())
-                .collect();
-            &all
-        }
-    };
-    for f in list {
-        if let Some(v) = port_field(p, f, r) {
-            m.insert(f.clone(), v);
-        }
-    }
-    Value::Object(m)
-}
-
-/// The short listing form of a port.
-pub fn port_short_json(p: &Port, r: &Render) -> Value {
-    port_json(
-        p,
-        Some(&["uuid".into(), "address".into(), "links".into()]),
-        r,
-    )
-}
-
 /// A history entry as `GET …/history` shows it.
 pub fn history_json(h: &HistoryEntry) -> Value {
     serde_json::json!({
@@ -503,135 +389,4 @@ pub fn history_json(h: &HistoryEntry) -> Value {
         "conductor": h.conductor,
         "user": h.user,
     })
-}
-
-/// `POST /v1/nodes` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NodeCreate {
-    pub uuid: Option<String>,
-    pub name: Option<String>,
-    pub driver: Option<String>,
-    #[serde(default)]
-    pub driver_info: Option<Map<String, Value>>,
-    #[serde(default)]
-    pub instance_info: Option<Map<String, Value>>,
-    #[serde(default)]
-    pub properties: Option<Map<String, Value>>,
-    #[serde(default)]
-    pub extra: Option<Map<String, Value>>,
-    pub instance_uuid: Option<String>,
-    pub chassis_uuid: Option<String>,
-    pub resource_class: Option<String>,
-    pub conductor_group: Option<String>,
-    pub description: Option<String>,
-    pub owner: Option<String>,
-    pub lessee: Option<String>,
-    #[serde(default)]
-    pub network_data: Option<Map<String, Value>>,
-    pub automated_clean: Option<Value>,
-    pub retired: Option<Value>,
-    pub retired_reason: Option<String>,
-    pub shard: Option<String>,
-    pub parent_node: Option<String>,
-    pub disable_power_off: Option<Value>,
-    pub bios_interface: Option<String>,
-    pub boot_interface: Option<String>,
-    pub console_interface: Option<String>,
-    pub deploy_interface: Option<String>,
-    pub firmware_interface: Option<String>,
-    pub inspect_interface: Option<String>,
-    pub management_interface: Option<String>,
-    pub network_interface: Option<String>,
-    pub power_interface: Option<String>,
-    pub raid_interface: Option<String>,
-    pub rescue_interface: Option<String>,
-    pub storage_interface: Option<String>,
-    pub vendor_interface: Option<String>,
-}
-
-impl NodeCreate {
-    /// The `*_interface` fields that were given, by kind.
-    pub fn interfaces(&self) -> Vec<(&'static str, &str)> {
-        let all: [(&'static str, &Option<String>); 13] = [
-            ("bios", &self.bios_interface),
-            ("boot", &self.boot_interface),
-            ("console", &self.console_interface),
-            ("deploy", &self.deploy_interface),
-            ("firmware", &self.firmware_interface),
-            ("inspect", &self.inspect_interface),
-            ("management", &self.management_interface),
-            ("network", &self.network_interface),
-            ("power", &self.power_interface),
-            ("raid", &self.raid_interface),
-            ("rescue", &self.rescue_interface),
-            ("storage", &self.storage_interface),
-            ("vendor", &self.vendor_interface),
-        ];
-        debug_assert_eq!(all.len(), Interfaces::KINDS.len());
-        all.into_iter()
-            .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
-            .collect()
-    }
-}
-
-/// `POST /v1/ports` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PortCreate {
-    pub address: Option<String>,
-    pub node_uuid: Option<String>,
-    pub node_ident: Option<String>,
-    pub uuid: Option<String>,
-    pub pxe_enabled: Option<Value>,
-    #[serde(default)]
-    pub local_link_connection: Option<Map<String, Value>>,
-    pub physical_network: Option<String>,
-    #[serde(default)]
-    pub extra: Option<Map<String, Value>>,
-    pub portgroup_uuid: Option<String>,
-    pub is_smartnic: Option<Value>,
-    pub name: Option<String>,
-    pub description: Option<String>,
-    pub vendor: Option<String>,
-    pub category: Option<String>,
-}
-
-/// `PUT …/states/provision` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProvisionRequest {
-    pub target: String,
-    pub configdrive: Option<Value>,
-    pub clean_steps: Option<Value>,
-    pub deploy_steps: Option<Value>,
-    pub service_steps: Option<Value>,
-    pub rescue_password: Option<String>,
-    pub disable_ramdisk: Option<Value>,
-    pub runbook: Option<String>,
-    /// rackboot's own: consent to a destructive action on an adopted node.
-    pub confirm_destructive: Option<Value>,
-}
-
-/// `PUT …/states/power` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PowerRequest {
-    pub target: String,
-    pub timeout: Option<Value>,
-}
-
-/// `PUT …/management/boot_device` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BootDeviceRequest {
-    pub boot_device: String,
-    pub persistent: Option<Value>,
-}
-
-/// `PUT …/maintenance` body.
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct MaintenanceRequest {
-    pub reason: Option<String>,
 }
