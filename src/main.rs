@@ -14,6 +14,7 @@ mod metrics;
 mod model;
 mod net;
 mod pxe;
+mod redact;
 mod store;
 
 use std::path::PathBuf;

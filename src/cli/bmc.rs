@@ -10,38 +10,44 @@ use clap::{Args, Subcommand};
 use crate::drivers::ipmi::{self, IpmiInfo, PrivLevel};
 use crate::model::PowerState;
 
+/// `rackboot bmc [OPTIONS] VERB [OPTIONS]`: every option is global, so it
+/// may come before the verb or after it (`rackboot bmc status --address …`).
 #[derive(Args)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 pub struct BmcArgs {
-    /// BMC address (IP or host name).
-    #[arg(long)]
-    address: String,
+    /// BMC address (IP or host name); required.
+    // Checked in `run` (see `address`): clap refuses a global argument that
+    // is also required.
+    #[arg(long, global = true)]
+    address: Option<String>,
     /// BMC UDP port.
-    #[arg(long, default_value_t = 623)]
+    #[arg(long, default_value_t = 623, global = true)]
     port: u16,
     /// BMC user name.
-    #[arg(long)]
+    #[arg(long, global = true)]
     username: Option<String>,
     /// File holding the password (first line); default: $IPMI_PASSWORD.
-    #[arg(long = "password-file")]
+    #[arg(long = "password-file", global = true)]
     password_file: Option<std::path::PathBuf>,
     /// Cipher suite 3 or 17 (default: 17, falling back to 3).
-    #[arg(long = "cipher-suite", value_parser = ["3", "17"])]
+    #[arg(long = "cipher-suite", value_parser = ["3", "17"], global = true)]
     cipher_suite: Option<String>,
     /// Privilege level.
-    #[arg(long = "priv-level", default_value = "ADMINISTRATOR", value_parser = ["CALLBACK", "USER", "OPERATOR", "ADMINISTRATOR"])]
+    #[arg(long = "priv-level", default_value = "ADMINISTRATOR", value_parser = ["CALLBACK", "USER", "OPERATOR", "ADMINISTRATOR"], global = true)]
     priv_level: String,
     /// Run the command this many times in one process, on one kept session,
     /// and print the per-call time to stderr.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, global = true)]
     repeat: u32,
     /// How long a power change may take, in seconds.
-    #[arg(long = "timeout", default_value_t = 60)]
+    #[arg(long = "timeout", default_value_t = 60, global = true)]
     timeout: u64,
     #[command(subcommand)]
     cmd: BmcCmd,
 }
 
 #[derive(Subcommand)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 enum BmcCmd {
     /// Print the chassis power state.
     Status,
@@ -75,7 +81,31 @@ fn password(args: &BmcArgs) -> Result<Option<String>, String> {
     }
 }
 
+/// `--address`, which clap cannot require of a global option: the same
+/// usage error (exit code 2) clap gives for a missing required argument.
+fn address(args: &BmcArgs) -> Result<String, clap::Error> {
+    args.address.clone().ok_or_else(|| {
+        let mut top = <crate::Args as clap::CommandFactory>::command();
+        top.build();
+        let usage = top.find_subcommand_mut("bmc").map(|c| c.render_usage());
+        let usage = usage.map(|u| format!("\n{u}\n")).unwrap_or_default();
+        clap::Error::raw(
+            clap::error::ErrorKind::MissingRequiredArgument,
+            format!(
+                "the following required arguments were not provided:\n  --address <ADDRESS>\n{usage}\nFor more information, try '--help'.\n"
+            ),
+        )
+    })
+}
+
 pub fn run(args: BmcArgs) -> ExitCode {
+    let address = match address(&args) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
+    };
     let priv_level = match args.priv_level.as_str() {
         "CALLBACK" => PrivLevel::Callback,
         "USER" => PrivLevel::User,
@@ -90,7 +120,7 @@ pub fn run(args: BmcArgs) -> ExitCode {
         }
     };
     let info = IpmiInfo {
-        address: args.address.clone(),
+        address,
         port: args.port,
         username: args.username.clone(),
         password,
@@ -169,5 +199,140 @@ async fn once(
             persistent,
             legacy,
         } => ipmi::set_boot_device(pool, info, device, *persistent, !*legacy).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn bmc(argv: &[&str]) -> Result<BmcArgs, clap::Error> {
+        let args = crate::Args::try_parse_from(argv)?;
+        match args.command {
+            crate::Command::Bmc(b) => Ok(b),
+            _ => panic!("{argv:?} is not a bmc command"),
+        }
+    }
+
+    #[test]
+    fn options_parse_before_or_after_the_verb() {
+        let before = bmc(&[
+            "rackboot",
+            "bmc",
+            "--address",
+            "127.0.0.1",
+            "--port",
+            "6230",
+            "--username",
+            "admin",
+            "--password-file",
+            "/run/pw",
+            "--cipher-suite",
+            "3",
+            "--priv-level",
+            "OPERATOR",
+            "--repeat",
+            "5",
+            "--timeout",
+            "9",
+            "bootdev",
+            "pxe",
+            "--persistent",
+        ])
+        .unwrap();
+        let after = bmc(&[
+            "rackboot",
+            "bmc",
+            "bootdev",
+            "pxe",
+            "--persistent",
+            "--address",
+            "127.0.0.1",
+            "--port",
+            "6230",
+            "--username",
+            "admin",
+            "--password-file",
+            "/run/pw",
+            "--cipher-suite",
+            "3",
+            "--priv-level",
+            "OPERATOR",
+            "--repeat",
+            "5",
+            "--timeout",
+            "9",
+        ])
+        .unwrap();
+        assert_eq!(before, after);
+        assert_eq!(before.address.as_deref(), Some("127.0.0.1"));
+        assert_eq!(before.port, 6230);
+        assert_eq!(before.username.as_deref(), Some("admin"));
+        assert_eq!(
+            before.password_file.as_deref(),
+            Some(std::path::Path::new("/run/pw"))
+        );
+        assert_eq!(before.cipher_suite.as_deref(), Some("3"));
+        assert_eq!(before.priv_level, "OPERATOR");
+        assert_eq!(before.repeat, 5);
+        assert_eq!(before.timeout, 9);
+        assert_eq!(
+            before.cmd,
+            BmcCmd::Bootdev {
+                device: "pxe".into(),
+                persistent: true,
+                legacy: false
+            }
+        );
+
+        // Split across both sides, as an operator might type it.
+        let mixed = bmc(&[
+            "rackboot",
+            "bmc",
+            "--address",
+            "127.0.0.1",
+            "status",
+            "--port",
+            "623",
+            "--username",
+            "admin",
+        ])
+        .unwrap();
+        let plain = bmc(&[
+            "rackboot",
+            "bmc",
+            "status",
+            "--address",
+            "127.0.0.1",
+            "--port",
+            "623",
+            "--username",
+            "admin",
+        ])
+        .unwrap();
+        assert_eq!(mixed, plain);
+        assert_eq!(plain.cmd, BmcCmd::Status);
+        // Defaults stay what they were.
+        assert_eq!(plain.priv_level, "ADMINISTRATOR");
+        assert_eq!((plain.repeat, plain.timeout), (1, 60));
+        assert_eq!(plain.password_file, None);
+    }
+
+    #[test]
+    fn address_is_still_required_and_values_still_checked() {
+        let none = bmc(&["rackboot", "bmc", "status"]).unwrap();
+        let err = address(&none).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        assert_eq!(err.exit_code(), 2);
+        for bad in [
+            &["rackboot", "bmc", "status", "--cipher-suite", "2"][..],
+            &["rackboot", "bmc", "status", "--priv-level", "ROOT"][..],
+            &["rackboot", "bmc", "status", "--port", "x"][..],
+            &["rackboot", "bmc", "status", "--password", "pw"][..],
+        ] {
+            assert!(bmc(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::{Boot, BoxFuture, Deploy, DeployOutcome, Error, Management, Power, Result, Task};
 use crate::images;
 use crate::model::{BootDecision, Node, PowerState, Severity};
+use crate::redact::redact;
 
 /// driver_info keys the network-boot interfaces read.
 pub const PROPERTIES: &[(&str, &str)] = &[
@@ -23,7 +24,7 @@ pub fn check_image_ref(key: &str, value: &Value) -> Result<()> {
         Value::String(s) if images::Source::parse(s).is_ok() => Ok(()),
         Value::String(s) => Err(Error::InvalidParameter(format!(
             "{key} {:?} is not an http://, https:// or file:// URL or an absolute path",
-            images::redact(s)
+            redact(s)
         ))),
         _ => Err(Error::InvalidParameter(format!(
             "{key} must be a string (a URL or an absolute path)"
@@ -92,7 +93,7 @@ impl Boot for PxeBoot {
             .map_err(|why| {
                 Error::Failed(format!(
                     "instance_info/{key} {} is not reachable: {why}",
-                    images::redact(reference)
+                    redact(reference)
                 ))
             })?;
             task.record(
@@ -100,7 +101,7 @@ impl Boot for PxeBoot {
                 "provisioning",
                 format!(
                     "boot validation: instance_info/{key} {} is reachable",
-                    images::redact(reference)
+                    redact(reference)
                 ),
             );
             Ok(())
@@ -194,7 +195,7 @@ pub async fn stage(
         "images",
         format!(
             "{what} {} staged ({} bytes, sha256 {}{})",
-            images::redact(reference),
+            redact(reference),
             staged.size,
             &staged.sha256[..16],
             if expect.is_some() {

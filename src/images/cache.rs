@@ -16,7 +16,8 @@ use sha2::{Digest, Sha256, Sha512};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::OnceCell;
 
-use super::{redact, Source};
+use super::Source;
+use crate::redact::redact;
 
 /// A staged image.
 #[derive(Debug, Clone, PartialEq, Eq)]

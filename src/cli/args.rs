@@ -1,0 +1,187 @@
+//! The command-line grammar of `rackboot node …` and `rackboot port …`: the
+//! clap argument structs and verb enums, and nothing that acts on them.
+
+use clap::{Args, Subcommand};
+
+#[derive(Args)]
+pub(super) struct Conn {
+    /// API endpoint (default http://127.0.0.1:6385).
+    #[arg(long = "os-endpoint", env = "OS_ENDPOINT", global = true)]
+    pub(super) endpoint: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub(super) json: bool,
+}
+
+#[derive(Args)]
+pub struct NodeArgs {
+    #[command(flatten)]
+    pub(super) conn: Conn,
+    #[command(subcommand)]
+    pub(super) cmd: NodeCmd,
+}
+
+#[derive(Args)]
+pub struct PortArgs {
+    #[command(flatten)]
+    pub(super) conn: Conn,
+    #[command(subcommand)]
+    pub(super) cmd: PortCmd,
+}
+
+#[derive(Args, Default)]
+pub(super) struct Fields {
+    /// driver_info key=value (repeatable; values parsed as JSON when they are JSON).
+    #[arg(long = "driver-info", value_name = "KEY=VALUE")]
+    pub(super) driver_info: Vec<String>,
+    /// driver_info KEY=VALUE lines read from FILE ('#' comments allowed): keeps
+    /// BMC passwords out of the process arguments.
+    #[arg(long = "driver-info-file", value_name = "FILE")]
+    pub(super) driver_info_file: Option<std::path::PathBuf>,
+    /// instance_info key=value (repeatable).
+    #[arg(long = "instance-info", value_name = "KEY=VALUE")]
+    pub(super) instance_info: Vec<String>,
+    /// properties key=value (repeatable).
+    #[arg(long = "property", value_name = "KEY=VALUE")]
+    pub(super) property: Vec<String>,
+    /// extra key=value (repeatable).
+    #[arg(long = "extra", value_name = "KEY=VALUE")]
+    pub(super) extra: Vec<String>,
+    #[arg(long = "boot-interface")]
+    pub(super) boot_interface: Option<String>,
+    #[arg(long = "deploy-interface")]
+    pub(super) deploy_interface: Option<String>,
+    #[arg(long = "power-interface")]
+    pub(super) power_interface: Option<String>,
+    #[arg(long = "management-interface")]
+    pub(super) management_interface: Option<String>,
+    #[arg(long = "network-interface")]
+    pub(super) network_interface: Option<String>,
+    #[arg(long = "resource-class")]
+    pub(super) resource_class: Option<String>,
+    #[arg(long)]
+    pub(super) description: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub(super) enum NodeCmd {
+    /// Enroll a node.
+    Create {
+        #[arg(long)]
+        driver: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        uuid: Option<String>,
+        #[command(flatten)]
+        fields: Fields,
+    },
+    /// List nodes.
+    List {
+        #[arg(long = "provision-state")]
+        provision_state: Option<String>,
+        #[arg(long)]
+        driver: Option<String>,
+        /// Show every field.
+        #[arg(long)]
+        long: bool,
+    },
+    /// Show one node.
+    Show { node: String },
+    /// Set node fields.
+    Set {
+        node: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        driver: Option<String>,
+        #[arg(long = "instance-uuid")]
+        instance_uuid: Option<String>,
+        #[arg(long = "reset-interfaces")]
+        reset_interfaces: bool,
+        #[command(flatten)]
+        fields: Fields,
+    },
+    /// Remove node fields.
+    Unset {
+        node: String,
+        #[arg(long = "driver-info", value_name = "KEY")]
+        driver_info: Vec<String>,
+        #[arg(long = "instance-info", value_name = "KEY")]
+        instance_info: Vec<String>,
+        #[arg(long = "property", value_name = "KEY")]
+        property: Vec<String>,
+        #[arg(long = "extra", value_name = "KEY")]
+        extra: Vec<String>,
+        #[arg(long = "instance-uuid")]
+        instance_uuid: bool,
+        #[arg(long)]
+        name: bool,
+    },
+    /// enroll → manageable (validates power, records the first power state).
+    Manage(Verb),
+    /// manageable → active without touching the machine.
+    Adopt(Verb),
+    /// manageable → available.
+    Provide(Verb),
+    /// available → active.
+    Deploy(Verb),
+    /// active → available.
+    Undeploy(Verb),
+    /// Re-deploy an active node.
+    Rebuild(Verb),
+    /// Abort a waiting operation.
+    Abort { node: String },
+    /// Delete nodes (no cleaning, no power action).
+    Delete { nodes: Vec<String> },
+    /// Power control.
+    Power {
+        #[arg(value_parser = ["on", "off", "reboot"])]
+        action: String,
+        node: String,
+        #[arg(long)]
+        soft: bool,
+    },
+    /// Validate every interface of a node.
+    Validate { node: String },
+    /// The node's timeline: every state change, BMC call, and DHCP, TFTP
+    /// and HTTP boot event, in order ("why didn't it boot?").
+    #[command(alias = "timeline")]
+    History { node: String },
+}
+
+#[derive(Args)]
+pub(super) struct Verb {
+    pub(super) node: String,
+    /// Wait for the end state (optionally at most SECONDS).
+    #[arg(long, num_args = 0..=1, default_missing_value = "0", value_name = "SECONDS")]
+    pub(super) wait: Option<u64>,
+    /// Consent to a destructive action on an adopted node.
+    #[arg(long = "confirm-destructive")]
+    pub(super) confirm_destructive: bool,
+}
+
+#[derive(Subcommand)]
+pub(super) enum PortCmd {
+    /// Create a port.
+    Create {
+        address: String,
+        #[arg(long)]
+        node: String,
+        #[arg(long = "pxe-enabled")]
+        pxe_enabled: Option<bool>,
+    },
+    /// List ports.
+    List {
+        #[arg(long)]
+        node: Option<String>,
+        #[arg(long)]
+        address: Option<String>,
+        #[arg(long)]
+        long: bool,
+    },
+    /// Show a port (by UUID or MAC).
+    Show { port: String },
+    /// Delete ports.
+    Delete { ports: Vec<String> },
+}
