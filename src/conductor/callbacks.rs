@@ -19,8 +19,14 @@ impl Conductor {
             self.save_locked(node, vec![h], lock).await?;
             return Ok(state);
         }
-        let resumed = states::next(state, Event::Resume).unwrap_or(State::Deploying);
-        let to = states::next(resumed, Event::Done).unwrap_or(State::Active);
+        // wait call-back -> deploying -> active; clean wait -> cleaning -> available.
+        let Some((resumed, to)) = states::next(state, Event::Resume)
+            .and_then(|resumed| Some((resumed, states::next(resumed, Event::Done)?)))
+        else {
+            return Err(Error::InvalidState(format!(
+                "internal error: the state table has no way on from {state} after a heartbeat"
+            )));
+        };
         if state == State::CleanWait {
             // The deploy ramdisk cleaned (nothing to run in it here); the
             // machine stays on it until deployed: leave the boot decision.
@@ -60,7 +66,7 @@ impl Conductor {
                 return 0;
             }
         };
-        let now_s = jiff::Timestamp::now().as_second();
+        let now_s = self.unix_now();
         let mut failed = 0;
         for n in nodes {
             let due = n.callback_deadline().is_some_and(|d| d <= now_s);
@@ -74,7 +80,10 @@ impl Conductor {
             if !matches!(from, State::WaitCallBack | State::CleanWait) {
                 continue;
             }
-            let to = states::next(from, Event::Fail).unwrap_or(State::DeployFailed);
+            let Some(to) = states::next(from, Event::Fail) else {
+                tracing::error!(node = %node.uuid, %from, "the state table has no failure from this state");
+                continue;
+            };
             let msg = if from == State::CleanWait {
                 format!(
                     "Timeout reached while cleaning the node {} ({} s, [conductor] clean_callback_timeout): the deploy ramdisk never called back",

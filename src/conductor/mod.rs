@@ -150,6 +150,9 @@ struct Inner {
     http: reqwest::Client,
     /// Signalled whenever this conductor releases a node's lock.
     released: Notify,
+    /// Where deadlines are read: wall-clock seconds at start, moved on by
+    /// tokio's clock (so paused time in tests moves them too).
+    clock: (tokio::time::Instant, i64),
     workers: Arc<Semaphore>,
     running: AtomicUsize,
     idle: Notify,
@@ -197,6 +200,10 @@ impl Conductor {
                 settings,
                 http,
                 released: Notify::new(),
+                clock: (
+                    tokio::time::Instant::now(),
+                    jiff::Timestamp::now().as_second(),
+                ),
                 workers,
                 running: AtomicUsize::new(0),
                 idle: Notify::new(),
@@ -220,6 +227,12 @@ impl Conductor {
 
     pub fn host(&self) -> &str {
         &self.inner.settings.host
+    }
+
+    /// Unix seconds now, by the conductor's clock (call-back deadlines).
+    fn unix_now(&self) -> i64 {
+        let (start, unix) = self.inner.clock;
+        unix + start.elapsed().as_secs() as i64
     }
 
     async fn load(&self, ident: &str) -> Result<Node> {

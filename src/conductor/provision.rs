@@ -70,10 +70,8 @@ impl Conductor {
             return Ok(());
         };
         let ticket = self.worker_ticket()?;
-        node.provision_state = to;
-        node.target_provision_state = to.default_target();
+        node.enter(to);
         node.last_error = None;
-        node.provision_updated_at = Some(now());
         node.updated_at = Some(now());
         let target_text = node
             .target_provision_state

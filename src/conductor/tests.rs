@@ -254,3 +254,53 @@ async fn two_conductors_on_one_database_cannot_hold_one_node() {
     let n = wait_for(&b, "shared", State::Adopting).await;
     assert!(n.maintenance);
 }
+
+#[tokio::test(start_paused = true)]
+async fn call_back_deadlines_follow_the_conductors_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = conductor(
+        &dir,
+        Settings {
+            deploy_callback_timeout: Duration::from_secs(600),
+            clean_callback_timeout: Duration::from_secs(60),
+            ..Settings::default()
+        },
+    );
+    for (name, state, timeout) in [
+        ("deploying", State::WaitCallBack, 600),
+        ("cleaning", State::CleanWait, 60),
+    ] {
+        let mut n = fake_node(name, state);
+        n.target_provision_state = state.default_target();
+        n.set_callback_deadline(Some(c.unix_now() + timeout));
+        c.store()
+            .create_node(&n, &HistoryEntry::new(Severity::Info, "test", "seeded"))
+            .unwrap();
+    }
+    assert_eq!(c.check_callback_timeouts().await, 0, "nothing is due yet");
+    tokio::time::advance(Duration::from_secs(61)).await;
+    assert_eq!(
+        c.check_callback_timeouts().await,
+        1,
+        "the clean wait is due"
+    );
+    let cleaning = c.load("cleaning").await.unwrap();
+    assert_eq!(cleaning.provision_state, State::CleanFailed);
+    assert!(cleaning
+        .last_error
+        .unwrap()
+        .contains("clean_callback_timeout"),);
+    assert_eq!(
+        c.load("deploying").await.unwrap().provision_state,
+        State::WaitCallBack
+    );
+    tokio::time::advance(Duration::from_secs(540)).await;
+    assert_eq!(c.check_callback_timeouts().await, 1);
+    let deploying = c.load("deploying").await.unwrap();
+    assert_eq!(deploying.provision_state, State::DeployFailed);
+    assert_eq!(deploying.callback_deadline(), None);
+    assert!(deploying
+        .last_error
+        .unwrap()
+        .contains("deploy_callback_timeout"));
+}

@@ -80,7 +80,7 @@ impl Conductor {
                     .await
                     .map_err(fail)?;
             let timeout = self.inner.settings.clean_callback_timeout;
-            let deadline = jiff::Timestamp::now().as_second() + timeout.as_secs() as i64;
+            let deadline = self.unix_now() + timeout.as_secs() as i64;
             task.node.set_callback_deadline(Some(deadline));
             task.record(
                 Severity::Info,
@@ -118,8 +118,8 @@ impl Conductor {
         Ok(Some(match outcome {
             DeployOutcome::Done => Event::Done,
             DeployOutcome::Wait => {
-                let deadline = jiff::Timestamp::now().as_second()
-                    + self.inner.settings.deploy_callback_timeout.as_secs() as i64;
+                let deadline =
+                    self.unix_now() + self.inner.settings.deploy_callback_timeout.as_secs() as i64;
                 task.node.set_callback_deadline(Some(deadline));
                 task.record(
                     Severity::Info,
@@ -152,7 +152,13 @@ impl Conductor {
         // machine ran, so provide keeps needing consent.
         // deleting --clean--> cleaning, recorded before cleaning runs.
         let mut node = task.node.clone();
-        node.enter(State::Cleaning);
+        let from = node.provision_state;
+        let Some(cleaning) = states::next(from, Event::Clean) else {
+            return Err(format!(
+                "internal error: the state table has no cleaning after {from}"
+            ));
+        };
+        node.enter(cleaning);
         let mut records = task.take_records();
         records.push(HistoryEntry::new(
             Severity::Info,

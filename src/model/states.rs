@@ -491,6 +491,35 @@ mod tests {
         v.as_str().unwrap().parse().unwrap()
     }
 
+    /// Every move the conductor makes is a row of the table (the conductor
+    /// refuses, rather than guesses, where a row is missing).
+    #[test]
+    fn the_conductors_moves_are_rows_of_the_table() {
+        use Event as E;
+        use State as S;
+        let cases = [
+            // tear down, then cleaning
+            (S::Deleting, E::Clean, S::Cleaning),
+            // a heartbeat resumes and finishes a deploy or a cleaning
+            (S::WaitCallBack, E::Resume, S::Deploying),
+            (S::Deploying, E::Done, S::Active),
+            (S::CleanWait, E::Resume, S::Cleaning),
+            (S::Cleaning, E::Done, S::Available),
+            // call-back timeouts
+            (S::WaitCallBack, E::Fail, S::DeployFailed),
+            (S::CleanWait, E::Fail, S::CleanFailed),
+            // workflows that wait for the ramdisk
+            (S::Deploying, E::Wait, S::WaitCallBack),
+            (S::Cleaning, E::Wait, S::CleanWait),
+        ];
+        for (from, event, to) in cases {
+            assert_eq!(next(from, event), Some(to), "{from} --{event}-->");
+        }
+        for s in State::RAMDISK {
+            assert!(!s.is_stable(), "{s} runs the ramdisk and is not stable");
+        }
+    }
+
     #[test]
     fn table_matches_ironic_transition_for_transition() {
         let f = fixture();
