@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use crate::api::{self, auth::Htpasswd, AppState, Limits};
 use crate::conductor::{self, Conductor};
@@ -151,6 +153,36 @@ async fn shutdown_signal() {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
 }
 
+/// How long the boot backend lets a burst of node and port writes settle
+/// before it rebuilds its table once: short enough that a node is served
+/// its new boot answer well within a DHCP retry (~1 s), long enough that a
+/// bulk enrolment is one reload, not hundreds.
+const BOOT_BACKEND_DEBOUNCE: Duration = Duration::from_millis(50);
+
+/// Where the listeners ended up: with port 0 in the config the kernel picks
+/// the port, so READY carries them in a STATUS line (the test harness reads
+/// it; systemd shows it).
+#[derive(Debug, Default)]
+struct Bound {
+    api: Option<std::net::SocketAddr>,
+    http: Option<std::net::SocketAddr>,
+    tftp: Option<std::net::SocketAddr>,
+}
+
+impl Bound {
+    fn status(&self) -> String {
+        let show = |a: Option<std::net::SocketAddr>| {
+            a.map(|a| a.to_string()).unwrap_or_else(|| "off".into())
+        };
+        format!(
+            "listening api={} http={} tftp={}",
+            show(self.api),
+            show(self.http),
+            show(self.tftp)
+        )
+    }
+}
+
 fn watchdog_interval() -> Option<Duration> {
     sd_notify::watchdog_enabled()
         .map(|d| d / 2)
@@ -196,50 +228,96 @@ pub async fn serve(config: Config) -> Result<()> {
     let listener = TcpListener::bind(config.api.listen)
         .await
         .with_context(|| format!("cannot listen on {} ([api] listen)", config.api.listen))?;
-    tracing::info!(listen = %config.api.listen, auth = ?config.api.auth, "API listening");
+    let mut bound = Bound {
+        api: listener.local_addr().ok(),
+        ..Bound::default()
+    };
+    tracing::info!(listen = ?bound.api, auth = ?config.api.auth, "API listening");
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Every task runs in this set and ends at `stop`; shutdown waits for it.
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    let (stop_tx, stop_rx) = watch::channel(false);
     let boot_store = Arc::new(BootStore(conductor.store().clone()));
     let (timeline, timeline_writer) =
         pxe::Timeline::start(boot_store.clone(), config.dhcp.event_queue);
-    let dhcp = start_boot_services(
+    let backend = pxe::BootBackend::new(boot_store.clone(), conductor.store().subscribe());
+    let known = backend
+        .reload()
+        .await
+        .map_err(|e| anyhow::anyhow!("the boot backend cannot read nodes and ports: {e}"))?;
+    tracing::info!(ports = known, "boot backend loaded");
+    tasks.spawn(backend.clone().run(BOOT_BACKEND_DEBOUNCE, stop_rx.clone()));
+    // The cache never evicts what a node booting from the network uses.
+    if let Some(c) = conductor.image_cache() {
+        let b = backend.clone();
+        c.set_in_use(Arc::new(move |r: &str| b.uses(r)));
+    }
+    {
+        let c = conductor.clone();
+        let stop = stop_rx.clone();
+        tasks.spawn(async move { c.run_callback_timeouts(stop).await });
+    }
+    let (dhcp, http) = start_boot_services(
         &config,
         &conductor,
+        backend,
         boot_store,
         timeline.clone(),
         stop_rx.clone(),
+        &mut tasks,
     )
     .await?;
-    start_tftp(&config, timeline, stop_rx.clone()).await;
+    bound.http = http;
+    bound.tftp = start_tftp(&config, timeline, stop_rx.clone(), &mut tasks).await;
 
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-    let watchdog = watchdog_interval().map(|every| {
-        tokio::spawn(async move {
+    let status = bound.status();
+    tracing::info!("{status}");
+    let _ = sd_notify::notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&status),
+    ]);
+    if let Some(every) = watchdog_interval() {
+        let mut stop = stop_rx.clone();
+        tasks.spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
-                tick.tick().await;
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                tokio::select! {
+                    _ = tick.tick() => {
+                        let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                    }
+                    _ = stop.changed() => return,
+                }
             }
-        })
-    });
+        });
+    }
 
     let listener = BoundedListener::new(
         listener,
         config.api.max_connections,
         config.api.idle_timeout.0,
     );
-    let sync = {
+    {
         let c = conductor.clone();
         let stop = stop_rx.clone();
-        tokio::spawn(async move { c.run_power_sync(stop).await })
-    };
+        tasks.spawn(async move { c.run_power_sync(stop).await });
+    }
     axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("API server failed")?;
 
     let _ = stop_tx.send(true);
-    let _ = sync.await;
+    let wait = config.conductor.shutdown_timeout.0;
+    if tokio::time::timeout(wait, async { while tasks.join_next().await.is_some() {} })
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            left = tasks.len(),
+            "services still running after [conductor] shutdown_timeout; stopping them"
+        );
+        tasks.shutdown().await;
+    }
     if let Some(d) = dhcp {
         d.finish().await;
     }
@@ -261,40 +339,33 @@ pub async fn serve(config: Config) -> Result<()> {
     {
         tracing::warn!("boot events still queued at exit were not all written");
     }
-    if let Some(w) = watchdog {
-        w.abort();
-    }
     Ok(())
 }
 
-/// Starts the BootBackend, the boot HTTP server, the call-back timeouts,
-/// and (when `[dhcp] mode` is not "off") the DHCP server and the router
-/// advertisements.
+/// Starts the boot HTTP server and (when `[dhcp] mode` is not "off") the
+/// DHCP server and the router advertisements, in `tasks`. Returns the DHCP
+/// server and where boot HTTP listens.
 async fn start_boot_services(
     config: &Config,
     conductor: &Conductor,
+    backend: Arc<pxe::BootBackend>,
     boot_store: Arc<BootStore>,
     timeline: Arc<pxe::Timeline>,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<Option<pxe::dhcp::Running>> {
+    stop: watch::Receiver<bool>,
+    tasks: &mut JoinSet<()>,
+) -> Result<(Option<pxe::dhcp::Running>, Option<std::net::SocketAddr>)> {
     use pxe::dhcp::handler::{Mode, ProxyStrategy, Settings};
-    let backend = pxe::BootBackend::new(boot_store.clone(), conductor.store().subscribe());
-    let known = backend
-        .reload()
-        .await
-        .map_err(|e| anyhow::anyhow!("the boot backend cannot read nodes and ports: {e}"))?;
-    tracing::info!(ports = known, "boot backend loaded");
-    tokio::spawn(backend.clone().run(Duration::from_millis(50), stop.clone()));
-    // The cache never evicts what a node booting from the network uses.
-    if let Some(c) = conductor.image_cache() {
-        let b = backend.clone();
-        c.set_in_use(Arc::new(move |r: &str| b.uses(r)));
-    }
-    {
-        let c = conductor.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move { c.run_callback_timeouts(stop).await });
-    }
+    let http_listener = match TcpListener::bind(config.http.listen).await {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::warn!(
+                "boot HTTP is off: cannot listen on {} ([http] listen): {e}",
+                config.http.listen
+            );
+            None
+        }
+    };
+    let http_addr = http_listener.as_ref().and_then(|l| l.local_addr().ok());
     let d = &config.dhcp;
     let parse = |v: &str| -> Result<std::net::Ipv4Addr> {
         v.parse()
@@ -321,7 +392,7 @@ async fn start_boot_services(
         (None, Some((_, (ip, _)))) => Some(*ip),
         _ => None,
     };
-    let listen = config.http.listen;
+    let listen = http_addr.unwrap_or(config.http.listen);
     let public_url = match (&config.http.public_url, server_ip) {
         (Some(u), _) => u.clone(),
         (None, Some(ip)) => format!("http://{ip}:{}", listen.port()),
@@ -333,17 +404,20 @@ async fn start_boot_services(
     }
     .trim_end_matches('/')
     .to_string();
-    start_http(
-        config,
-        conductor,
-        backend.clone(),
-        timeline.clone(),
-        &public_url,
-        stop.clone(),
-    )
-    .await;
+    if let Some(listener) = http_listener {
+        start_http(
+            config,
+            conductor,
+            backend.clone(),
+            timeline.clone(),
+            &public_url,
+            listener,
+            stop.clone(),
+            tasks,
+        );
+    }
     let (Some(mode), Some((interface, (if_ip, if_mask)))) = (mode, iface) else {
-        return Ok(None);
+        return Ok((None, http_addr));
     };
     let server_ip = server_ip.unwrap_or(if_ip);
     let subnet_mask = d
@@ -393,39 +467,41 @@ async fn start_boot_services(
         dhcp_port: d.port,
         pxe_port: d.pxe_port,
     };
-    let running = pxe::dhcp::serve(settings, backend, boot_store, timeline, stop.clone()).await?;
+    let sockets = pxe::dhcp::bind(&interface, mode, d.port, d.pxe_port)?;
+    let running = pxe::dhcp::serve(
+        sockets,
+        settings,
+        backend,
+        boot_store,
+        timeline,
+        stop.clone(),
+    )
+    .await?;
     if d.router_advertisements {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            if let Err(e) = pxe::ra::serve(&interface, stop).await {
-                tracing::warn!(error = %e, "router advertisements are off: {e:#}");
+        match pxe::ra::bind(&interface) {
+            Ok(responder) => {
+                tasks.spawn(pxe::ra::serve(responder, stop.clone()));
             }
-        });
+            Err(e) => tracing::warn!(error = %e, "router advertisements are off: {e:#}"),
+        }
     }
-    Ok(Some(running))
+    Ok((Some(running), http_addr))
 }
 
-/// Starts the boot HTTP server. One that cannot bind is logged and the
-/// appliance runs without it.
-async fn start_http(
+/// Starts the boot HTTP server (boot routes and Ironic's agent endpoints)
+/// on its bound listener, in `tasks`.
+#[allow(clippy::too_many_arguments)]
+fn start_http(
     config: &Config,
     conductor: &Conductor,
-    backend: std::sync::Arc<pxe::BootBackend>,
+    backend: Arc<pxe::BootBackend>,
     timeline: Arc<pxe::Timeline>,
     public_url: &str,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+    tasks: &mut JoinSet<()>,
 ) {
     let h = &config.http;
-    let listener = match TcpListener::bind(h.listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::warn!(
-                "boot HTTP is off: cannot listen on {} ([http] listen): {e}",
-                h.listen
-            );
-            return;
-        }
-    };
     let assets = config
         .tftp
         .root
@@ -454,9 +530,9 @@ async fn start_http(
         backend,
     });
     let app = pxe::http::layers(boot.merge(agent), h.max_body_bytes);
-    tracing::info!(listen = %h.listen, %public_url, "boot HTTP listening");
+    tracing::info!(listen = ?listener.local_addr().ok(), %public_url, "boot HTTP listening");
     let listener = BoundedListener::new(listener, h.max_connections, h.idle_timeout.0);
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         let serve = axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
             .with_graceful_shutdown(async move {
                 let _ = stop.changed().await;
@@ -467,13 +543,15 @@ async fn start_http(
     });
 }
 
-/// Starts the TFTP server. A TFTP server that cannot start (no permission
-/// for port 69, say) is logged and the appliance runs without it.
+/// Starts the TFTP server in `tasks`; returns where it listens. A TFTP
+/// server that cannot start (no permission for port 69, say) is logged and
+/// the appliance runs without it.
 async fn start_tftp(
     config: &Config,
     timeline: Arc<pxe::Timeline>,
-    stop: tokio::sync::watch::Receiver<bool>,
-) {
+    stop: watch::Receiver<bool>,
+    tasks: &mut JoinSet<()>,
+) -> Option<std::net::SocketAddr> {
     let t = &config.tftp;
     let settings = pxe::tftp::Settings {
         root: t.root.clone(),
@@ -483,7 +561,20 @@ async fn start_tftp(
         retries: t.retries,
         max_transfers: t.max_transfers,
     };
-    if let Err(e) = pxe::tftp::serve(t.listen, settings, Some(timeline), stop).await {
-        tracing::warn!("TFTP is off: {e:#}");
+    let started = async {
+        let settings = pxe::tftp::check(settings)?;
+        let sock = pxe::tftp::bind(t.listen).await?;
+        anyhow::Ok((settings, sock))
+    };
+    match started.await {
+        Ok((settings, sock)) => {
+            let addr = sock.local_addr().ok();
+            tasks.spawn(pxe::tftp::serve(sock, settings, Some(timeline), stop));
+            addr
+        }
+        Err(e) => {
+            tracing::warn!("TFTP is off: {e:#}");
+            None
+        }
     }
 }

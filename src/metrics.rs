@@ -21,6 +21,8 @@ static HTTP: Counts = Mutex::new(BTreeMap::new());
 static HTTP_BYTES: AtomicU64 = AtomicU64::new(0);
 /// BMC calls by (interface, result): "ok" or the failure kind.
 static BMC: Counts = Mutex::new(BTreeMap::new());
+/// Power-state sync reads by outcome (checked, enforced, failed, recovered).
+static POWER_SYNC: Counts = Mutex::new(BTreeMap::new());
 /// Conductor workflows by (job, outcome): count and seconds.
 static WORKFLOWS: Mutex<BTreeMap<Key, (u64, f64)>> = Mutex::new(BTreeMap::new());
 
@@ -57,6 +59,10 @@ pub fn http_bytes(n: u64) {
 
 pub fn bmc(interface: &'static str, result: &'static str) {
     bump(&BMC, (interface, result), 1);
+}
+
+pub fn power_sync(outcome: &'static str) {
+    bump(&POWER_SYNC, (outcome, ""), 1);
 }
 
 pub fn workflow(job: &'static str, outcome: &'static str, seconds: f64) {
@@ -155,6 +161,18 @@ pub fn render(nodes: &[(String, u64)]) -> String {
     }
     family(
         &mut out,
+        "rackboot_power_sync_reads_total",
+        "counter",
+        "Power-state reads by the sync loop, by outcome.",
+    );
+    for ((o, _), n) in lock(&POWER_SYNC) {
+        let _ = writeln!(
+            out,
+            "rackboot_power_sync_reads_total{{outcome=\"{o}\"}} {n}"
+        );
+    }
+    family(
+        &mut out,
         "rackboot_nodes",
         "gauge",
         "Nodes, by provision state.",
@@ -193,7 +211,9 @@ mod tests {
         bmc("ipmi", "unreachable");
         workflow("deploy", "done", 1.5);
         http("assets", 206);
+        power_sync("checked");
         let text = render(&[("active".into(), 3)]);
+        assert!(text.contains("rackboot_power_sync_reads_total{outcome=\"checked\"} "));
         assert!(
             text.contains("rackboot_dhcp_packets_total{type=\"DISCOVER\",verdict=\"offer\"} "),
             "{text}"

@@ -62,6 +62,19 @@ enum Outcome {
     Recovered,
 }
 
+impl Outcome {
+    /// The `/metrics` outcome of a read (none for a skipped node).
+    fn metric(&self) -> Option<&'static str> {
+        Some(match self {
+            Outcome::Skipped => return None,
+            Outcome::Checked => "checked",
+            Outcome::Enforced => "enforced",
+            Outcome::Failed => "failed",
+            Outcome::Recovered => "recovered",
+        })
+    }
+}
+
 impl Conductor {
     /// Runs the loop until `stop` turns true.
     pub async fn run_power_sync(&self, mut stop: watch::Receiver<bool>) {
@@ -132,6 +145,11 @@ impl Conductor {
         }
         let mut report = Report::default();
         while let Some(r) = set.join_next().await {
+            if let Ok(o) = &r {
+                if let Some(name) = o.metric() {
+                    crate::metrics::power_sync(name);
+                }
+            }
             match r {
                 Ok(Outcome::Skipped) | Err(_) => {}
                 Ok(Outcome::Checked) => report.checked += 1,

@@ -30,9 +30,15 @@ pub fn is_solicitation(b: &[u8]) -> bool {
     b.len() >= 8 && b[0] == ROUTER_SOLICITATION && b[1] == 0
 }
 
-/// Answers router solicitations on `interface` until `stop`; sends one
-/// advertisement at start.
-pub async fn serve(interface: &str, mut stop: watch::Receiver<bool>) -> Result<()> {
+/// The router-advertisement socket on one interface, bound and joined.
+pub struct Responder {
+    fd: AsyncFd<Socket>,
+    to: SocketAddrV6,
+    interface: String,
+}
+
+/// Opens the ICMPv6 socket on `interface` (done by `app.rs` at start-up).
+pub fn bind(interface: &str) -> Result<Responder> {
     let index = nix::net::if_::if_nametoindex(interface)
         .with_context(|| format!("no interface {interface:?} for router advertisements"))?;
     let s = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))
@@ -48,7 +54,17 @@ pub async fn serve(interface: &str, mut stop: watch::Receiver<bool>) -> Result<(
     // the same for the AsyncFd's whole life.
     let fd = unsafe { AsyncFd::register(s) }
         .map_err(|e| anyhow::anyhow!("cannot register the ICMPv6 socket with tokio: {e}"))?;
-    let to = SocketAddrV6::new(ALL_NODES, 0, 0, index);
+    Ok(Responder {
+        fd,
+        to: SocketAddrV6::new(ALL_NODES, 0, 0, index),
+        interface: interface.to_string(),
+    })
+}
+
+/// Answers router solicitations until `stop`; sends one advertisement at
+/// start.
+pub async fn serve(r: Responder, mut stop: watch::Receiver<bool>) {
+    let Responder { fd, to, interface } = r;
     let ra = advertisement();
     let send = |fd: &AsyncFd<Socket>| {
         if let Err(e) = fd.get_ref().send_to(&ra, &to.into()) {
@@ -65,7 +81,7 @@ pub async fn serve(interface: &str, mut stop: watch::Receiver<bool>) -> Result<(
                     Ok(g) => g,
                     Err(e) => {
                         tracing::warn!(error = %e, "router solicitation socket failed");
-                        return Ok(());
+                        return;
                     }
                 };
                 match guard.try_io(|inner| inner.get_ref().recv_from(&mut buf)) {
@@ -82,7 +98,7 @@ pub async fn serve(interface: &str, mut stop: watch::Receiver<bool>) -> Result<(
                     Err(_would_block) => continue,
                 }
             }
-            _ = stop.changed() => return Ok(()),
+            _ = stop.changed() => return,
         }
     }
 }

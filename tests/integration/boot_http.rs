@@ -16,12 +16,14 @@ struct Boot {
 
 fn boot_server(extra: &str) -> Boot {
     let assets = tempfile::tempdir().unwrap();
-    let http = free_port();
+    // Port 0: the appliance reports the port it bound, and tells booting
+    // nodes that address (no public_url).
     let s = Server::start_with(&format!(
-        "[http]\nlisten = \"127.0.0.1:{http}\"\npublic_url = \"http://127.0.0.1:{http}\"\n\
+        "[http]\nlisten = \"127.0.0.1:0\"\n\
          [tftp]\nlisten = \"127.0.0.1:0\"\nroot = \"{}\"\n{extra}",
         assets.path().display()
     ));
+    let http = s.http_port.expect("boot HTTP listens");
     Boot { s, http, assets }
 }
 

@@ -15,6 +15,9 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A port nothing listens on right now: for peers that cannot report the
+/// port they bound (python's http.server, ipmi_sim) and for dead endpoints.
+/// The appliance itself binds port 0 and reports where it listens.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -23,17 +26,45 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Waits for the appliance's READY=1 on its notify socket (bounded).
-fn wait_ready(notify: &UnixDatagram, child: &mut Child, log: &std::path::Path) {
+/// Where the appliance listens, from the STATUS line it sends with READY=1
+/// (`listening api=ADDR http=ADDR|off tftp=ADDR|off`).
+#[derive(Debug, Clone, Copy)]
+struct Listening {
+    api: u16,
+    http: Option<u16>,
+    tftp: Option<u16>,
+}
+
+fn parse_listening(message: &str) -> Option<Listening> {
+    let status = message
+        .lines()
+        .find_map(|l| l.strip_prefix("STATUS=listening "))?;
+    let port = |key: &str| -> Option<u16> {
+        status
+            .split(' ')
+            .find_map(|kv| kv.strip_prefix(key))
+            .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+            .map(|a| a.port())
+    };
+    Some(Listening {
+        api: port("api=")?,
+        http: port("http="),
+        tftp: port("tftp="),
+    })
+}
+
+/// Waits for the appliance's READY=1 on its notify socket (bounded); returns
+/// where it listens.
+fn wait_ready(notify: &UnixDatagram, child: &mut Child, log: &std::path::Path) -> Listening {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut buf = [0u8; 512];
     loop {
         if let Ok(n) = notify.recv(&mut buf) {
-            if String::from_utf8_lossy(&buf[..n])
-                .lines()
-                .any(|l| l == "READY=1")
-            {
-                return;
+            let message = String::from_utf8_lossy(&buf[..n]);
+            if message.lines().any(|l| l == "READY=1") {
+                return parse_listening(&message).unwrap_or_else(|| {
+                    panic!("READY=1 came without the listening STATUS: {message:?}")
+                });
             }
         }
         if let Ok(Some(status)) = child.try_wait() {
@@ -68,7 +99,11 @@ fn wait_for_port(port: u16, child: &mut Child, what: &str) {
 /// A running appliance.
 pub struct Server {
     pub dir: tempfile::TempDir,
+    /// The API's port.
     pub port: u16,
+    /// Boot HTTP's and TFTP's ports (None: off).
+    pub http_port: Option<u16>,
+    pub tftp_port: Option<u16>,
     pub child: Option<Child>,
     extra_config: String,
 }
@@ -84,6 +119,8 @@ impl Server {
         let mut s = Server {
             dir,
             port: 0,
+            http_port: None,
+            tftp_port: None,
             child: None,
             extra_config: extra_config.to_string(),
         };
@@ -103,9 +140,9 @@ impl Server {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
-    /// (Re)starts the process on a fresh port with the same data dir.
+    /// (Re)starts the process with the same data dir; the API binds port 0
+    /// (a fresh port) and reports it.
     pub fn spawn(&mut self) {
-        self.port = free_port();
         // Boot services on ephemeral loopback ports unless a test says otherwise,
         // so parallel appliances never fight over 69 or 8080.
         let mut extra = self.extra_config.clone();
@@ -116,9 +153,8 @@ impl Server {
             extra.push_str("\n[http]\nlisten = \"127.0.0.1:0\"\n");
         }
         let config = format!(
-            "[data]\ndir = \"{}\"\n[api]\nlisten = \"127.0.0.1:{}\"\n{}\n",
+            "[data]\ndir = \"{}\"\n[api]\nlisten = \"127.0.0.1:0\"\n{}\n",
             self.dir.path().join("data").display(),
-            self.port,
             extra
         );
         std::fs::write(self.config_path(), config).unwrap();
@@ -144,8 +180,10 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("start rackboot");
-        wait_ready(&notify, &mut child, &self.log_path());
-        wait_for_port(self.port, &mut child, "rackboot");
+        let listening = wait_ready(&notify, &mut child, &self.log_path());
+        self.port = listening.api;
+        self.http_port = listening.http;
+        self.tftp_port = listening.tftp;
         self.child = Some(child);
     }
 

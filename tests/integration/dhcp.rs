@@ -9,10 +9,9 @@ use crate::netns::*;
 /// An appliance serving DHCP (authoritative) on the segment's bridge.
 fn dhcp_server(seg: &Segment, extra: &str) -> Server {
     Server::start_with(&format!(
-        "[http]\nlisten = \"127.0.0.1:{http}\"\npublic_url = \"http://{ip}:8080\"\n\
+        "[http]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://{ip}:8080\"\n\
          [dhcp]\nmode = \"authoritative\"\ninterface = \"{br}\"\nrange = [\"{first}\", \"{last}\"]\n\
          router = \"{ip}\"\ndns = [\"{ip}\"]\nlease_time = \"1h\"\nlease_flush_interval = \"100ms\"\n{extra}",
-        http = free_port(),
         ip = seg.server_ip(),
         br = seg.bridge,
         first = seg.ip(100),
@@ -288,9 +287,8 @@ fn proxy_mode_beside_dnsmasq_with_qemu_firmware() {
             .unwrap(),
     );
     let s = Server::start_with(&format!(
-        "[http]\nlisten = \"127.0.0.1:{}\"\npublic_url = \"http://{}:{http_port}\"\n\
+        "[http]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://{}:{http_port}\"\n\
          [dhcp]\nmode = \"proxy\"\ninterface = \"{}\"\n",
-        free_port(),
         seg.server_ip(),
         seg.bridge
     ));

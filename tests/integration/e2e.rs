@@ -125,6 +125,23 @@ fn ramdisk_deploy_through_dhcp_http_and_the_agent_call_back() {
 
 /// An appliance serving DHCP (authoritative), TFTP and boot HTTP on a test
 /// segment, with the test images allowed.
+/// One sample of the lab appliance's `/metrics` (0 while absent).
+fn metric(seg: &Segment, sample: &str) -> u64 {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            &format!("http://{}:8080/metrics", seg.server_ip()),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 fn lab_server(seg: &Segment, extra: &str) -> Server {
     let ip = seg.server_ip();
     Server::start_with(&format!(
@@ -320,7 +337,13 @@ fn ipmi_adoption_of_a_running_vm_then_enforcement() {
     s.provision("prod", "manage", "manageable");
     assert_eq!(s.node("prod")["power_state"], "power on");
     s.provision("prod", "adopt", "active");
-    std::thread::sleep(Duration::from_secs(3)); // three sync passes
+    // Three sync reads of the (only) node after adoption, counted by the
+    // appliance itself, before looking at what the BMC saw.
+    let reads = || metric(&seg, "rackboot_power_sync_reads_total{outcome=\"checked\"}");
+    let after_adopt = reads();
+    wait_until("three sync reads of the adopted node", 30, || {
+        reads() >= after_adopt + 3
+    });
     assert_eq!(
         bmc.events(),
         ["set power 1"],

@@ -90,6 +90,24 @@ pub fn interface_ipv4(name: &str) -> Result<(Ipv4Addr, Ipv4Addr)> {
     )
 }
 
+/// The server's sockets: UDP 67 (or `[dhcp] port`) and, in proxy mode, 4011.
+pub struct Sockets {
+    pub main: UdpSocket,
+    pub pxe: Option<UdpSocket>,
+}
+
+/// Binds the server's sockets to the interface (done by `app.rs` before
+/// the server starts, so READY means bound).
+pub fn bind(interface: &str, mode: Mode, dhcp_port: u16, pxe_port: u16) -> Result<Sockets> {
+    Ok(Sockets {
+        main: bind_udp(interface, dhcp_port)?,
+        pxe: match mode {
+            Mode::Proxy => Some(bind_udp(interface, pxe_port)?),
+            Mode::Authoritative => None,
+        },
+    })
+}
+
 fn bind_udp(interface: &str, port: u16) -> Result<UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
@@ -171,15 +189,15 @@ struct Shared {
 /// A started server.
 pub struct Running {
     pub counters: Arc<Counters>,
-    flush: Option<tokio::task::JoinHandle<()>>,
+    /// The receive loops and the lease flush; each ends at `stop`.
+    tasks: tokio::task::JoinSet<()>,
 }
 
 impl Running {
-    /// Waits for the last lease write after `stop` turned true.
-    pub async fn finish(self) {
-        if let Some(f) = self.flush {
-            let _ = f.await;
-        }
+    /// Waits, after `stop` turned true, for the receive loops to end and
+    /// the last lease write.
+    pub async fn finish(mut self) {
+        while self.tasks.join_next().await.is_some() {}
         let c = &self.counters;
         tracing::info!(
             received = c.received.load(Ordering::Relaxed),
@@ -194,17 +212,14 @@ impl Running {
 /// Starts the server; runs until `stop` turns true, then writes the last
 /// leases. Errors only at start-up (binding, reading leases).
 pub async fn serve(
+    sockets: Sockets,
     settings: ServerSettings,
     backend: Arc<BootBackend>,
     store: Arc<dyn LeaseStore>,
     timeline: Arc<super::Timeline>,
     stop: watch::Receiver<bool>,
 ) -> Result<Running> {
-    let main = bind_udp(&settings.interface, settings.dhcp_port)?;
-    let pxe = match settings.decider.mode {
-        Mode::Proxy => Some(bind_udp(&settings.interface, settings.pxe_port)?),
-        Mode::Authoritative => None,
-    };
+    let Sockets { main, pxe } = sockets;
     let leases = match (settings.decider.mode, settings.range) {
         (Mode::Authoritative, Some((first, last))) => {
             let s = store.clone();
@@ -239,26 +254,25 @@ pub async fn serve(
             seen: HashMap::new(),
         }),
     });
-    let main = Arc::new(main);
-    tokio::spawn(receive(
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(receive(
         shared.clone(),
-        main.clone(),
+        Arc::new(main),
         Port::Dhcp,
         stop.clone(),
     ));
     if let Some(pxe) = pxe {
-        tokio::spawn(receive(
+        tasks.spawn(receive(
             shared.clone(),
             Arc::new(pxe),
             Port::Pxe,
             stop.clone(),
         ));
     }
-    let flush = shared
-        .leases
-        .is_some()
-        .then(|| tokio::spawn(flush_leases(shared, store, stop)));
-    Ok(Running { counters, flush })
+    if shared.leases.is_some() {
+        tasks.spawn(flush_leases(shared, store, stop));
+    }
+    Ok(Running { counters, tasks })
 }
 
 async fn receive(

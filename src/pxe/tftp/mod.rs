@@ -130,28 +130,42 @@ pub fn resolve(root: &Path, name: &str) -> Result<PathBuf, (u16, String)> {
     Ok(real)
 }
 
-/// Starts the server on `listen`; runs until `stop`.
-pub async fn serve(
-    listen: std::net::SocketAddr,
-    mut settings: Settings,
-    timeline: Option<Arc<super::Timeline>>,
-    mut stop: watch::Receiver<bool>,
-) -> Result<Arc<Counters>> {
+/// Binds the server's socket (done by `app.rs` before the server starts).
+pub async fn bind(listen: std::net::SocketAddr) -> Result<UdpSocket> {
+    UdpSocket::bind(listen).await.with_context(|| {
+        format!("cannot bind TFTP on {listen} ([tftp] listen; port 69 needs CAP_NET_BIND_SERVICE)")
+    })
+}
+
+/// Checks the settings (the root must exist) before the server starts.
+pub fn check(mut settings: Settings) -> Result<Settings> {
     settings.root = settings
         .root
         .canonicalize()
         .with_context(|| format!("[tftp] root {} does not exist", settings.root.display()))?;
-    let sock = UdpSocket::bind(listen).await.with_context(|| {
-        format!("cannot bind TFTP on {listen} ([tftp] listen; port 69 needs CAP_NET_BIND_SERVICE)")
-    })?;
-    tracing::info!(%listen, root = %settings.root.display(), "TFTP listening (read-only)");
+    Ok(settings)
+}
+
+/// Serves read requests on `sock` until `stop`; transfers in flight then
+/// are ended (a client retries with a new request).
+pub async fn serve(
+    sock: UdpSocket,
+    settings: Settings,
+    timeline: Option<Arc<super::Timeline>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let listen = sock.local_addr().ok();
+    tracing::info!(?listen, root = %settings.root.display(), "TFTP listening (read-only)");
     let counters = Arc::new(Counters::default());
     let slots = Arc::new(Semaphore::new(settings.max_transfers.max(1)));
     let settings = Arc::new(settings);
     let c = counters.clone();
-    tokio::spawn(async move {
+    let mut transfers = tokio::task::JoinSet::new();
+    {
         let mut buf = vec![0u8; 2048];
         loop {
+            // Reap finished transfers (at most max_transfers are running).
+            while transfers.try_join_next().is_some() {}
             let (n, client) = tokio::select! {
                 r = sock.recv_from(&mut buf) => match r {
                     Ok(x) => x,
@@ -160,7 +174,7 @@ pub async fn serve(
                         continue;
                     }
                 },
-                _ = stop.changed() => return,
+                _ = stop.changed() => break,
             };
             let req = match Packet::parse(&buf[..n]) {
                 Ok(Packet::Read(r)) => r,
@@ -194,7 +208,7 @@ pub async fn serve(
             };
             let (s, c, t) = (settings.clone(), c.clone(), timeline.clone());
             let local = sock.local_addr().ok();
-            tokio::spawn(async move {
+            transfers.spawn(async move {
                 let _slot = slot;
                 let file = req.filename.clone();
                 let note = transfer(req, client, local, &s, &c).await;
@@ -214,8 +228,8 @@ pub async fn serve(
                 }
             });
         }
-    });
-    Ok(counters)
+    }
+    transfers.shutdown().await;
 }
 
 /// Reads a file in large chunks off the runtime, serving blocks from them.
