@@ -2,7 +2,8 @@
 //!
 //! driver_info is parsed once into [`IpmiInfo`] with errors that name the
 //! missing or bad key. The BMC is reached with the native RMCP+ client
-//! (`session`, `rakp`, `wire`), one session per call for now.
+//! (`session`, `rakp`, `wire`); sessions are kept open and shared per BMC by
+//! the `pool`, with a keepalive while they are in use.
 
 pub mod chassis;
 pub mod pool;
