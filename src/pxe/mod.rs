@@ -386,6 +386,32 @@ mod tests {
     use crate::model::Interfaces;
     use serde_json::json;
 
+    /// A sink that keeps what it is given.
+    #[derive(Default)]
+    struct Kept(Mutex<Vec<(Uuid, HistoryEntry)>>);
+
+    impl EventSink for Kept {
+        fn append(&self, events: &[(Uuid, HistoryEntry)]) -> Result<(), SourceError> {
+            self.0.lock().unwrap().extend_from_slice(events);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_timeline_writes_what_is_queued_when_it_finishes() {
+        let sink = Arc::new(Kept::default());
+        let (timeline, writer) = Timeline::start(sink.clone(), 1000);
+        let node = Uuid::new_v4();
+        for i in 0..600 {
+            timeline.note(node, Severity::Info, "dhcp", format!("event {i}"));
+        }
+        drop(timeline);
+        writer.finish().await;
+        let kept = sink.0.lock().unwrap();
+        assert_eq!(kept.len(), 600, "nothing queued is lost at exit");
+        assert_eq!(kept[599].1.event, "event 599");
+    }
+
     #[test]
     fn boot_action_table() {
         let mut node = Node::new(
