@@ -1,12 +1,20 @@
-//! The conductor: the only writer of `provision_state`.
+//! The conductor: the only writer of nodes and ports, and of
+//! `provision_state` only through [`states::next`].
 //!
-//! Every verb takes the node's lock (Ironic's `reservation`), moves the node
-//! with [`states::next`] and commits the transient state, its target and a
-//! history row in one transaction *before* the caller is answered; a worker
-//! task then runs the workflow through the node's driver interfaces and
-//! commits the outcome the same way. A busy node answers `NodeLocked`.
-//! At start-up, nodes left in transient states are failed as Ironic fails
-//! them, with a `last_error` saying the appliance restarted.
+//! Every verb takes the node's lock (Ironic's `reservation`, a
+//! compare-and-set in the store), moves the node with [`states::next`] and
+//! commits the transient state, its target and a history row in one
+//! transaction *before* the caller is answered; a worker task then runs the
+//! workflow through the node's driver interfaces and commits the outcome and
+//! the lock's release the same way. A busy node answers `NodeLocked`. At
+//! start-up, the nodes this appliance held in transient states are failed as
+//! Ironic fails them, with a `last_error` saying the appliance restarted.
+//!
+//! Files: `locking` (reservations), `recovery` (start-up, drain), `nodes`,
+//! `ports`, `provision` (verbs and their checks), `callbacks` (heartbeat,
+//! call-back timeouts), `power` (power, boot device, validation), `workers`
+//! (launch and outcome), `workflows` (what a worker runs), `sync` (power
+//! state), `update` (node JSON patch).
 
 mod callbacks;
 mod locking;
@@ -84,7 +92,6 @@ impl From<crate::model::input::InvalidInput> for Error {
 }
 
 /// Conductor settings from the configuration.
-
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// This appliance's name, shown as the `reservation` and `conductor`.
