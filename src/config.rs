@@ -101,7 +101,7 @@ impl Default for Images {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Data {
-    /// Where the database (and later the image cache) lives.
+    /// Where the database (`rackboot.db`) and the image cache (`cache/`) live.
     pub dir: PathBuf,
     /// History rows kept per node.
     pub history_max_entries: usize,
