@@ -65,7 +65,7 @@ pub fn build_conductor(config: &Config) -> Result<Conductor> {
         &db,
         store::Options {
             history_max_entries: config.data.history_max_entries,
-            readers: 2,
+            readers: config.data.readers,
         },
     )
     .with_context(|| format!("cannot open database {}", db.display()))?;

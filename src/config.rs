@@ -105,6 +105,10 @@ pub struct Data {
     pub dir: PathBuf,
     /// History rows kept per node.
     pub history_max_entries: usize,
+    /// SQLite reader connections beside the one writer: reads (API listings,
+    /// boot backend reloads, the sync loop) run this many at once, never
+    /// waiting for a write (WAL).
+    pub readers: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -418,6 +422,7 @@ impl Default for Data {
         Data {
             dir: PathBuf::from("./rackboot-data"),
             history_max_entries: 300,
+            readers: 2,
         }
     }
 }
@@ -603,9 +608,9 @@ impl Config {
                 p.display()
             )));
         }
-        if self.data.history_max_entries == 0 {
+        if self.data.history_max_entries == 0 || self.data.readers == 0 {
             return Err(Error::Invalid(
-                "[data] history_max_entries must be at least 1".into(),
+                "[data] history_max_entries and readers must be at least 1".into(),
             ));
         }
         match self.dhcp.mode {
@@ -690,6 +695,7 @@ mod tests {
         let c = Config::load(None).unwrap();
         assert_eq!(c.api.listen.to_string(), "127.0.0.1:6385");
         assert_eq!(c.data.dir, PathBuf::from("./rackboot-data"));
+        assert_eq!(c.data.readers, 2);
         assert_eq!(c.dhcp.mode, DhcpMode::Off);
         assert_eq!(c.dhcp.unknown, Unknown::Ignore);
         assert_eq!(c.dhcp.proxy_bios, ProxyStrategy::Offer);
@@ -757,6 +763,7 @@ automated_clean = false
                 "inside the TFTP root",
             ),
             ("[dhcp]\ninterface = \"a/b\"\n", "interface"),
+            ("[data]\nreaders = 0\n", "readers must be at least 1"),
             ("[http]\npublic_url = \"10.0.0.1:8080\"\n", "public_url"),
         ];
         for (text, want) in cases {
