@@ -67,7 +67,7 @@ pub fn build_conductor(config: &Config) -> Result<Conductor> {
         &db,
         store::Options {
             history_max_entries: config.data.history_max_entries,
-            readers: 2,
+            readers: config.data.readers,
         },
     )
     .with_context(|| format!("cannot open database {}", db.display()))?;
@@ -354,7 +354,8 @@ async fn start_boot_services(
     stop: watch::Receiver<bool>,
     tasks: &mut JoinSet<()>,
 ) -> Result<(Option<pxe::dhcp::Running>, Option<std::net::SocketAddr>)> {
-    use pxe::dhcp::handler::{Mode, ProxyStrategy, Settings};
+    use crate::config::Unknown;
+    use pxe::dhcp::handler::Settings;
     let http_listener = match TcpListener::bind(config.http.listen).await {
         Ok(l) => Some(l),
         Err(e) => {
@@ -367,28 +368,20 @@ async fn start_boot_services(
     };
     let http_addr = http_listener.as_ref().and_then(|l| l.local_addr().ok());
     let d = &config.dhcp;
-    let parse = |v: &str| -> Result<std::net::Ipv4Addr> {
-        v.parse()
-            .with_context(|| format!("{v:?} is not an IPv4 address"))
-    };
-    let mode = match d.mode.as_str() {
-        "authoritative" => Some(Mode::Authoritative),
-        "proxy" => Some(Mode::Proxy),
-        _ => None,
-    };
+    let mode = d.mode.server();
     // The DHCP interface's address, when DHCP is on.
     let iface = match (mode, &d.interface) {
         (Some(_), Some(interface)) => Some((
             interface.clone(),
-            match (&d.server_address, &d.subnet_mask) {
-                (Some(a), Some(m)) => (parse(a)?, parse(m)?),
+            match (d.server_address, d.subnet_mask) {
+                (Some(a), Some(m)) => (a, m),
                 _ => pxe::dhcp::interface_ipv4(interface)?,
             },
         )),
         _ => None,
     };
-    let server_ip = match (&d.server_address, &iface) {
-        (Some(a), _) => Some(parse(a)?),
+    let server_ip = match (d.server_address, &iface) {
+        (Some(a), _) => Some(a),
         (None, Some((_, (ip, _)))) => Some(*ip),
         _ => None,
     };
@@ -420,49 +413,29 @@ async fn start_boot_services(
         return Ok((None, http_addr));
     };
     let server_ip = server_ip.unwrap_or(if_ip);
-    let subnet_mask = d
-        .subnet_mask
-        .as_deref()
-        .map(parse)
-        .transpose()?
-        .unwrap_or(if_mask);
-    let strategy = |v: &str| {
-        if v == "port4011" {
-            ProxyStrategy::Port4011
-        } else {
-            ProxyStrategy::Offer
-        }
-    };
-    let range = match d.range.as_slice() {
-        [a, b] => Some((parse(a)?, parse(b)?)),
-        _ => None,
-    };
+    let subnet_mask = d.subnet_mask.unwrap_or(if_mask);
     let settings = pxe::dhcp::ServerSettings {
         interface: interface.clone(),
         decider: Settings {
             mode,
             server_ip,
             subnet_mask,
-            router: d.router.as_deref().map(parse).transpose()?,
-            dns: d
-                .dns
-                .iter()
-                .filter_map(|x| x.parse::<std::net::Ipv4Addr>().ok())
-                .collect(),
+            router: d.router,
+            dns: d.dns.clone(),
             domain: d.domain.clone(),
             lease_time: d.lease_time.0.as_secs().max(60),
             offer_hold: d.offer_hold.0.as_secs().max(1),
-            unknown_allowed: d.unknown == "allow",
+            unknown_allowed: d.unknown == Unknown::Allow,
             loaders: pxe::bootfile::Loaders {
                 bios: d.bios_loader.clone(),
                 uefi_x64: d.uefi_loader.clone(),
                 uefi_arm64: d.arm64_loader.clone(),
             },
             public_url,
-            proxy_bios: strategy(&d.proxy_bios),
-            proxy_uefi: strategy(&d.proxy_uefi),
+            proxy_bios: d.proxy_bios,
+            proxy_uefi: d.proxy_uefi,
         },
-        range,
+        range: d.range.map(|r| (r.first, r.last)),
         lease_flush_interval: d.lease_flush_interval.0,
         dhcp_port: d.port,
         pxe_port: d.pxe_port,

@@ -1,11 +1,15 @@
 //! Configuration: TOML with embedded defaults, validated once with errors that
 //! say which key is wrong and how to fix it. Every limit lives here.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
+
+use crate::pxe::dhcp::handler::Mode;
+pub use crate::pxe::dhcp::handler::ProxyStrategy;
 
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -97,10 +101,14 @@ impl Default for Images {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Data {
-    /// Where the database (and later the image cache) lives.
+    /// Where the database (`rackboot.db`) and the image cache (`cache/`) live.
     pub dir: PathBuf,
     /// History rows kept per node.
     pub history_max_entries: usize,
+    /// SQLite reader connections beside the one writer: reads (API listings,
+    /// boot backend reloads, the sync loop) run this many at once, never
+    /// waiting for a write (WAL).
+    pub readers: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -161,20 +169,80 @@ pub struct Tftp {
     pub max_transfers: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// `[dhcp] mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DhcpMode {
+    /// No DHCP server (the default: one must never start by surprise).
+    Off,
+    /// This server hands out addresses from `range`.
+    Authoritative,
+    /// Another server hands out addresses; this one tells PXE clients what
+    /// to boot.
+    Proxy,
+}
+
+impl DhcpMode {
+    /// The value as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DhcpMode::Off => "off",
+            DhcpMode::Authoritative => "authoritative",
+            DhcpMode::Proxy => "proxy",
+        }
+    }
+
+    /// The DHCP server's mode, or `None` when DHCP is off.
+    pub fn server(self) -> Option<Mode> {
+        match self {
+            DhcpMode::Off => None,
+            DhcpMode::Authoritative => Some(Mode::Authoritative),
+            DhcpMode::Proxy => Some(Mode::Proxy),
+        }
+    }
+}
+
+/// `[dhcp] unknown`: what MACs that are not enrolled get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unknown {
+    /// Nothing.
+    Ignore,
+    /// An address, never a boot file (authoritative mode only).
+    Allow,
+}
+
+/// `[dhcp] range`: the pool, first and last address included, written
+/// `["first", "last"]` (`[]`: none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    pub first: Ipv4Addr,
+    pub last: Ipv4Addr,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Dhcp {
-    pub mode: String,
+    #[serde(deserialize_with = "dhcp_key::mode")]
+    pub mode: DhcpMode,
     pub interface: Option<String>,
-    pub range: Vec<String>,
+    #[serde(deserialize_with = "dhcp_key::range")]
+    pub range: Option<Range>,
     pub lease_time: Dur,
-    pub router: Option<String>,
-    pub dns: Vec<String>,
-    pub unknown: String,
+    /// Option 3.
+    #[serde(deserialize_with = "dhcp_key::router")]
+    pub router: Option<Ipv4Addr>,
+    /// Option 6.
+    #[serde(deserialize_with = "dhcp_key::dns")]
+    pub dns: Vec<Ipv4Addr>,
+    #[serde(deserialize_with = "dhcp_key::unknown")]
+    pub unknown: Unknown,
     /// Option 54 and siaddr; default: the interface's IPv4 address.
-    pub server_address: Option<String>,
+    #[serde(deserialize_with = "dhcp_key::server_address")]
+    pub server_address: Option<Ipv4Addr>,
     /// Option 1; default: the interface's netmask.
-    pub subnet_mask: Option<String>,
+    #[serde(deserialize_with = "dhcp_key::subnet_mask")]
+    pub subnet_mask: Option<Ipv4Addr>,
     /// Option 15.
     pub domain: Option<String>,
     /// How long an offered address is held for the client it was offered to.
@@ -183,8 +251,10 @@ pub struct Dhcp {
     pub lease_flush_interval: Dur,
     /// Proxy mode, per firmware: "offer" (boot file in the proxy offer) or
     /// "port4011" (the firmware asks the PXE boot server on 4011).
-    pub proxy_bios: String,
-    pub proxy_uefi: String,
+    #[serde(deserialize_with = "dhcp_key::proxy_bios")]
+    pub proxy_bios: ProxyStrategy,
+    #[serde(deserialize_with = "dhcp_key::proxy_uefi")]
+    pub proxy_uefi: ProxyStrategy,
     /// Loader file names (TFTP root and `/assets/`).
     pub bios_loader: String,
     pub uefi_loader: String,
@@ -196,6 +266,111 @@ pub struct Dhcp {
     /// UDP ports (tests may move them).
     pub port: u16,
     pub pxe_port: u16,
+}
+
+/// A typed `[dhcp]` value, and the words that refuse anything else.
+trait DhcpValue: DeserializeOwned {
+    /// Follows `[dhcp] key = "value"` in the error.
+    const REFUSAL: &'static str;
+}
+
+impl DhcpValue for Ipv4Addr {
+    const REFUSAL: &'static str = "is not an IPv4 address (write e.g. \"10.77.0.1\")";
+}
+
+impl DhcpValue for DhcpMode {
+    const REFUSAL: &'static str = "is invalid; use \"off\", \"authoritative\" or \"proxy\"";
+}
+
+impl DhcpValue for Unknown {
+    const REFUSAL: &'static str = "is invalid; use \"ignore\" (answer enrolled MACs only) or \"allow\" (addresses, never boot files, for others)";
+}
+
+impl DhcpValue for ProxyStrategy {
+    const REFUSAL: &'static str = "is invalid; use \"offer\" or \"port4011\"";
+}
+
+/// `deserialize_with` readers for the typed `[dhcp]` keys. The value's own
+/// type does the one parse; what it refuses is reported with the key and
+/// what the key accepts (serde's "unknown variant" or "invalid IPv4 address
+/// syntax" name neither).
+mod dhcp_key {
+    use super::*;
+
+    /// A value as the operator wrote it.
+    fn shown(v: &toml::Value) -> String {
+        match v {
+            toml::Value::String(s) => format!("{s:?}"),
+            other => other.to_string(),
+        }
+    }
+
+    fn typed<T: DhcpValue>(v: &toml::Value) -> Option<T> {
+        T::deserialize(v.clone()).ok()
+    }
+
+    fn one<'de, D: Deserializer<'de>, T: DhcpValue>(d: D, key: &str) -> Result<T, D::Error> {
+        let v = toml::Value::deserialize(d)?;
+        typed(&v)
+            .ok_or_else(|| D::Error::custom(format!("[dhcp] {key} = {} {}", shown(&v), T::REFUSAL)))
+    }
+
+    fn list<'de, D: Deserializer<'de>, T: DhcpValue>(
+        d: D,
+        key: &str,
+        example: &str,
+    ) -> Result<Vec<T>, D::Error> {
+        let toml::Value::Array(items) = toml::Value::deserialize(d)? else {
+            return Err(D::Error::custom(format!(
+                "[dhcp] {key} must be a list, such as {example}"
+            )));
+        };
+        items
+            .iter()
+            .map(|v| {
+                typed(v).ok_or_else(|| {
+                    D::Error::custom(format!("[dhcp] {key}: {} {}", shown(v), T::REFUSAL))
+                })
+            })
+            .collect()
+    }
+
+    pub fn mode<'de, D: Deserializer<'de>>(d: D) -> Result<DhcpMode, D::Error> {
+        one(d, "mode")
+    }
+    pub fn unknown<'de, D: Deserializer<'de>>(d: D) -> Result<Unknown, D::Error> {
+        one(d, "unknown")
+    }
+    pub fn proxy_bios<'de, D: Deserializer<'de>>(d: D) -> Result<ProxyStrategy, D::Error> {
+        one(d, "proxy_bios")
+    }
+    pub fn proxy_uefi<'de, D: Deserializer<'de>>(d: D) -> Result<ProxyStrategy, D::Error> {
+        one(d, "proxy_uefi")
+    }
+    pub fn router<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Ipv4Addr>, D::Error> {
+        one(d, "router").map(Some)
+    }
+    pub fn server_address<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Ipv4Addr>, D::Error> {
+        one(d, "server_address").map(Some)
+    }
+    pub fn subnet_mask<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Ipv4Addr>, D::Error> {
+        one(d, "subnet_mask").map(Some)
+    }
+    pub fn dns<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Ipv4Addr>, D::Error> {
+        list(d, "dns", "[\"10.77.0.1\"]")
+    }
+    pub fn range<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Range>, D::Error> {
+        match list(d, "range", "[\"10.77.0.100\", \"10.77.0.199\"]")?[..] {
+            [] => Ok(None),
+            [first, last] if first <= last => Ok(Some(Range { first, last })),
+            [first, last] => Err(D::Error::custom(format!(
+                "[dhcp] range = [\"{first}\", \"{last}\"] starts after it ends; write the lower address first"
+            ))),
+            _ => Err(D::Error::custom(
+                "[dhcp] range must be two addresses: [\"first\", \"last\"]",
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -247,6 +422,7 @@ impl Default for Data {
         Data {
             dir: PathBuf::from("./rackboot-data"),
             history_max_entries: 300,
+            readers: 2,
         }
     }
 }
@@ -296,20 +472,20 @@ impl Default for Tftp {
 impl Default for Dhcp {
     fn default() -> Self {
         Dhcp {
-            mode: "off".into(),
+            mode: DhcpMode::Off,
             interface: None,
-            range: Vec::new(),
+            range: None,
             lease_time: Dur(Duration::from_secs(3600)),
             router: None,
             dns: Vec::new(),
-            unknown: "ignore".into(),
+            unknown: Unknown::Ignore,
             server_address: None,
             subnet_mask: None,
             domain: None,
             offer_hold: Dur(Duration::from_secs(30)),
             lease_flush_interval: Dur(Duration::from_secs(1)),
-            proxy_bios: "offer".into(),
-            proxy_uefi: "port4011".into(),
+            proxy_bios: ProxyStrategy::Offer,
+            proxy_uefi: ProxyStrategy::Port4011,
             bios_loader: "undionly.kpxe".into(),
             uefi_loader: "snponly.efi".into(),
             arm64_loader: "snp.efi".into(),
@@ -432,30 +608,25 @@ impl Config {
                 p.display()
             )));
         }
-        if self.data.history_max_entries == 0 {
+        if self.data.history_max_entries == 0 || self.data.readers == 0 {
             return Err(Error::Invalid(
-                "[data] history_max_entries must be at least 1".into(),
+                "[data] history_max_entries and readers must be at least 1".into(),
             ));
         }
-        match self.dhcp.mode.as_str() {
-            "off" => {}
-            "authoritative" | "proxy" if self.dhcp.interface.is_none() => {
+        match self.dhcp.mode {
+            DhcpMode::Off => {}
+            mode if self.dhcp.interface.is_none() => {
                 return Err(Error::Invalid(format!(
                     "[dhcp] mode = \"{}\" needs [dhcp] interface, the provisioning network's interface (e.g. \"br0\")",
-                    self.dhcp.mode
+                    mode.as_str()
                 )))
             }
-            "authoritative" if self.dhcp.range.is_empty() => {
+            DhcpMode::Authoritative if self.dhcp.range.is_none() => {
                 return Err(Error::Invalid(
                     "[dhcp] mode = \"authoritative\" needs [dhcp] range = [\"first\", \"last\"], the addresses to hand out".into(),
                 ))
             }
-            "authoritative" | "proxy" => {}
-            other => {
-                return Err(Error::Invalid(format!(
-                    "[dhcp] mode = \"{other}\" is invalid; use \"off\", \"authoritative\" or \"proxy\""
-                )))
-            }
+            DhcpMode::Authoritative | DhcpMode::Proxy => {}
         }
         if let Some(url) = &self.http.public_url {
             let ok = (url.starts_with("http://") || url.starts_with("https://"))
@@ -471,55 +642,6 @@ impl Config {
             if iface.is_empty() || iface.len() > 15 || iface.contains(['/', ' ', ':']) {
                 return Err(Error::Invalid(format!(
                     "[dhcp] interface = {iface:?} is not a network interface name (1-15 characters, no '/', ':' or spaces)"
-                )));
-            }
-        }
-        let ipv4 = |key: &str, v: &str| -> Result<std::net::Ipv4Addr, Error> {
-            v.parse()
-                .map_err(|_| Error::Invalid(format!("[dhcp] {key}: {v:?} is not an IPv4 address")))
-        };
-        match self.dhcp.range.as_slice() {
-            [] => {}
-            [start, end] => {
-                let (s, e) = (ipv4("range", start)?, ipv4("range", end)?);
-                if s > e {
-                    return Err(Error::Invalid(format!(
-                        "[dhcp] range = [{start:?}, {end:?}] starts after it ends; write the lower address first"
-                    )));
-                }
-            }
-            _ => {
-                return Err(Error::Invalid(
-                    "[dhcp] range must be two addresses: [\"first\", \"last\"]".into(),
-                ))
-            }
-        }
-        if let Some(r) = &self.dhcp.router {
-            ipv4("router", r)?;
-        }
-        for d in &self.dhcp.dns {
-            d.parse::<std::net::IpAddr>()
-                .map_err(|_| Error::Invalid(format!("[dhcp] dns: {d:?} is not an IP address")))?;
-        }
-        if !matches!(self.dhcp.unknown.as_str(), "ignore" | "allow") {
-            return Err(Error::Invalid(format!(
-                "[dhcp] unknown = {:?} is invalid; use \"ignore\" (answer enrolled MACs only) or \"allow\" (addresses, never boot files, for others)",
-                self.dhcp.unknown
-            )));
-        }
-        if let Some(a) = &self.dhcp.server_address {
-            ipv4("server_address", a)?;
-        }
-        if let Some(m) = &self.dhcp.subnet_mask {
-            ipv4("subnet_mask", m)?;
-        }
-        for (key, v) in [
-            ("proxy_bios", &self.dhcp.proxy_bios),
-            ("proxy_uefi", &self.dhcp.proxy_uefi),
-        ] {
-            if !matches!(v.as_str(), "offer" | "port4011") {
-                return Err(Error::Invalid(format!(
-                    "[dhcp] {key} = {v:?} is invalid; use \"offer\" or \"port4011\""
                 )));
             }
         }
@@ -565,7 +687,7 @@ mod tests {
     fn the_systemd_example_config_is_valid() {
         let c = Config::parse(include_str!("../systemd/rackboot.toml.example")).unwrap();
         c.validate().unwrap();
-        assert_eq!(c.dhcp.mode, "off");
+        assert_eq!(c.dhcp.mode, DhcpMode::Off);
     }
 
     #[test]
@@ -573,7 +695,11 @@ mod tests {
         let c = Config::load(None).unwrap();
         assert_eq!(c.api.listen.to_string(), "127.0.0.1:6385");
         assert_eq!(c.data.dir, PathBuf::from("./rackboot-data"));
-        assert_eq!(c.dhcp.mode, "off");
+        assert_eq!(c.data.readers, 2);
+        assert_eq!(c.dhcp.mode, DhcpMode::Off);
+        assert_eq!(c.dhcp.unknown, Unknown::Ignore);
+        assert_eq!(c.dhcp.proxy_bios, ProxyStrategy::Offer);
+        assert_eq!(c.dhcp.proxy_uefi, ProxyStrategy::Port4011);
         assert_eq!(
             c.conductor.sync_power_state_interval,
             Dur(Duration::from_secs(60))
@@ -629,25 +755,15 @@ automated_clean = false
                 "needs [dhcp] range",
             ),
             (
-                "[dhcp]\nunknown = \"everyone\"\n",
-                "\"ignore\" (answer enrolled MACs only)",
-            ),
-            (
-                "[dhcp]\nproxy_uefi = \"fast\"\n",
-                "use \"offer\" or \"port4011\"",
+                "[dhcp]\nmode = \"proxy\"\n",
+                "[dhcp] mode = \"proxy\" needs [dhcp] interface",
             ),
             (
                 "[dhcp]\nuefi_loader = \"../x.efi\"\n",
                 "inside the TFTP root",
             ),
-            (
-                "[dhcp]\nrange = [\"10.0.0.9\", \"10.0.0.1\"]\n",
-                "starts after it ends",
-            ),
-            ("[dhcp]\nrange = [\"10.0.0.1\"]\n", "two addresses"),
-            ("[dhcp]\nrouter = \"gateway\"\n", "router"),
-            ("[dhcp]\ndns = [\"8.8.8\"]\n", "dns"),
             ("[dhcp]\ninterface = \"a/b\"\n", "interface"),
+            ("[data]\nreaders = 0\n", "readers must be at least 1"),
             ("[http]\npublic_url = \"10.0.0.1:8080\"\n", "public_url"),
         ];
         for (text, want) in cases {
@@ -656,6 +772,125 @@ automated_clean = false
                 Ok(c) => c.validate().unwrap_err().to_string(),
             };
             assert!(err.contains(want), "{text}: {err}");
+        }
+    }
+
+    /// Every typed `[dhcp]` key: what a value parses to, and what a bad one
+    /// is told (the key, the value and what is accepted; never a panic).
+    #[test]
+    fn dhcp_values_parse_once() {
+        type Edit = fn(&mut Dhcp);
+        let ok: [(&str, Edit); 12] = [
+            ("", |_| {}),
+            ("mode = \"off\"", |d| d.mode = DhcpMode::Off),
+            ("mode = \"proxy\"\ninterface = \"br0\"", |d| {
+                d.mode = DhcpMode::Proxy;
+                d.interface = Some("br0".into());
+            }),
+            (
+                "mode = \"authoritative\"\ninterface = \"br0\"\nrange = [\"10.0.0.1\", \"10.0.0.9\"]",
+                |d| {
+                    d.mode = DhcpMode::Authoritative;
+                    d.interface = Some("br0".into());
+                    d.range = Some(Range {
+                        first: "10.0.0.1".parse().unwrap(),
+                        last: "10.0.0.9".parse().unwrap(),
+                    });
+                },
+            ),
+            ("range = []", |d| d.range = None),
+            ("range = [\"10.0.0.5\", \"10.0.0.5\"]", |d| {
+                let one = "10.0.0.5".parse().unwrap();
+                d.range = Some(Range {
+                    first: one,
+                    last: one,
+                });
+            }),
+            ("dns = []", |d| d.dns = vec![]),
+            ("dns = [\"10.0.0.1\", \"9.9.9.9\"]", |d| {
+                d.dns = vec!["10.0.0.1".parse().unwrap(), "9.9.9.9".parse().unwrap()]
+            }),
+            ("unknown = \"allow\"", |d| d.unknown = Unknown::Allow),
+            ("proxy_bios = \"port4011\"\nproxy_uefi = \"offer\"", |d| {
+                d.proxy_bios = ProxyStrategy::Port4011;
+                d.proxy_uefi = ProxyStrategy::Offer;
+            }),
+            ("router = \"10.0.0.254\"", |d| {
+                d.router = Some("10.0.0.254".parse().unwrap())
+            }),
+            (
+                "server_address = \"10.0.0.2\"\nsubnet_mask = \"255.255.255.0\"",
+                |d| {
+                    d.server_address = Some("10.0.0.2".parse().unwrap());
+                    d.subnet_mask = Some("255.255.255.0".parse().unwrap());
+                },
+            ),
+        ];
+        for (text, edit) in ok {
+            let c = Config::parse(&format!("[dhcp]\n{text}\n"))
+                .unwrap_or_else(|e| panic!("{text}: {e}"));
+            c.validate().unwrap_or_else(|e| panic!("{text}: {e}"));
+            let mut want = Dhcp::default();
+            edit(&mut want);
+            assert_eq!(c.dhcp, want, "{text}");
+        }
+
+        let bad = [
+            // An IPv6 entry passed validation and was dropped when serving.
+            ("dns = [\"fd00::1\"]", "[dhcp] dns: \"fd00::1\" is not an IPv4 address"),
+            ("dns = [\"10.0.0.1\", \"8.8.8\"]", "[dhcp] dns: \"8.8.8\" is not an IPv4 address"),
+            ("dns = [53]", "[dhcp] dns: 53 is not an IPv4 address"),
+            ("dns = \"10.0.0.1\"", "[dhcp] dns must be a list, such as [\"10.77.0.1\"]"),
+            // An unknown strategy was served as "offer".
+            (
+                "proxy_uefi = \"fast\"",
+                "[dhcp] proxy_uefi = \"fast\" is invalid; use \"offer\" or \"port4011\"",
+            ),
+            (
+                "proxy_bios = \"Offer\"",
+                "[dhcp] proxy_bios = \"Offer\" is invalid; use \"offer\" or \"port4011\"",
+            ),
+            (
+                "mode = \"on\"",
+                "[dhcp] mode = \"on\" is invalid; use \"off\", \"authoritative\" or \"proxy\"",
+            ),
+            ("mode = true", "[dhcp] mode = true is invalid"),
+            (
+                "unknown = \"everyone\"",
+                "[dhcp] unknown = \"everyone\" is invalid; use \"ignore\" (answer enrolled MACs only) or \"allow\"",
+            ),
+            (
+                "range = [\"10.0.0.9\", \"10.0.0.1\"]",
+                "[dhcp] range = [\"10.0.0.9\", \"10.0.0.1\"] starts after it ends",
+            ),
+            ("range = [\"10.0.0.1\"]", "[dhcp] range must be two addresses"),
+            (
+                "range = [\"10.0.0.1\", \"10.0.0.2\", \"10.0.0.3\"]",
+                "[dhcp] range must be two addresses",
+            ),
+            (
+                "range = [\"10.0.0.1\", \"10.0.0.300\"]",
+                "[dhcp] range: \"10.0.0.300\" is not an IPv4 address",
+            ),
+            ("range = \"10.0.0.1-10.0.0.9\"", "[dhcp] range must be a list"),
+            ("router = \"gateway\"", "[dhcp] router = \"gateway\" is not an IPv4 address"),
+            (
+                "server_address = \"fd00::1\"",
+                "[dhcp] server_address = \"fd00::1\" is not an IPv4 address",
+            ),
+            (
+                "subnet_mask = \"255.255.255\"",
+                "[dhcp] subnet_mask = \"255.255.255\" is not an IPv4 address",
+            ),
+        ];
+        for (text, want) in bad {
+            let err = Config::parse(&format!("[dhcp]\n{text}\n")).unwrap_err();
+            assert!(err.contains(want), "{text}: {err}");
+            // toml points at the line too.
+            assert!(
+                err.contains(&format!("2 | {}", text.lines().next().unwrap())),
+                "{text}: {err}"
+            );
         }
     }
 

@@ -18,6 +18,14 @@ use crate::model::Mac;
 use crate::net::Peer;
 use crate::pxe::BootBackend;
 
+/// `heartbeat_timeout` in the lookup answer, in seconds: Ironic's default
+/// `[api]ramdisk_heartbeat_timeout`, kept because ironic-python-agent
+/// paces itself by it (a heartbeat every 30-60 % of it, 90-180 s) and
+/// ramdisks are built and tested against that pace. Nothing here expires a
+/// ramdisk on it: a silent node fails by `[conductor] deploy_callback_timeout`
+/// or `clean_callback_timeout` (30 min), which should stay well above it.
+const AGENT_HEARTBEAT_TIMEOUT_SECS: u64 = 300;
+
 /// What the agent endpoints need.
 #[derive(Clone)]
 pub struct Agent {
@@ -83,7 +91,7 @@ async fn lookup(
             "driver_internal_info": Value::Object(Default::default()),
         },
         "config": {
-            "heartbeat_timeout": 300,
+            "heartbeat_timeout": AGENT_HEARTBEAT_TIMEOUT_SECS,
             "agent_token_required": false,
             "metrics": {"backend": "noop", "prepend_host": false, "prepend_uuid": false, "prepend_host_reverse": true, "global_prefix": null},
             "metrics_statsd": {"statsd_host": "localhost", "statsd_port": 8125},

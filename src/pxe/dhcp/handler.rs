@@ -20,8 +20,10 @@ pub enum Mode {
     Proxy,
 }
 
-/// How a proxy answers a PXE ROM of one kind of firmware.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a proxy answers a PXE ROM of one kind of firmware; read as is from
+/// `[dhcp] proxy_bios` and `proxy_uefi` ("offer", "port4011").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ProxyStrategy {
     /// Boot file, siaddr and option 43.6 = 8 in the proxy OFFER (smee).
     Offer,

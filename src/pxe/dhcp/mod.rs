@@ -55,7 +55,8 @@ pub struct ServerSettings {
     pub pxe_port: u16,
 }
 
-/// Counters by message verdict, for logs and (later) metrics.
+/// Counters by message verdict, for the log line at shutdown (`/metrics`
+/// counts by message type and verdict in `crate::metrics`).
 #[derive(Debug, Default)]
 pub struct Counters {
     pub received: AtomicU64,
