@@ -143,15 +143,42 @@ pub trait Management: Send + Sync {
     }
 }
 
-/// What a node boots and how it is told.
+/// What a node boots and how it is told: Ironic's boot interface.
+///
+/// The ramdisk operations boot and forget the deploy ramdisk (cleaning);
+/// the instance operations record, boot and forget what a deployed node
+/// runs. Methods that make the machine boot get the node's whole
+/// [`Bundle`], and reach power and boot-device control only through it.
 pub trait Boot: Send + Sync {
     /// Checks that a later network boot of this node can work: ports, deploy
     /// images, the instance image. Touches no hardware; may read images.
     /// Idempotent.
     fn validate<'a>(&'a self, task: &'a Task) -> BoxFuture<'a, Result<()>>;
+    /// Makes the node boot the deploy ramdisk now: stages it, sets the boot
+    /// device and powers the machine on (or reboots it). Says how, for the
+    /// history. Not idempotent: it may reboot a running machine.
+    fn prepare_ramdisk<'a>(
+        &'a self,
+        task: &'a mut Task,
+        bundle: &'a Bundle,
+    ) -> BoxFuture<'a, Result<String>>;
+    /// Forgets what [`Boot::prepare_ramdisk`] set up for this node. Touches
+    /// no hardware. Idempotent.
+    fn clean_up_ramdisk<'a>(&'a self, task: &'a mut Task) -> BoxFuture<'a, Result<()>>;
     /// Records what the node should boot from now on (its boot decision),
     /// without touching the machine. Idempotent.
     fn prepare_instance<'a>(&'a self, task: &'a mut Task) -> BoxFuture<'a, Result<()>>;
+    /// Makes a node whose instance network-boots boot it now: sets the boot
+    /// device and powers the machine on (or reboots it). Says how, for the
+    /// history. Not idempotent: it may reboot a running machine.
+    fn boot_instance<'a>(
+        &'a self,
+        task: &'a mut Task,
+        bundle: &'a Bundle,
+    ) -> BoxFuture<'a, Result<String>>;
+    /// Forgets what the node boots (its boot decision), without touching the
+    /// machine. Idempotent.
+    fn clean_up_instance<'a>(&'a self, task: &'a mut Task) -> BoxFuture<'a, Result<()>>;
 }
 
 /// How a deploy ends.
@@ -174,19 +201,18 @@ pub trait Deploy: Send + Sync {
     /// Takes over a node that is already running (adoption). Touches nothing.
     /// Idempotent.
     fn take_over<'a>(&'a self, task: &'a mut Task) -> BoxFuture<'a, Result<()>>;
-    /// Deploys the node. Not idempotent.
+    /// Deploys the node, through the node's interfaces in `bundle`. Not
+    /// idempotent.
     fn deploy<'a>(
         &'a self,
         task: &'a mut Task,
-        power: &'a dyn Power,
-        mgmt: &'a dyn Management,
+        bundle: &'a Bundle,
     ) -> BoxFuture<'a, Result<DeployOutcome>>;
-    /// Tears the deployment down. Idempotent.
-    fn tear_down<'a>(
-        &'a self,
-        task: &'a mut Task,
-        power: &'a dyn Power,
-    ) -> BoxFuture<'a, Result<()>>;
+    /// Tears the deployment down, through the node's interfaces in `bundle`;
+    /// ends with the boot interface's clean-up, so the node's boot decision
+    /// is forgotten. Idempotent.
+    fn tear_down<'a>(&'a self, task: &'a mut Task, bundle: &'a Bundle)
+        -> BoxFuture<'a, Result<()>>;
     /// Whether cleaning with this interface would write to the node's disks.
     fn cleaning_touches_disks(&self) -> bool;
 }
