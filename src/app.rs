@@ -117,8 +117,9 @@ pub fn build_conductor(config: &Config) -> Result<Conductor> {
     };
     Ok(Conductor::new(
         store,
-        Arc::new(Registry::with_ipmi(
-            crate::drivers::ipmi::pool::PoolSettings {
+        Arc::new(Registry::new(
+            drivers::HARDWARE_TYPES,
+            drivers::Context::new(crate::drivers::ipmi::pool::PoolSettings {
                 idle_timeout: c.ipmi_session_idle_timeout.0,
                 keep: c.ipmi_session_keep.0,
                 max_concurrent: c.ipmi_max_concurrent_calls,
@@ -126,7 +127,7 @@ pub fn build_conductor(config: &Config) -> Result<Conductor> {
                     first_try: c.ipmi_retry_first_wait.0,
                     tries: c.ipmi_tries,
                 },
-            },
+            }),
         )),
         settings,
     ))

@@ -72,13 +72,7 @@ impl Conductor {
             let uuid = task.node.uuid;
             let fail =
                 |e: drivers::Error| format!("Failed to prepare node {uuid} for cleaning: {e}");
-            drivers::pxe::stage_deploy_images(task, true)
-                .await
-                .map_err(fail)?;
-            let how =
-                drivers::pxe::boot_from_network(task, b.power.as_ref(), b.management.as_ref())
-                    .await
-                    .map_err(fail)?;
+            let how = b.boot.prepare_ramdisk(task, b).await.map_err(fail)?;
             let timeout = self.inner.settings.clean_callback_timeout;
             let deadline = self.unix_now() + timeout.as_secs() as i64;
             task.node.set_callback_deadline(Some(deadline));
@@ -86,7 +80,7 @@ impl Conductor {
                 Severity::Info,
                 "provisioning",
                 format!(
-                    "cleaning: booting the deploy ramdisk (boot device pxe, {how}); waiting up to {} s for its call-back",
+                    "cleaning: booting the deploy ramdisk ({how}); waiting up to {} s for its call-back",
                     timeout.as_secs()
                 ),
             );
@@ -111,7 +105,7 @@ impl Conductor {
             .map_err(|e| format!("Failed to validate deploy interface for node {uuid}: {e}"))?;
         let outcome = b
             .deploy
-            .deploy(task, b.power.as_ref(), b.management.as_ref())
+            .deploy(task, b)
             .await
             .map_err(|e| format!("Deploy of node {uuid} failed: {e}"))?;
         task.node.set_adopted(None);
@@ -142,12 +136,11 @@ impl Conductor {
     ) -> std::result::Result<Option<Event>, String> {
         let uuid = task.node.uuid;
         b.deploy
-            .tear_down(task, b.power.as_ref())
+            .tear_down(task, b)
             .await
             .map_err(|e| format!("Failed to tear down node {uuid}: {e}"))?;
         task.node.instance_info.clear();
         task.node.instance_uuid = None;
-        task.node.set_boot_decision(None);
         // "adopted" stays: without cleaning, the disks still hold what the
         // machine ran, so provide keeps needing consent.
         // deleting --clean--> cleaning, recorded before cleaning runs.

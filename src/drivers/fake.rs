@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{Boot, BoxFuture, Deploy, DeployOutcome, Error, Management, Power, Result, Task};
+use super::{
+    Boot, BoxFuture, Bundle, Deploy, DeployOutcome, Error, Management, Power, Result, Task,
+};
 use crate::model::{Node, PowerState, Severity};
 
 /// driver_info keys the fake interfaces read.
@@ -134,7 +136,8 @@ impl Management for FakeManagement {
     }
 }
 
-/// Fake boot: nothing to check, nothing to prepare.
+/// Fake boot: nothing to check, nothing to prepare, nothing sent to the
+/// machine. What the node boots is only recorded in the node.
 pub struct FakeBoot;
 
 impl Boot for FakeBoot {
@@ -149,7 +152,37 @@ impl Boot for FakeBoot {
             Ok(())
         })
     }
+
+    fn prepare_ramdisk<'a>(
+        &'a self,
+        _task: &'a mut Task,
+        _bundle: &'a Bundle,
+    ) -> BoxFuture<'a, Result<String>> {
+        Box::pin(async { Ok(NOTHING_SENT.to_string()) })
+    }
+
+    fn clean_up_ramdisk<'a>(&'a self, _task: &'a mut Task) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn boot_instance<'a>(
+        &'a self,
+        _task: &'a mut Task,
+        _bundle: &'a Bundle,
+    ) -> BoxFuture<'a, Result<String>> {
+        Box::pin(async { Ok(NOTHING_SENT.to_string()) })
+    }
+
+    fn clean_up_instance<'a>(&'a self, task: &'a mut Task) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            task.node.set_boot_decision(None);
+            Ok(())
+        })
+    }
 }
+
+/// What fake boot says it did to make the node boot.
+const NOTHING_SENT: &str = "fake boot: no boot device or power command sent";
 
 /// Fake deploy: every step succeeds after `fake_deploy_delay`.
 pub struct FakeDeploy;
@@ -176,8 +209,7 @@ impl Deploy for FakeDeploy {
     fn deploy<'a>(
         &'a self,
         task: &'a mut Task,
-        _power: &'a dyn Power,
-        _mgmt: &'a dyn Management,
+        _bundle: &'a Bundle,
     ) -> BoxFuture<'a, Result<DeployOutcome>> {
         Box::pin(async move {
             tokio::time::sleep(delay(&task.node, "fake_deploy_delay")?).await;
@@ -185,12 +217,13 @@ impl Deploy for FakeDeploy {
         })
     }
 
+    /// Touches nothing; the boot interface forgets the instance.
     fn tear_down<'a>(
         &'a self,
-        _task: &'a mut Task,
-        _power: &'a dyn Power,
+        task: &'a mut Task,
+        bundle: &'a Bundle,
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async { Ok(()) })
+        Box::pin(async move { bundle.boot.clean_up_instance(task).await })
     }
 
     fn cleaning_touches_disks(&self) -> bool {

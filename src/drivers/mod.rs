@@ -4,6 +4,10 @@
 //! deploy, network and the optional rest — each chosen per node through its
 //! `*_interface` fields. The conductor reaches hardware only through the
 //! traits here. Every method says whether it is idempotent (safe to retry).
+//!
+//! The hardware types are data: one row each in [`HARDWARE_TYPES`] (allowed
+//! interfaces per kind, default first, and driver_info keys), and every
+//! interface implementation is built once from [`IMPLEMENTATIONS`].
 
 pub mod fake;
 pub mod ipmi;
@@ -143,15 +147,42 @@ pub trait Management: Send + Sync {
     }
 }
 
-/// What a node boots and how it is told.
+/// What a node boots and how it is told: Ironic's boot interface.
+///
+/// The ramdisk operations boot and forget the deploy ramdisk (cleaning);
+/// the instance operations record, boot and forget what a deployed node
+/// runs. Methods that make the machine boot get the node's whole
+/// [`Bundle`], and reach power and boot-device control only through it.
 pub trait Boot: Send + Sync {
     /// Checks that a later network boot of this node can work: ports, deploy
     /// images, the instance image. Touches no hardware; may read images.
     /// Idempotent.
     fn validate<'a>(&'a self, task: &'a Task) -> BoxFuture<'a, Result<()>>;
+    /// Makes the node boot the deploy ramdisk now: stages it, sets the boot
+    /// device and powers the machine on (or reboots it). Says how, for the
+    /// history. Not idempotent: it may reboot a running machine.
+    fn prepare_ramdisk<'a>(
+        &'a self,
+        task: &'a mut Task,
+        bundle: &'a Bundle,
+    ) -> BoxFuture<'a, Result<String>>;
+    /// Forgets what [`Boot::prepare_ramdisk`] set up for this node. Touches
+    /// no hardware. Idempotent.
+    fn clean_up_ramdisk<'a>(&'a self, task: &'a mut Task) -> BoxFuture<'a, Result<()>>;
     /// Records what the node should boot from now on (its boot decision),
     /// without touching the machine. Idempotent.
     fn prepare_instance<'a>(&'a self, task: &'a mut Task) -> BoxFuture<'a, Result<()>>;
+    /// Makes a node whose instance network-boots boot it now: sets the boot
+    /// device and powers the machine on (or reboots it). Says how, for the
+    /// history. Not idempotent: it may reboot a running machine.
+    fn boot_instance<'a>(
+        &'a self,
+        task: &'a mut Task,
+        bundle: &'a Bundle,
+    ) -> BoxFuture<'a, Result<String>>;
+    /// Forgets what the node boots (its boot decision), without touching the
+    /// machine. Idempotent.
+    fn clean_up_instance<'a>(&'a self, task: &'a mut Task) -> BoxFuture<'a, Result<()>>;
 }
 
 /// How a deploy ends.
@@ -174,31 +205,165 @@ pub trait Deploy: Send + Sync {
     /// Takes over a node that is already running (adoption). Touches nothing.
     /// Idempotent.
     fn take_over<'a>(&'a self, task: &'a mut Task) -> BoxFuture<'a, Result<()>>;
-    /// Deploys the node. Not idempotent.
+    /// Deploys the node, through the node's interfaces in `bundle`. Not
+    /// idempotent.
     fn deploy<'a>(
         &'a self,
         task: &'a mut Task,
-        power: &'a dyn Power,
-        mgmt: &'a dyn Management,
+        bundle: &'a Bundle,
     ) -> BoxFuture<'a, Result<DeployOutcome>>;
-    /// Tears the deployment down. Idempotent.
-    fn tear_down<'a>(
-        &'a self,
-        task: &'a mut Task,
-        power: &'a dyn Power,
-    ) -> BoxFuture<'a, Result<()>>;
+    /// Tears the deployment down, through the node's interfaces in `bundle`;
+    /// ends with the boot interface's clean-up, so the node's boot decision
+    /// is forgotten. Idempotent.
+    fn tear_down<'a>(&'a self, task: &'a mut Task, bundle: &'a Bundle)
+        -> BoxFuture<'a, Result<()>>;
     /// Whether cleaning with this interface would write to the node's disks.
     fn cleaning_touches_disks(&self) -> bool;
 }
+
+/// One row of the hardware-type table: a type's interfaces per kind, default
+/// first, and the driver_info keys its interfaces read.
+pub struct HardwareTypeRow {
+    pub name: &'static str,
+    pub interfaces: &'static [(&'static str, &'static [&'static str])],
+    pub properties: &'static [&'static [(&'static str, &'static str)]],
+}
+
+/// The hardware types this appliance has. A new type is a new row (and its
+/// interfaces a new entry in [`IMPLEMENTATIONS`]); nothing else changes.
+pub const HARDWARE_TYPES: &[HardwareTypeRow] = &[
+    HardwareTypeRow {
+        name: "fake-hardware",
+        interfaces: &[
+            ("power", &["fake"]),
+            ("management", &["fake"]),
+            ("boot", &["fake", "ipxe", "pxe"]),
+            ("deploy", &["fake", "ramdisk"]),
+            ("network", &["noop", "flat"]),
+            ("bios", &["no-bios", "fake"]),
+            ("console", &["no-console", "fake"]),
+            ("firmware", &["no-firmware", "fake"]),
+            ("inspect", &["no-inspect", "fake"]),
+            ("raid", &["no-raid", "fake"]),
+            ("rescue", &["no-rescue", "fake"]),
+            ("storage", &["noop", "fake"]),
+            ("vendor", &["no-vendor", "fake"]),
+        ],
+        properties: &[fake::PROPERTIES, pxe::PROPERTIES],
+    },
+    HardwareTypeRow {
+        name: "ipmi",
+        interfaces: &[
+            ("power", &["ipmi", "ipmitool"]),
+            ("management", &["ipmi", "ipmitool"]),
+            ("boot", &["ipxe", "pxe"]),
+            ("deploy", &["ramdisk"]),
+            ("network", &["noop", "flat"]),
+            // The optional kinds this appliance implements only as "none".
+            ("bios", &["no-bios"]),
+            ("console", &["no-console"]),
+            ("firmware", &["no-firmware"]),
+            ("inspect", &["no-inspect"]),
+            ("raid", &["no-raid"]),
+            ("rescue", &["no-rescue"]),
+            ("storage", &["noop"]),
+            ("vendor", &["no-vendor"]),
+        ],
+        properties: &[ipmi::PROPERTIES, pxe::PROPERTIES],
+    },
+];
+
+/// What interface constructors share.
+pub struct Context {
+    /// One session pool for every IPMI interface: one command in flight per BMC.
+    ipmi_pool: Arc<ipmi::pool::Pool>,
+}
+
+impl Context {
+    pub fn new(ipmi: ipmi::pool::PoolSettings) -> Context {
+        Context {
+            ipmi_pool: ipmi::pool::Pool::new(ipmi),
+        }
+    }
+}
+
+/// How one interface implementation is built; the variant is its kind.
+#[derive(Clone, Copy)]
+pub enum Constructor {
+    Power(fn(&Context) -> Arc<dyn Power>),
+    Management(fn(&Context) -> Arc<dyn Management>),
+    Boot(fn(&Context) -> Arc<dyn Boot>),
+    Deploy(fn(&Context) -> Arc<dyn Deploy>),
+}
+
+/// The interface implementations, by name (unique per kind). Kinds without
+/// an entry (network and the optional ones) have nothing to call.
+pub const IMPLEMENTATIONS: &[(&str, Constructor)] = &[
+    ("fake", Constructor::Power(|_| Arc::new(fake::FakePower))),
+    (
+        "ipmi",
+        Constructor::Power(|c| {
+            Arc::new(ipmi::IpmiPower {
+                pool: c.ipmi_pool.clone(),
+            })
+        }),
+    ),
+    (
+        "ipmitool",
+        Constructor::Power(|_| Arc::new(ipmitool::IpmitoolPower)),
+    ),
+    (
+        "fake",
+        Constructor::Management(|_| Arc::new(fake::FakeManagement)),
+    ),
+    (
+        "ipmi",
+        Constructor::Management(|c| {
+            Arc::new(ipmi::IpmiManagement {
+                pool: c.ipmi_pool.clone(),
+            })
+        }),
+    ),
+    (
+        "ipmitool",
+        Constructor::Management(|_| Arc::new(ipmitool::IpmitoolManagement)),
+    ),
+    ("fake", Constructor::Boot(|_| Arc::new(fake::FakeBoot))),
+    ("ipxe", Constructor::Boot(|_| Arc::new(pxe::PxeBoot))),
+    ("pxe", Constructor::Boot(|_| Arc::new(pxe::PxeBoot))),
+    ("fake", Constructor::Deploy(|_| Arc::new(fake::FakeDeploy))),
+    (
+        "ramdisk",
+        Constructor::Deploy(|_| Arc::new(pxe::RamdiskDeploy)),
+    ),
+];
 
 /// One hardware type: the interfaces it supports per kind, default first.
 #[derive(Debug, Clone)]
 pub struct HardwareType {
     pub name: &'static str,
     pub supported: BTreeMap<&'static str, Vec<&'static str>>,
+    /// driver_info keys its interfaces read, with their meaning.
+    pub properties: BTreeMap<&'static str, &'static str>,
 }
 
 impl HardwareType {
+    fn from_row(row: &HardwareTypeRow) -> HardwareType {
+        HardwareType {
+            name: row.name,
+            supported: row
+                .interfaces
+                .iter()
+                .map(|(kind, names)| (*kind, names.to_vec()))
+                .collect(),
+            properties: row
+                .properties
+                .iter()
+                .flat_map(|p| p.iter().copied())
+                .collect(),
+        }
+    }
+
     /// The default interface of every kind (the first supported).
     pub fn defaults(&self) -> Interfaces {
         let mut i = Interfaces::default();
@@ -211,26 +376,6 @@ impl HardwareType {
     }
 }
 
-/// Interfaces of the optional kinds this appliance implements only as "none".
-fn optional_kinds(with_fake: bool) -> Vec<(&'static str, Vec<&'static str>)> {
-    let mut v = vec![
-        ("bios", vec!["no-bios"]),
-        ("console", vec!["no-console"]),
-        ("firmware", vec!["no-firmware"]),
-        ("inspect", vec!["no-inspect"]),
-        ("raid", vec!["no-raid"]),
-        ("rescue", vec!["no-rescue"]),
-        ("storage", vec!["noop"]),
-        ("vendor", vec!["no-vendor"]),
-    ];
-    if with_fake {
-        for (_, list) in v.iter_mut() {
-            list.push("fake");
-        }
-    }
-    v
-}
-
 /// The hardware types and interface implementations this appliance has.
 pub struct Registry {
     types: Vec<HardwareType>,
@@ -238,7 +383,7 @@ pub struct Registry {
     management: BTreeMap<&'static str, Arc<dyn Management>>,
     boot: BTreeMap<&'static str, Arc<dyn Boot>>,
     deploy: BTreeMap<&'static str, Arc<dyn Deploy>>,
-    ipmi_pool: Arc<ipmi::pool::Pool>,
+    context: Context,
 }
 
 /// A node's resolved interfaces.
@@ -267,72 +412,48 @@ impl Registry {
     /// The standard registry with default BMC session limits (tests).
     #[cfg(test)]
     pub fn standard() -> Registry {
-        Registry::with_ipmi(ipmi::pool::PoolSettings::default())
+        Registry::new(
+            HARDWARE_TYPES,
+            Context::new(ipmi::pool::PoolSettings::default()),
+        )
     }
 
-    /// The standard registry — `fake-hardware` and `ipmi` — with the given
-    /// BMC session limits.
-    pub fn with_ipmi(pool_settings: ipmi::pool::PoolSettings) -> Registry {
-        let mut fake_hw = BTreeMap::new();
-        fake_hw.insert("power", vec!["fake"]);
-        fake_hw.insert("management", vec!["fake"]);
-        fake_hw.insert("boot", vec!["fake", "ipxe", "pxe"]);
-        fake_hw.insert("deploy", vec!["fake", "ramdisk"]);
-        fake_hw.insert("network", vec!["noop", "flat"]);
-        for (k, v) in optional_kinds(true) {
-            fake_hw.insert(k, v);
+    /// A registry of the hardware types in `rows`, each interface built
+    /// once, from [`IMPLEMENTATIONS`], with `context`.
+    pub fn new(rows: &[HardwareTypeRow], context: Context) -> Registry {
+        let mut power = BTreeMap::new();
+        let mut management = BTreeMap::new();
+        let mut boot = BTreeMap::new();
+        let mut deploy = BTreeMap::new();
+        for (name, make) in IMPLEMENTATIONS {
+            match make {
+                Constructor::Power(f) => {
+                    power.insert(*name, f(&context));
+                }
+                Constructor::Management(f) => {
+                    management.insert(*name, f(&context));
+                }
+                Constructor::Boot(f) => {
+                    boot.insert(*name, f(&context));
+                }
+                Constructor::Deploy(f) => {
+                    deploy.insert(*name, f(&context));
+                }
+            }
         }
-        let mut ipmi_hw = BTreeMap::new();
-        ipmi_hw.insert("power", vec!["ipmi", "ipmitool"]);
-        ipmi_hw.insert("management", vec!["ipmi", "ipmitool"]);
-        ipmi_hw.insert("boot", vec!["ipxe", "pxe"]);
-        ipmi_hw.insert("deploy", vec!["ramdisk"]);
-        ipmi_hw.insert("network", vec!["noop", "flat"]);
-        for (k, v) in optional_kinds(false) {
-            ipmi_hw.insert(k, v);
-        }
-        let mut power: BTreeMap<&'static str, Arc<dyn Power>> = BTreeMap::new();
-        power.insert("fake", Arc::new(fake::FakePower));
-        // One session pool for every IPMI interface: one command in flight per BMC.
-        let pool = ipmi::pool::Pool::new(pool_settings);
-        power.insert("ipmi", Arc::new(ipmi::IpmiPower { pool: pool.clone() }));
-        power.insert("ipmitool", Arc::new(ipmitool::IpmitoolPower));
-        let mut management: BTreeMap<&'static str, Arc<dyn Management>> = BTreeMap::new();
-        management.insert("fake", Arc::new(fake::FakeManagement));
-        management.insert(
-            "ipmi",
-            Arc::new(ipmi::IpmiManagement { pool: pool.clone() }),
-        );
-        management.insert("ipmitool", Arc::new(ipmitool::IpmitoolManagement));
-        let mut boot: BTreeMap<&'static str, Arc<dyn Boot>> = BTreeMap::new();
-        boot.insert("fake", Arc::new(fake::FakeBoot));
-        boot.insert("ipxe", Arc::new(pxe::PxeBoot));
-        boot.insert("pxe", Arc::new(pxe::PxeBoot));
-        let mut deploy: BTreeMap<&'static str, Arc<dyn Deploy>> = BTreeMap::new();
-        deploy.insert("fake", Arc::new(fake::FakeDeploy));
-        deploy.insert("ramdisk", Arc::new(pxe::RamdiskDeploy));
         Registry {
-            types: vec![
-                HardwareType {
-                    name: "fake-hardware",
-                    supported: fake_hw,
-                },
-                HardwareType {
-                    name: "ipmi",
-                    supported: ipmi_hw,
-                },
-            ],
+            types: rows.iter().map(HardwareType::from_row).collect(),
             power,
             management,
             boot,
             deploy,
-            ipmi_pool: pool,
+            context,
         }
     }
 
     /// Closes the BMC sessions kept open (at shutdown).
     pub async fn close_sessions(&self) {
-        self.ipmi_pool.close_all().await;
+        self.context.ipmi_pool.close_all().await;
     }
 
     pub fn hardware_types(&self) -> &[HardwareType] {
@@ -401,16 +522,12 @@ impl Registry {
         })
     }
 
-    /// driver_info keys a hardware type understands, with their meaning.
+    /// driver_info keys a hardware type understands, with their meaning
+    /// (none for an unknown type).
     pub fn driver_properties(&self, driver: &str) -> BTreeMap<&'static str, &'static str> {
-        let mut p = BTreeMap::new();
-        if driver == "ipmi" {
-            p.extend(ipmi::PROPERTIES.iter().copied());
-        } else {
-            p.extend(fake::PROPERTIES.iter().copied());
-        }
-        p.extend(pxe::PROPERTIES.iter().copied());
-        p
+        self.hardware_type(driver)
+            .map(|t| t.properties.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -460,5 +577,89 @@ mod tests {
             r.hardware_type("redfish"),
             Err(ChoiceError::UnknownDriver(_))
         ));
+    }
+
+    /// The table gives every type the interfaces it had when they were
+    /// listed by hand (`Registry::with_ipmi`), in the same order.
+    #[test]
+    fn table_rows_keep_the_listed_interfaces_and_properties() {
+        let optional = |fake: bool| {
+            [
+                ("bios", "no-bios"),
+                ("console", "no-console"),
+                ("firmware", "no-firmware"),
+                ("inspect", "no-inspect"),
+                ("raid", "no-raid"),
+                ("rescue", "no-rescue"),
+                ("storage", "noop"),
+                ("vendor", "no-vendor"),
+            ]
+            .map(|(kind, none)| {
+                let mut names = vec![none];
+                if fake {
+                    names.push("fake");
+                }
+                (kind, names)
+            })
+        };
+        let mut fake_hw: BTreeMap<&str, Vec<&str>> = BTreeMap::from([
+            ("power", vec!["fake"]),
+            ("management", vec!["fake"]),
+            ("boot", vec!["fake", "ipxe", "pxe"]),
+            ("deploy", vec!["fake", "ramdisk"]),
+            ("network", vec!["noop", "flat"]),
+        ]);
+        fake_hw.extend(optional(true));
+        let mut ipmi_hw: BTreeMap<&str, Vec<&str>> = BTreeMap::from([
+            ("power", vec!["ipmi", "ipmitool"]),
+            ("management", vec!["ipmi", "ipmitool"]),
+            ("boot", vec!["ipxe", "pxe"]),
+            ("deploy", vec!["ramdisk"]),
+            ("network", vec!["noop", "flat"]),
+        ]);
+        ipmi_hw.extend(optional(false));
+        let r = Registry::standard();
+        let names: Vec<_> = r.hardware_types().iter().map(|t| t.name).collect();
+        assert_eq!(names, ["fake-hardware", "ipmi"]);
+        assert_eq!(r.hardware_type("fake-hardware").unwrap().supported, fake_hw);
+        assert_eq!(r.hardware_type("ipmi").unwrap().supported, ipmi_hw);
+
+        let keys = |p: &[&[(&'static str, &'static str)]]| -> BTreeMap<_, _> {
+            p.iter().flat_map(|p| p.iter().copied()).collect()
+        };
+        assert_eq!(
+            r.driver_properties("ipmi"),
+            keys(&[ipmi::PROPERTIES, pxe::PROPERTIES])
+        );
+        assert!(r.driver_properties("ipmi").contains_key("ipmi_address"));
+        assert_eq!(
+            r.driver_properties("fake-hardware"),
+            keys(&[fake::PROPERTIES, pxe::PROPERTIES])
+        );
+        assert!(r
+            .driver_properties("fake-hardware")
+            .contains_key("deploy_kernel"));
+    }
+
+    /// Every power, management, boot and deploy interface a row names has
+    /// an implementation, so every choice the rows allow resolves.
+    #[test]
+    fn every_listed_interface_resolves() {
+        let r = Registry::standard();
+        for t in r.hardware_types() {
+            for kind in ["power", "management", "boot", "deploy"] {
+                for name in &t.supported[kind] {
+                    let mut node = Node::new(
+                        uuid::Uuid::new_v4(),
+                        t.name,
+                        t.defaults(),
+                        crate::model::State::Enroll,
+                        String::new(),
+                    );
+                    *node.interfaces.get_mut(kind).unwrap() = name.to_string();
+                    assert!(r.bundle(&node).is_ok(), "{} {kind} {name}", t.name);
+                }
+            }
+        }
     }
 }

@@ -7,7 +7,9 @@
 
 use serde_json::Value;
 
-use super::{Boot, BoxFuture, Deploy, DeployOutcome, Error, Management, Power, Result, Task};
+use super::{
+    Boot, BoxFuture, Bundle, Deploy, DeployOutcome, Error, Management, Power, Result, Task,
+};
 use crate::images;
 use crate::model::{BootDecision, Node, PowerState, Severity};
 use crate::redact::redact;
@@ -130,11 +132,52 @@ impl Boot for PxeBoot {
             Ok(())
         })
     }
+
+    /// Stages driver_info/deploy_kernel and deploy_ramdisk (both required),
+    /// then boots from the network; the boot services serve the deploy
+    /// ramdisk to a node in a ramdisk state.
+    fn prepare_ramdisk<'a>(
+        &'a self,
+        task: &'a mut Task,
+        bundle: &'a Bundle,
+    ) -> BoxFuture<'a, Result<String>> {
+        Box::pin(async move {
+            stage_deploy_images(task, true).await?;
+            let how =
+                boot_from_network(task, bundle.power.as_ref(), bundle.management.as_ref()).await?;
+            Ok(format!("boot device pxe, {how}"))
+        })
+    }
+
+    /// Nothing to forget: what the node boots follows its state, and the
+    /// staged images are shared in the cache.
+    fn clean_up_ramdisk<'a>(&'a self, _task: &'a mut Task) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn boot_instance<'a>(
+        &'a self,
+        task: &'a mut Task,
+        bundle: &'a Bundle,
+    ) -> BoxFuture<'a, Result<String>> {
+        Box::pin(async move {
+            let how =
+                boot_from_network(task, bundle.power.as_ref(), bundle.management.as_ref()).await?;
+            Ok(format!("boot device pxe (persistent), {how}"))
+        })
+    }
+
+    fn clean_up_instance<'a>(&'a self, task: &'a mut Task) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            task.node.set_boot_decision(None);
+            Ok(())
+        })
+    }
 }
 
 /// Stages `driver_info/deploy_kernel` and `deploy_ramdisk`; `required`:
 /// a missing one is an error (cleaning boots them), else it is skipped.
-pub async fn stage_deploy_images(task: &Task, required: bool) -> Result<()> {
+async fn stage_deploy_images(task: &Task, required: bool) -> Result<()> {
     for key in ["deploy_kernel", "deploy_ramdisk"] {
         let reference = task
             .node
@@ -157,7 +200,7 @@ pub async fn stage_deploy_images(task: &Task, required: bool) -> Result<()> {
 
 /// Makes the machine boot from the network now: boot device PXE
 /// (persistent), then power on, or reboot if it runs. Says which.
-pub async fn boot_from_network(
+async fn boot_from_network(
     task: &mut Task,
     power: &dyn Power,
     mgmt: &dyn Management,
@@ -244,14 +287,14 @@ impl Deploy for RamdiskDeploy {
         Box::pin(async { Ok(()) })
     }
 
-    /// Boot device PXE (persistent), the boot decision "network", then power
-    /// on (or reboot a running machine); the node then waits in
+    /// The boot decision "network", then the boot interface boots the
+    /// instance (with `ipxe`/`pxe`: boot device PXE, persistent, then power
+    /// on or reboot a running machine); the node then waits in
     /// `wait call-back` for its ramdisk's heartbeat.
     fn deploy<'a>(
         &'a self,
         task: &'a mut Task,
-        power: &'a dyn Power,
-        mgmt: &'a dyn Management,
+        bundle: &'a Bundle,
     ) -> BoxFuture<'a, Result<DeployOutcome>> {
         Box::pin(async move {
             // Everything the instance boots is staged (and checked) before
@@ -275,30 +318,145 @@ impl Deploy for RamdiskDeploy {
                 }
             }
             task.node.set_boot_decision(Some(BootDecision::Network));
-            let how = boot_from_network(task, power, mgmt).await?;
+            let how = bundle.boot.boot_instance(task, bundle).await?;
             task.record(
                 Severity::Info,
                 "provisioning",
-                format!("boot device pxe (persistent), {how}: the node network-boots its instance"),
+                format!("{how}: the node network-boots its instance"),
             );
             Ok(DeployOutcome::Wait)
         })
     }
 
+    /// Power off, then the boot interface forgets the ramdisk and the
+    /// instance.
     fn tear_down<'a>(
         &'a self,
         task: &'a mut Task,
-        power: &'a dyn Power,
+        bundle: &'a Bundle,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            power.set_power_state(task, PowerState::Off).await?;
+            bundle.power.set_power_state(task, PowerState::Off).await?;
             task.node.power_state = Some(PowerState::Off);
-            task.node.set_boot_decision(None);
+            bundle.boot.clean_up_ramdisk(task).await?;
+            bundle.boot.clean_up_instance(task).await?;
             Ok(())
         })
     }
 
     fn cleaning_touches_disks(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drivers::Registry;
+    use crate::model::{Severity, State};
+    use serde_json::json;
+
+    /// A fake-hardware node with the given boot and deploy interfaces, its
+    /// bundle and a task (no image cache: nothing is staged).
+    fn task(boot: &str, deploy: &str, power: &str) -> (Task, Bundle) {
+        let r = Registry::standard();
+        let mut interfaces = r.hardware_type("fake-hardware").unwrap().defaults();
+        interfaces.boot = boot.into();
+        interfaces.deploy = deploy.into();
+        let mut node = Node::new(
+            uuid::Uuid::new_v4(),
+            "fake-hardware",
+            interfaces,
+            State::Deploying,
+            String::new(),
+        );
+        node.driver_info
+            .insert("fake_power_state".into(), json!(power));
+        node.instance_info
+            .insert("kernel".into(), json!("http://192.0.2.1/k"));
+        node.instance_info
+            .insert("ramdisk".into(), json!("http://192.0.2.1/r"));
+        let bundle = r.bundle(&node).unwrap();
+        let task = Task::new(
+            node,
+            Vec::new(),
+            reqwest::Client::new(),
+            crate::drivers::Settings::default(),
+        );
+        (task, bundle)
+    }
+
+    fn events(task: &Task) -> Vec<String> {
+        task.take_records()
+            .into_iter()
+            .map(|h| {
+                assert_eq!(h.severity, Severity::Info, "{}", h.event);
+                h.event
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_ramdisk_deploy_boots_and_tears_down_through_the_boot_interface() {
+        let (mut t, b) = task("ipxe", "ramdisk", "power off");
+        let outcome = b.deploy.deploy(&mut t, &b).await.unwrap();
+        assert_eq!(outcome, DeployOutcome::Wait);
+        assert_eq!(t.node.boot_decision(), Some(BootDecision::Network));
+        assert_eq!(t.node.power_state, Some(PowerState::On));
+        assert_eq!(
+            events(&t),
+            [
+                "fake management call: set_boot_device pxe persistent=true",
+                "fake power call: get_power_state -> power off",
+                "fake power call: set_power_state power on",
+                "boot device pxe (persistent), powered on: the node network-boots its instance",
+            ]
+        );
+        b.deploy.tear_down(&mut t, &b).await.unwrap();
+        assert_eq!(t.node.boot_decision(), None);
+        assert_eq!(t.node.power_state, Some(PowerState::Off));
+        assert_eq!(events(&t), ["fake power call: set_power_state power off"]);
+    }
+
+    #[tokio::test]
+    async fn prepare_ramdisk_needs_the_deploy_images_and_reboots_a_running_node() {
+        let (mut t, b) = task("ipxe", "ramdisk", "power on");
+        let err = b.boot.prepare_ramdisk(&mut t, &b).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::MissingParameter(m) if m.contains("driver_info/deploy_kernel")),
+            "{err}"
+        );
+        assert!(events(&t).is_empty(), "nothing sent before the images");
+        for key in ["deploy_kernel", "deploy_ramdisk"] {
+            t.node
+                .driver_info
+                .insert(key.into(), json!("http://192.0.2.1/d"));
+        }
+        let how = b.boot.prepare_ramdisk(&mut t, &b).await.unwrap();
+        assert_eq!(how, "boot device pxe, rebooted");
+        assert_eq!(
+            events(&t),
+            [
+                "fake management call: set_boot_device pxe persistent=true",
+                "fake power call: get_power_state -> power on",
+                "fake power call: set_power_state rebooting",
+            ]
+        );
+    }
+
+    /// Fake boot sends nothing to the machine, whichever deploy it serves.
+    #[tokio::test]
+    async fn fake_boot_sends_nothing() {
+        let (mut t, b) = task("fake", "ramdisk", "power off");
+        let how = b.boot.prepare_ramdisk(&mut t, &b).await.unwrap();
+        assert!(how.starts_with("fake boot"), "{how}");
+        let how = b.boot.boot_instance(&mut t, &b).await.unwrap();
+        assert!(how.starts_with("fake boot"), "{how}");
+        b.boot.clean_up_ramdisk(&mut t).await.unwrap();
+        t.node.set_boot_decision(Some(BootDecision::Local));
+        b.boot.clean_up_instance(&mut t).await.unwrap();
+        assert_eq!(t.node.boot_decision(), None);
+        assert!(events(&t).is_empty());
+        assert_eq!(t.node.power_state, None);
     }
 }
