@@ -96,6 +96,8 @@ pub fn build_conductor(config: &Config) -> Result<Conductor> {
     })?;
     let settings = conductor::Settings {
         host: host_name(config),
+        take_over_hosts: c.take_over_hosts.clone(),
+        clock: conductor::Clock::Wall,
         automated_clean: c.automated_clean,
         max_workers: c.max_workers,
         node_locked_wait: c.node_locked_wait.0,
@@ -159,6 +161,10 @@ async fn shutdown_signal() {
 /// its new boot answer well within a DHCP retry (~1 s), long enough that a
 /// bulk enrolment is one reload, not hundreds.
 const BOOT_BACKEND_DEBOUNCE: Duration = Duration::from_millis(50);
+
+/// How long, after the shutdown deadline, queued boot events may take to
+/// be written (one batched write each 256 events; the queue is bounded).
+const TIMELINE_FLUSH_GRACE: Duration = Duration::from_secs(5);
 
 /// Where the listeners ended up: with port 0 in the config the kernel picks
 /// the port, so READY carries them in a STATUS line (the test harness reads
@@ -307,23 +313,28 @@ pub async fn serve(config: Config) -> Result<()> {
         .await
         .context("API server failed")?;
 
+    // One deadline for the whole stop: services end and running workflows
+    // finish side by side within [conductor] shutdown_timeout, then queued
+    // boot events get a short grace (the unit's TimeoutStopSec is above both).
     let _ = stop_tx.send(true);
-    let wait = config.conductor.shutdown_timeout.0;
-    if tokio::time::timeout(wait, async { while tasks.join_next().await.is_some() {} })
-        .await
-        .is_err()
-    {
+    let deadline = tokio::time::Instant::now() + config.conductor.shutdown_timeout.0;
+    let services = async {
+        while tasks.join_next().await.is_some() {}
+        if let Some(d) = dhcp {
+            d.finish().await;
+        }
+    };
+    let (services, left) = tokio::join!(
+        tokio::time::timeout_at(deadline, services),
+        conductor.drain(deadline.saturating_duration_since(tokio::time::Instant::now())),
+    );
+    if services.is_err() {
         tracing::warn!(
             left = tasks.len(),
             "services still running after [conductor] shutdown_timeout; stopping them"
         );
         tasks.shutdown().await;
     }
-    if let Some(d) = dhcp {
-        d.finish().await;
-    }
-    conductor.registry().close_sessions().await;
-    let left = conductor.drain(config.conductor.shutdown_timeout.0).await;
     if left > 0 {
         tracing::warn!(
             left,
@@ -332,9 +343,11 @@ pub async fn serve(config: Config) -> Result<()> {
     } else {
         tracing::info!("all workflows finished; store consistent");
     }
+    // Sessions close only once no workflow can need them.
+    conductor.registry().close_sessions().await;
     // Every boot service has stopped and dropped its timeline handle:
     // write what is still queued.
-    if tokio::time::timeout(Duration::from_secs(5), timeline_writer.finish())
+    if tokio::time::timeout(TIMELINE_FLUSH_GRACE, timeline_writer.finish())
         .await
         .is_err()
     {

@@ -378,6 +378,8 @@ mod dhcp_key {
 pub struct Conductor {
     /// Name shown as `reservation`/`conductor`; default: the host name.
     pub host: Option<String>,
+    /// Host names whose node reservations start-up takes over as its own.
+    pub take_over_hosts: Vec<String>,
     pub sync_power_state_interval: Dur,
     pub force_power_state_during_sync: bool,
     pub power_state_sync_max_retries: u32,
@@ -501,6 +503,7 @@ impl Default for Conductor {
     fn default() -> Self {
         Conductor {
             host: None,
+            take_over_hosts: Vec::new(),
             sync_power_state_interval: Dur(Duration::from_secs(60)),
             force_power_state_during_sync: true,
             power_state_sync_max_retries: 3,

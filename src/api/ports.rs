@@ -79,7 +79,10 @@ pub async fn create(
         .store()
         .call(move |s| s.get_node(&node))
         .await
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        .map_err(|e| match e {
+            crate::store::Error::NodeNotFound(_) => ApiError::bad_request(e.to_string()),
+            e => e.into(),
+        })?;
     let port = Port {
         uuid,
         pxe_enabled,

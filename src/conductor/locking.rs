@@ -15,6 +15,31 @@ use crate::store::{self, Reservation, Store};
 /// held by another appliance, whose release is not signalled here.
 const LOCK_POLL: Duration = Duration::from_millis(50);
 
+/// Tries at releasing a reservation, and the wait before each retry: a
+/// database busy past its own timeout, or briefly full, must not leave a
+/// node locked until the next start.
+const RELEASE_RETRIES: [Duration; 2] = [Duration::from_millis(100), Duration::from_millis(500)];
+
+/// Releases `uuid`'s reservation held by `host`, retrying (blocking).
+fn release_with_retries(s: &Store, uuid: Uuid, host: &str) -> bool {
+    let mut waits = RELEASE_RETRIES.iter();
+    loop {
+        match s.release(uuid, host) {
+            Ok(_) => return true,
+            Err(e) => match waits.next() {
+                Some(wait) => {
+                    tracing::warn!(node = %uuid, error = %e, "cannot release the node's reservation; trying again");
+                    std::thread::sleep(*wait);
+                }
+                None => {
+                    tracing::error!(node = %uuid, error = %e, "cannot release the node's reservation; it is released at the next start");
+                    return false;
+                }
+            },
+        }
+    }
+}
+
 /// Holds a node's reservation; dropping it releases the reservation (off
 /// the async threads), unless a write already released it.
 pub struct LockGuard {
@@ -32,12 +57,12 @@ impl LockGuard {
 }
 
 impl LockGuard {
-    /// Releases now, from inside a blocking store call.
+    /// Releases now, from inside a blocking store call (if that fails
+    /// even after retries, the guard's drop tries once more).
     pub(super) fn release_in(self, s: &Store) {
-        if let Err(e) = s.release(self.uuid, &self.inner.settings.host) {
-            tracing::error!(node = %self.uuid, error = %e, "cannot release the node's reservation; it is cleared at the next start");
+        if release_with_retries(s, self.uuid, &self.inner.settings.host) {
+            self.released();
         }
-        self.released();
     }
 }
 
@@ -49,9 +74,7 @@ impl Drop for LockGuard {
         let inner = self.inner.clone();
         let uuid = self.uuid;
         let release = move || {
-            if let Err(e) = inner.store.release(uuid, &inner.settings.host) {
-                tracing::error!(node = %uuid, error = %e, "cannot release the node's reservation; it is cleared at the next start");
-            }
+            release_with_retries(&inner.store, uuid, &inner.settings.host);
             inner.released.notify_waiters();
         };
         match tokio::runtime::Handle::try_current() {

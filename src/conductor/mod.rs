@@ -42,7 +42,7 @@ use crate::model::{internal, now, HistoryEntry, Interfaces, Node, PowerState, Se
 use crate::store::{self, Store};
 use workers::Job;
 
-pub use locking::LockGuard;
+use locking::LockGuard;
 pub use ports::bad_mac;
 
 pub use update::PatchOp;
@@ -92,10 +92,50 @@ impl From<crate::model::input::InvalidInput> for Error {
 }
 
 /// Conductor settings from the configuration.
+/// Where the conductor reads the time for deadlines it stores (unix
+/// seconds, kept across restarts).
+#[derive(Debug, Clone, Copy)]
+pub enum Clock {
+    /// The wall clock, read at every look (so a clock set by NTP after
+    /// start-up is followed).
+    Wall,
+    /// Unix second `at` when tokio's clock read `start`, moved on by tokio's
+    /// clock: paused time in tests moves deadlines too.
+    #[cfg(test)]
+    Tokio {
+        start: tokio::time::Instant,
+        at: i64,
+    },
+}
+
+impl Clock {
+    /// Tokio's clock, starting now.
+    #[cfg(test)]
+    pub fn tokio() -> Clock {
+        Clock::Tokio {
+            start: tokio::time::Instant::now(),
+            at: jiff::Timestamp::now().as_second(),
+        }
+    }
+
+    pub fn unix_now(&self) -> i64 {
+        match self {
+            Clock::Wall => jiff::Timestamp::now().as_second(),
+            #[cfg(test)]
+            Clock::Tokio { start, at } => at + start.elapsed().as_secs() as i64,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// This appliance's name, shown as the `reservation` and `conductor`.
     pub host: String,
+    /// Reservations of other host names that start-up recovery takes over
+    /// as this appliance's own (an appliance renamed, or gone for good).
+    pub take_over_hosts: Vec<String>,
+    /// Where deadlines read the time.
+    pub clock: Clock,
     /// Clean nodes on provide and undeploy (default off).
     pub automated_clean: bool,
     /// Workflows that may run at once.
@@ -119,6 +159,8 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             host: "rackboot".into(),
+            take_over_hosts: Vec::new(),
+            clock: Clock::Wall,
             automated_clean: false,
             max_workers: 256,
             node_locked_wait: Duration::from_secs(1),
@@ -157,9 +199,7 @@ struct Inner {
     http: reqwest::Client,
     /// Signalled whenever this conductor releases a node's lock.
     released: Notify,
-    /// Where deadlines are read: wall-clock seconds at start, moved on by
-    /// tokio's clock (so paused time in tests moves them too).
-    clock: (tokio::time::Instant, i64),
+
     workers: Arc<Semaphore>,
     running: AtomicUsize,
     idle: Notify,
@@ -207,10 +247,6 @@ impl Conductor {
                 settings,
                 http,
                 released: Notify::new(),
-                clock: (
-                    tokio::time::Instant::now(),
-                    jiff::Timestamp::now().as_second(),
-                ),
                 workers,
                 running: AtomicUsize::new(0),
                 idle: Notify::new(),
@@ -238,8 +274,7 @@ impl Conductor {
 
     /// Unix seconds now, by the conductor's clock (call-back deadlines).
     fn unix_now(&self) -> i64 {
-        let (start, unix) = self.inner.clock;
-        unix + start.elapsed().as_secs() as i64
+        self.inner.settings.clock.unix_now()
     }
 
     async fn load(&self, ident: &str) -> Result<Node> {

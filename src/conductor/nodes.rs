@@ -42,8 +42,7 @@ impl Conductor {
             "api",
             format!("node updated: {}", changed.join(", ")),
         );
-        self.save_locked(new.clone(), vec![h], lock).await?;
-        Ok(new)
+        self.save_locked(new, vec![h], lock).await
     }
 
     /// Deletes a node and its ports, without cleaning or touching the machine.

@@ -109,12 +109,14 @@ impl Conductor {
             ),
             &user,
         );
-        log_history(&node, std::slice::from_ref(&note));
         let saved = port.clone();
         self.store()
             .call(move |s| {
-                let r = s.create_port(&saved, &[(node.uuid, note)]);
+                let r = s.create_port(&saved, &[(node.uuid, note.clone())]);
                 lock.release_in(s);
+                if r.is_ok() {
+                    log_history(&node, &[note]);
+                }
                 r
             })
             .await?;
@@ -216,7 +218,6 @@ impl Conductor {
             format!("port {} deleted", port.address),
             &user,
         );
-        log_history(&node, std::slice::from_ref(&note));
         self.store()
             .call(move |s| -> Result<()> {
                 let result = (|| {
@@ -227,7 +228,9 @@ impl Conductor {
                             port.uuid
                         )));
                     }
-                    Ok(s.delete_port(port.uuid, &[(node.uuid, note)])?)
+                    s.delete_port(port.uuid, &[(node.uuid, note.clone())])?;
+                    log_history(&node, &[note]);
+                    Ok(())
                 })();
                 lock.release_in(s);
                 result

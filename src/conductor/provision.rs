@@ -20,10 +20,10 @@ impl Conductor {
             state: node.provision_state.to_string(),
         };
         if !states::is_actionable(node.provision_state, event) {
-            if node.reservation.is_some() {
+            if let Some(holder) = &node.reservation {
                 return Err(Error::NodeLocked {
                     node: ident.to_string(),
-                    host: self.host().to_string(),
+                    host: holder.clone(),
                 });
             }
             return Err(not_actionable(&node));

@@ -2,16 +2,19 @@
 //! shutdown drain of running workflows.
 
 use super::*;
+use crate::store::Reservation;
 
 impl Conductor {
     /// What Ironic does when a conductor starts, scoped to this appliance:
-    /// the reservations this host held are released (no task survives a
-    /// restart), and those of its nodes left in transient states are failed
-    /// with a `last_error` saying so. A transient node nobody holds (no
-    /// worker anywhere can be running it) is failed too; nodes another
-    /// appliance holds are left to it. Returns how many nodes moved.
+    /// the reservations this host held (and those of `take_over_hosts`) are
+    /// released, since no task survives a restart, and those of its nodes
+    /// left in transient states are failed with a `last_error` saying so. A
+    /// transient node nobody holds (no worker anywhere can be running it) is
+    /// taken and failed too. Nodes another appliance holds are left to it,
+    /// and named in the log. Returns how many nodes moved.
     pub async fn recover(&self) -> Result<usize> {
         let host = self.host().to_string();
+        let take_over = self.inner.settings.take_over_hosts.clone();
         self.store()
             .call(move |s| -> Result<usize> {
                 let stuck: Vec<State> = State::ALL
@@ -19,18 +22,38 @@ impl Conductor {
                     .copied()
                     .filter(|s| s.is_stuck_after_restart())
                     .collect();
-                let orphans = s
-                    .nodes_in_states(&stuck)?
-                    .into_iter()
-                    .filter(|n| n.reservation.is_none());
+                // (node, the host whose reservation it is under)
+                let mut held: Vec<(Node, String)> = Vec::new();
+                for h in std::iter::once(&host).chain(&take_over) {
+                    held.extend(s.nodes_reserved_by(h)?.into_iter().map(|n| (n, h.clone())));
+                }
+                for n in s.nodes_in_states(&stuck)? {
+                    match &n.reservation {
+                        None => {
+                            // Taken first, so nobody else takes it meanwhile.
+                            if let Reservation::Taken(n) = s.reserve(n.uuid, &host)? {
+                                held.push((*n, host.clone()));
+                            }
+                        }
+                        Some(other) if *other != host && !take_over.contains(other) => {
+                            tracing::warn!(
+                                node = %n.uuid,
+                                holder = %other,
+                                state = %n.provision_state,
+                                "node left to the appliance that holds it; if {other} is gone for good, add it to [conductor] take_over_hosts"
+                            );
+                        }
+                        Some(_) => {}
+                    }
+                }
                 let mut moved = 0;
-                for mut node in s.nodes_reserved_by(&host)?.into_iter().chain(orphans) {
+                for (mut node, holder) in held {
                     let from = node.provision_state;
                     node.target_power_state = None;
                     let mut history = Vec::new();
                     if let Some(to) = states::next(from, Event::Fail).filter(|_| from.is_stuck_after_restart()) {
                         let msg = format!(
-                            "The {from} state can't be resumed by conductor {host}: the appliance restarted while the node was {from}. Moving to fail state."
+                            "The {from} state can't be resumed by conductor {holder}: the appliance restarted while the node was {from}. Moving to fail state."
                         );
                         node.enter(to);
                         node.last_error = Some(msg.clone());
@@ -43,7 +66,7 @@ impl Conductor {
                         ));
                         moved += 1;
                     }
-                    s.save_node(&node, &history, Some(&host))?;
+                    s.save_node(&node, &history, Some(&holder))?;
                 }
                 Ok(moved)
             })

@@ -113,16 +113,7 @@ impl Conductor {
     pub async fn sync_power_once(&self) -> Report {
         let nodes = match self
             .store()
-            .call(|s| {
-                s.list_nodes(
-                    &Default::default(),
-                    crate::store::Page {
-                        marker: None,
-                        limit: usize::MAX >> 1,
-                        descending: false,
-                    },
-                )
-            })
+            .call(|s| s.list_nodes(&Default::default(), crate::store::Page::ALL))
             .await
         {
             Ok(n) => n,
@@ -176,10 +167,6 @@ impl Conductor {
         {
             return Outcome::Skipped;
         }
-        // Busy nodes are left to their workflow.
-        let Some((lock, node)) = self.try_lock(node.uuid).await else {
-            return Outcome::Skipped;
-        };
         let Ok(bundle) = self.bundle(&node) else {
             return Outcome::Skipped;
         };
@@ -187,11 +174,35 @@ impl Conductor {
             return Outcome::Skipped;
         }
         let had_failures = node.driver_internal_info.contains_key(FAILURES_KEY);
+        let read_version = node.version;
         let Ok(mut task) = self.task(node).await else {
             return Outcome::Skipped;
         };
+        // The read takes no lock (Ironic's shared lock): a routine match
+        // writes nothing, so it need not hold the node.
         let read = bundle.power.get_power_state(&task).await;
         let _ = task.take_records(); // routine reads stay out of the history
+        let routine = match &read {
+            Ok(actual) => {
+                !in_power_failure
+                    && !had_failures
+                    && task.node.power_state.is_none_or(|p| p == *actual)
+            }
+            Err(_) => false,
+        };
+        if routine {
+            return Outcome::Checked;
+        }
+        // Anything else writes or enforces: take the node's lock (Ironic's
+        // upgrade_lock), on the copy that was read. A node that changed or
+        // got busy meanwhile is left to the next pass.
+        let Some((lock, node)) = self.try_lock(task.node.uuid).await else {
+            return Outcome::Skipped;
+        };
+        if node.version != read_version {
+            return Outcome::Skipped;
+        }
+        task.node = node;
         let max = self.inner.settings.sync.max_retries;
         let mut history = Vec::new();
         let outcome = match read {

@@ -165,6 +165,22 @@ async fn restart_fails_stuck_states_as_ironic_does() {
         (State::Deploying, Some("other-appliance")),
         "another appliance's node is left to it"
     );
+    // Once that appliance is known gone, a start that takes over its host
+    // name fails the node as its own.
+    let c = conductor(
+        &dir,
+        Settings {
+            take_over_hosts: vec!["other-appliance".into()],
+            ..Settings::default()
+        },
+    );
+    assert_eq!(c.recover().await.unwrap(), 1);
+    let theirs = c.load("theirs").await.unwrap();
+    assert_eq!(
+        (theirs.provision_state, theirs.reservation),
+        (State::DeployFailed, None)
+    );
+    assert!(theirs.last_error.unwrap().contains("other-appliance"));
     for (i, (from, to, target)) in cases.iter().enumerate() {
         let n = c.load(&format!("n{i}")).await.unwrap();
         assert_eq!(n.provision_state, *to, "{from}");
@@ -263,6 +279,7 @@ async fn call_back_deadlines_follow_the_conductors_clock() {
         Settings {
             deploy_callback_timeout: Duration::from_secs(600),
             clean_callback_timeout: Duration::from_secs(60),
+            clock: Clock::tokio(),
             ..Settings::default()
         },
     );

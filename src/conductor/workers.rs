@@ -95,7 +95,14 @@ impl Conductor {
             let problem = match tokio::spawn(async move { worker.run(node, job, lock).await }).await
             {
                 Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(format!("the workflow could not record its outcome: {e}")),
+                Ok(Err(e)) => {
+                    // The full error (a database message) stays in the log.
+                    tracing::error!(node = %uuid, ?job, error = %e, "the workflow could not record its outcome");
+                    Some(
+                        "the workflow could not record its outcome; see the appliance log"
+                            .to_string(),
+                    )
+                }
                 Err(e) if e.is_panic() => Some(
                     "the workflow failed unexpectedly (internal error); see the appliance log"
                         .to_string(),

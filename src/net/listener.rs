@@ -60,7 +60,7 @@ impl axum::serve::Listener for BoundedListener {
                 }
                 Err(e) => {
                     // Out of descriptors and the like: back off briefly, as axum does.
-                    tracing::warn!(error = %e, "API accept failed");
+                    tracing::warn!(error = %e, "HTTP accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
@@ -92,7 +92,7 @@ impl Conn {
 }
 
 fn timed_out() -> io::Error {
-    io::Error::new(io::ErrorKind::TimedOut, "API connection idle for too long")
+    io::Error::new(io::ErrorKind::TimedOut, "HTTP connection idle for too long")
 }
 
 impl AsyncRead for Conn {

@@ -13,7 +13,9 @@
 //! - every node row carries a version that each write checks and moves on,
 //!   so a write made on a stale copy fails as [`Error::Conflict`] instead of
 //!   silently undoing someone else's change;
-//! - [`Backend::subscribe`] moves on every node or port write, whoever made it.
+//! - [`Backend::subscribe`] moves on every node or port write made through
+//!   this backend (SQLite's feed is in-process; a backend shared by several
+//!   appliances carries the others' writes too).
 //!
 //! All methods are blocking — async callers go through [`Store::call`], which
 //! runs them on tokio's blocking pool.

@@ -123,8 +123,6 @@ fn ramdisk_deploy_through_dhcp_http_and_the_agent_call_back() {
     }
 }
 
-/// An appliance serving DHCP (authoritative), TFTP and boot HTTP on a test
-/// segment, with the test images allowed.
 /// One sample of the lab appliance's `/metrics` (0 while absent).
 fn metric(seg: &Segment, sample: &str) -> u64 {
     let out = std::process::Command::new("curl")
@@ -142,6 +140,8 @@ fn metric(seg: &Segment, sample: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// An appliance serving DHCP (authoritative), TFTP and boot HTTP on a test
+/// segment, with the test images allowed.
 fn lab_server(seg: &Segment, extra: &str) -> Server {
     let ip = seg.server_ip();
     Server::start_with(&format!(

@@ -273,7 +273,19 @@ impl Sqlite {
         ))?;
         let mut rows = stmt.query(params![uuid.to_string(), host])?;
         if let Some(row) = rows.next()? {
-            return Ok(Reservation::Taken(Box::new(node_from_row(row, 0)?)));
+            let node = node_from_row(row, 0);
+            drop(rows);
+            return match node {
+                Ok(node) => Ok(Reservation::Taken(Box::new(node))),
+                Err(e) => {
+                    // Taken but unreadable: give it back before failing.
+                    conn.execute(
+                        "UPDATE nodes SET reservation = NULL WHERE uuid = ?1 AND reservation = ?2",
+                        params![uuid.to_string(), host],
+                    )?;
+                    Err(e)
+                }
+            };
         }
         drop(rows);
         let holder: Option<Option<String>> = conn
