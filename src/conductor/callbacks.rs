@@ -28,8 +28,8 @@ impl Conductor {
             )));
         };
         if state == State::CleanWait {
-            // The deploy ramdisk cleaned (nothing to run in it here); the
-            // machine stays on it until deployed: leave the boot decision.
+            // Cleaning is done (the deploy ramdisk runs no clean steps yet):
+            // the instance the node booted is gone, and so is its decision.
             node.set_boot_decision(None);
         }
         node.set_callback_deadline(None);
