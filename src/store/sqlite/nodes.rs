@@ -58,6 +58,26 @@ fn node_conflict(tx: &Connection, e: &rusqlite::Error, node: &Node) -> Option<Er
     None
 }
 
+/// The columns both writes of a node bind as ?1..?12: uuid, name,
+/// instance_uuid, driver, provision_state, maintenance, resource_class,
+/// conductor_group, fault, owner, the document and the version.
+fn node_columns<'a>(node: &'a Node, doc: &'a str) -> [Box<dyn rusqlite::ToSql + 'a>; 12] {
+    [
+        Box::new(node.uuid.to_string()),
+        Box::new(&node.name),
+        Box::new(&node.instance_uuid),
+        Box::new(&node.driver),
+        Box::new(node.provision_state.as_str()),
+        Box::new(node.maintenance),
+        Box::new(&node.resource_class),
+        Box::new(&node.conductor_group),
+        Box::new(&node.fault),
+        Box::new(&node.owner),
+        Box::new(doc),
+        Box::new(node.version as i64),
+    ]
+}
+
 /// A node's row id, or NodeNotFound.
 pub(super) fn node_id(conn: &Connection, uuid: Uuid) -> Result<i64> {
     conn.prepare_cached("SELECT id FROM nodes WHERE uuid = ?1")?
@@ -71,25 +91,26 @@ impl Sqlite {
         let doc = to_doc(node)?;
         let mut conn = self.writer();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let [c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12] = node_columns(node, &doc);
         let res = tx.execute(
             "INSERT INTO nodes (uuid, name, instance_uuid, driver, provision_state, maintenance,
-                                reservation, resource_class, conductor_group, fault, owner, doc,
-                                version)
+                                resource_class, conductor_group, fault, owner, doc, version,
+                                reservation)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             params![
-                node.uuid.to_string(),
-                node.name,
-                node.instance_uuid,
-                node.driver,
-                node.provision_state.as_str(),
-                node.maintenance,
-                node.reservation,
-                node.resource_class,
-                node.conductor_group,
-                node.fault,
-                node.owner,
-                doc,
-                node.version as i64,
+                c1,
+                c2,
+                c3,
+                c4,
+                c5,
+                c6,
+                c7,
+                c8,
+                c9,
+                c10,
+                c11,
+                c12,
+                node.reservation
             ],
         );
         if let Err(e) = res {
@@ -202,6 +223,7 @@ impl Sqlite {
         let doc = to_doc(node)?;
         let mut conn = self.writer();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let [c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12] = node_columns(node, &doc);
         let res = tx.execute(
             "UPDATE nodes SET name = ?2, instance_uuid = ?3, driver = ?4, provision_state = ?5,
                 maintenance = ?6, resource_class = ?7, conductor_group = ?8, fault = ?9,
@@ -209,21 +231,7 @@ impl Sqlite {
                 reservation = CASE WHEN ?13 IS NOT NULL AND reservation = ?13 THEN NULL
                                    ELSE reservation END
              WHERE uuid = ?1 AND version = ?12",
-            params![
-                node.uuid.to_string(),
-                node.name,
-                node.instance_uuid,
-                node.driver,
-                node.provision_state.as_str(),
-                node.maintenance,
-                node.resource_class,
-                node.conductor_group,
-                node.fault,
-                node.owner,
-                doc,
-                node.version as i64,
-                release,
-            ],
+            params![c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, release],
         );
         let changed = match res {
             Ok(n) => n,

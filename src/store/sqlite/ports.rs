@@ -28,20 +28,35 @@ fn owner_id(conn: &Connection, port: &Port) -> Result<i64> {
 
 impl Sqlite {
     pub(super) fn insert_port(&self, port: &Port, notes: NodeNotes) -> Result<()> {
+        self.write_port(
+            "INSERT INTO ports (uuid, address, node_id, doc) VALUES (?1, ?2, ?3, ?4)",
+            port,
+            notes,
+        )
+    }
+
+    /// Writes a port row with `sql` (binding uuid, address, node id and
+    /// document as ?1..?4) and its notes, in one transaction; a row that
+    /// was not there to write is PortNotFound, with nothing written.
+    fn write_port(&self, sql: &str, port: &Port, notes: NodeNotes) -> Result<()> {
         let doc = to_doc(port)?;
         let mut conn = self.writer();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let node_id = owner_id(&tx, port)?;
-        tx.execute(
-            "INSERT INTO ports (uuid, address, node_id, doc) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                port.uuid.to_string(),
-                port.address.to_string(),
-                node_id,
-                doc
-            ],
-        )
-        .map_err(|e| port_conflict(e, port))?;
+        let written = tx
+            .execute(
+                sql,
+                params![
+                    port.uuid.to_string(),
+                    port.address.to_string(),
+                    node_id,
+                    doc
+                ],
+            )
+            .map_err(|e| port_conflict(e, port))?;
+        if written == 0 {
+            return Err(Error::PortNotFound(port.uuid.to_string()));
+        }
         note_nodes(&tx, notes, self.options.history_max_entries)?;
         tx.commit()?;
         Ok(())
@@ -103,27 +118,11 @@ impl Sqlite {
     }
 
     pub(super) fn update_port(&self, port: &Port, notes: NodeNotes) -> Result<()> {
-        let doc = to_doc(port)?;
-        let mut conn = self.writer();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let node_id = owner_id(&tx, port)?;
-        let res = tx
-            .execute(
-                "UPDATE ports SET address = ?2, node_id = ?3, doc = ?4 WHERE uuid = ?1",
-                params![
-                    port.uuid.to_string(),
-                    port.address.to_string(),
-                    node_id,
-                    doc
-                ],
-            )
-            .map_err(|e| port_conflict(e, port))?;
-        if res == 0 {
-            return Err(Error::PortNotFound(port.uuid.to_string()));
-        }
-        note_nodes(&tx, notes, self.options.history_max_entries)?;
-        tx.commit()?;
-        Ok(())
+        self.write_port(
+            "UPDATE ports SET address = ?2, node_id = ?3, doc = ?4 WHERE uuid = ?1",
+            port,
+            notes,
+        )
     }
 
     pub(super) fn remove_port(&self, uuid: Uuid, notes: NodeNotes) -> Result<()> {
