@@ -106,6 +106,8 @@ pub struct Server {
     pub tftp_port: Option<u16>,
     pub child: Option<Child>,
     extra_config: String,
+    /// The data dir (database and image cache); another server's to share it.
+    data: PathBuf,
 }
 
 impl Server {
@@ -116,6 +118,21 @@ impl Server {
     /// Starts with extra TOML appended to the `[api]` section's file.
     pub fn start_with(extra_config: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        Server::start_on(dir, data, extra_config)
+    }
+
+    /// A second appliance on `other`'s data dir: one database file, two
+    /// processes (as several appliances share one store).
+    pub fn sharing(other: &Server, extra_config: &str) -> Server {
+        Server::start_on(
+            tempfile::tempdir().unwrap(),
+            other.data.clone(),
+            extra_config,
+        )
+    }
+
+    fn start_on(dir: tempfile::TempDir, data: PathBuf, extra_config: &str) -> Server {
         let mut s = Server {
             dir,
             port: 0,
@@ -123,6 +140,7 @@ impl Server {
             tftp_port: None,
             child: None,
             extra_config: extra_config.to_string(),
+            data,
         };
         s.spawn();
         s
@@ -154,7 +172,7 @@ impl Server {
         }
         let config = format!(
             "[data]\ndir = \"{}\"\n[api]\nlisten = \"127.0.0.1:0\"\n{}\n",
-            self.dir.path().join("data").display(),
+            self.data.display(),
             extra
         );
         std::fs::write(self.config_path(), config).unwrap();

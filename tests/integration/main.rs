@@ -12,4 +12,5 @@ mod e2e;
 mod ipmi;
 mod native_cli;
 mod restart;
+mod shared_store;
 mod tftp;
