@@ -15,10 +15,17 @@ use crate::model::{Interfaces, Node, State};
 pub struct PatchOp {
     pub op: String,
     pub path: String,
-    #[serde(default)]
+    /// `None` only when the operation has no `value` at all; `"value": null`
+    /// is `Some(Null)` (how clients detach an instance: `instance_uuid` → null).
+    #[serde(default, deserialize_with = "present")]
     pub value: Option<Value>,
     #[serde(default)]
     pub from: Option<String>,
+}
+
+/// A field that is present, even as `null`, is `Some`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 impl PatchOp {
@@ -339,6 +346,22 @@ pub fn apply(
             old.provision_state
         )));
     }
+    // Retirement, as Ironic's conductor checks it (_check_update_retired).
+    if new.retired != old.retired {
+        if !new.retired {
+            new.retired_reason = None;
+        } else if old.provision_state == State::Available {
+            return Err(Error::InvalidState(format!(
+                "Node {} can not have 'retired' set in provision state 'available', the current state is '{}'",
+                old.uuid, old.provision_state
+            )));
+        }
+    }
+    if new.retired_reason.is_some() && new.retired_reason != old.retired_reason && !new.retired {
+        return Err(Error::Invalid(
+            "The retired_reason field can only be set when retired is True".into(),
+        ));
+    }
     if !new.protected {
         if new.protected_reason.is_some() && old.protected_reason != new.protected_reason {
             return Err(Error::Invalid(format!(
@@ -452,6 +475,48 @@ mod tests {
     }
 
     #[test]
+    fn null_values_and_retirement_as_ironic() {
+        let r = Registry::standard();
+        let mut n = node(State::Active);
+        n.instance_uuid = Some(Uuid::new_v4().to_string());
+        n.description = Some("x".into());
+        // A null value is a value: it detaches the instance, clears a field.
+        let detached = apply(
+            &n,
+            &ops(json!([
+                {"op": "replace", "path": "/instance_uuid", "value": null},
+                {"op": "add", "path": "/description", "value": null}
+            ])),
+            &r,
+            None,
+        )
+        .unwrap();
+        assert_eq!((detached.instance_uuid, detached.description), (None, None));
+        // Retiring outside available, with a reason; un-retiring clears it.
+        let retired = apply(
+            &node(State::Manageable),
+            &ops(json!([
+                {"op": "replace", "path": "/retired", "value": true},
+                {"op": "add", "path": "/retired_reason", "value": "end of life"}
+            ])),
+            &r,
+            None,
+        )
+        .unwrap();
+        assert!(retired.retired);
+        assert_eq!(retired.retired_reason.as_deref(), Some("end of life"));
+        let back = apply(
+            &retired,
+            &ops(json!([{"op": "replace", "path": "/retired", "value": false}])),
+            &r,
+            None,
+        )
+        .unwrap();
+        assert!(!back.retired);
+        assert_eq!(back.retired_reason, None, "un-retiring clears the reason");
+    }
+
+    #[test]
     fn refusals() {
         let r = Registry::standard();
         let cases: Vec<(State, Value, &str)> = vec![
@@ -516,6 +581,21 @@ mod tests {
                 "transition is in progress",
             ),
             (State::Enroll, json!([]), "empty"),
+            (
+                State::Enroll,
+                json!([{"op": "replace", "path": "/description"}]),
+                "value",
+            ),
+            (
+                State::Available,
+                json!([{"op": "replace", "path": "/retired", "value": true}]),
+                "can not have 'retired' set in provision state 'available'",
+            ),
+            (
+                State::Manageable,
+                json!([{"op": "add", "path": "/retired_reason", "value": "old"}]),
+                "only be set when retired is True",
+            ),
             (
                 State::Enroll,
                 json!([{"op": "add", "path": "/name", "value": "detail"}]),

@@ -701,3 +701,82 @@ fn power_and_boot_device_through_the_cli() {
         .unwrap_or("")
         .contains("set_boot_device pxe persistent=true")));
 }
+
+/// Ironic's retirement rules and JSON-patch `null` values, through the CLI.
+#[test]
+fn retirement_and_null_patch_values_as_ironic() {
+    let s = Server::start();
+    ok(
+        baremetal(
+            &s,
+            &["node", "create", "--name", "r", "--driver", "fake-hardware"],
+        ),
+        "create",
+    );
+    s.provision("r", "manage", "manageable");
+    ok(
+        baremetal(
+            &s,
+            &[
+                "node",
+                "set",
+                "r",
+                "--retired",
+                "--retired-reason",
+                "end of life",
+            ],
+        ),
+        "retire",
+    );
+    let n = s.node("r");
+    assert_eq!(
+        (n["retired"].as_bool(), n["retired_reason"].as_str()),
+        (Some(true), Some("end of life")),
+        "{n}"
+    );
+    ok(
+        baremetal(&s, &["node", "unset", "r", "--retired"]),
+        "un-retire",
+    );
+    let n = s.node("r");
+    assert_eq!(n["retired"], false, "{n}");
+    assert!(
+        n["retired_reason"].is_null(),
+        "un-retiring clears the reason: {n}"
+    );
+    s.provision("r", "provide", "available");
+    let text = fails(
+        baremetal(&s, &["node", "set", "r", "--retired"]),
+        "retire an available node",
+    );
+    assert!(
+        text.contains("can not have 'retired' set in provision state 'available'"),
+        "{text}"
+    );
+    // `"value": null` is a value (how clients detach an instance); only a
+    // missing value is refused.
+    let instance = "8f2b6c4e-1c3d-4a5b-9e7f-0a1b2c3d4e5f";
+    let (st, v) = s.json(
+        "PATCH",
+        "/v1/nodes/r",
+        Some(serde_json::json!([{"op": "add", "path": "/instance_uuid", "value": instance}])),
+    );
+    assert_eq!(
+        (st, v["instance_uuid"].as_str()),
+        (200, Some(instance)),
+        "{v}"
+    );
+    let (st, v) = s.json(
+        "PATCH",
+        "/v1/nodes/r",
+        Some(serde_json::json!([{"op": "replace", "path": "/instance_uuid", "value": null}])),
+    );
+    assert_eq!(st, 200, "{v}");
+    assert!(v["instance_uuid"].is_null(), "{v}");
+    let (st, v) = s.json(
+        "PATCH",
+        "/v1/nodes/r",
+        Some(serde_json::json!([{"op": "replace", "path": "/description"}])),
+    );
+    assert_eq!(st, 400, "{v}");
+}
