@@ -100,23 +100,31 @@ fn ramdisk_deploy_through_dhcp_http_and_the_agent_call_back() {
         events[pos("HTTP boot script for")].contains("served: kernel "),
         "{events:#?}"
     );
-    // The same story in the metrics.
-    let out = std::process::Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "10",
-            &format!("http://{ip}:8080/metrics"),
-        ])
-        .output()
-        .unwrap();
-    let metrics = String::from_utf8_lossy(&out.stdout);
+    // The same story in the metrics. The node gauge is the boot backend's
+    // snapshot, refreshed just after each change: wait for it (bounded).
+    let scrape = || {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "10",
+                &format!("http://{ip}:8080/metrics"),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let active = "rackboot_nodes{provision_state=\"active\"} 1";
+    wait_until("the node gauge to show the active node", 10, || {
+        scrape().contains(active)
+    });
+    let metrics = scrape();
     for needle in [
         "rackboot_dhcp_packets_total{type=\"DISCOVER\",verdict=\"offer\"}",
         "rackboot_dhcp_packets_total{type=\"REQUEST\",verdict=\"ack\"}",
         "rackboot_http_requests_total{route=\"images\",status=\"2xx\"}",
         "rackboot_http_requests_total{route=\"heartbeat\",status=\"2xx\"}",
-        "rackboot_nodes{provision_state=\"active\"} 1",
+        active,
         "rackboot_workflow_seconds_count{job=\"deploy\",outcome=\"wait\"} 1",
     ] {
         assert!(metrics.contains(needle), "no {needle} in:\n{metrics}");
