@@ -149,6 +149,148 @@ pub fn parse_fields(
     Ok(Some(fields))
 }
 
+/// The query parameters of each listing and show, as Ironic 39's handlers
+/// take them (`ironic/api/controllers/v1/node.py`, `port.py`).
+pub mod args {
+    pub const NODE_LIST: &[&str] = &[
+        "chassis_uuid",
+        "instance_uuid",
+        "associated",
+        "maintenance",
+        "retired",
+        "provision_state",
+        "marker",
+        "limit",
+        "sort_key",
+        "sort_dir",
+        "driver",
+        "fields",
+        "resource_class",
+        "fault",
+        "conductor_group",
+        "detail",
+        "conductor",
+        "owner",
+        "description_contains",
+        "lessee",
+        "project",
+        "shard",
+        "sharded",
+        "include_children",
+        "parent_node",
+        "instance_name",
+    ];
+    /// `/v1/nodes/detail` takes no `fields` and no `detail`.
+    pub const NODE_DETAIL: &[&str] = &[
+        "chassis_uuid",
+        "instance_uuid",
+        "associated",
+        "maintenance",
+        "retired",
+        "provision_state",
+        "marker",
+        "limit",
+        "sort_key",
+        "sort_dir",
+        "driver",
+        "resource_class",
+        "fault",
+        "conductor_group",
+        "conductor",
+        "owner",
+        "description_contains",
+        "lessee",
+        "project",
+        "shard",
+        "sharded",
+        "include_children",
+        "parent_node",
+        "instance_name",
+    ];
+    pub const NODE_SHOW: &[&str] = &["fields"];
+    pub const NODE_PATCH: &[&str] = &["reset_interfaces"];
+    pub const PORT_LIST: &[&str] = &[
+        "node",
+        "node_uuid",
+        "address",
+        "marker",
+        "limit",
+        "sort_key",
+        "sort_dir",
+        "fields",
+        "portgroup",
+        "detail",
+        "shard",
+        "description_contains",
+        "conductor_groups",
+    ];
+    /// `/v1/ports/detail` takes no `fields` and no `detail`.
+    pub const PORT_DETAIL: &[&str] = &[
+        "node",
+        "node_uuid",
+        "address",
+        "marker",
+        "limit",
+        "sort_key",
+        "sort_dir",
+        "portgroup",
+        "shard",
+        "description_contains",
+        "conductor_groups",
+    ];
+    pub const PORT_SHOW: &[&str] = &["fields"];
+    /// Of those, the ones rackboot does not filter by yet: refused, never
+    /// silently ignored.
+    pub const NOT_YET: &[&str] = &[
+        "chassis_uuid",
+        "retired",
+        "conductor",
+        "description_contains",
+        "lessee",
+        "project",
+        "shard",
+        "sharded",
+        "include_children",
+        "parent_node",
+        "instance_name",
+        "portgroup",
+        "conductor_groups",
+    ];
+}
+
+/// Refuses query parameters the handler does not take, as Ironic does
+/// ("Unexpected arguments: a, b", sorted), and those rackboot does not
+/// filter by yet, so a typo or an unsupported filter is never ignored.
+pub fn check_args(q: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
+    let sorted = |mut v: Vec<&str>| {
+        v.sort_unstable();
+        v.join(", ")
+    };
+    let unknown: Vec<&str> = q
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !allowed.contains(k))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "Unexpected arguments: {}",
+            sorted(unknown)
+        )));
+    }
+    let not_yet: Vec<&str> = q
+        .keys()
+        .map(String::as_str)
+        .filter(|k| args::NOT_YET.contains(k))
+        .collect();
+    if !not_yet.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "rackboot does not filter by {} yet (see the README's \"Not supported yet\")",
+            sorted(not_yet)
+        )));
+    }
+    Ok(())
+}
+
 /// Parses a boolean query parameter.
 pub fn query_bool(q: &HashMap<String, String>, key: &str) -> Result<Option<bool>, ApiError> {
     match q.get(key) {

@@ -211,6 +211,7 @@ pub async fn list(
     headers: HeaderMap,
     axum::extract::Query(q): Params,
 ) -> Result<Response, ApiError> {
+    super::check_args(&q, super::args::NODE_LIST)?;
     list_inner(state, version, headers, q, false, "/v1/nodes").await
 }
 
@@ -221,6 +222,7 @@ pub async fn list_detail(
     headers: HeaderMap,
     axum::extract::Query(q): Params,
 ) -> Result<Response, ApiError> {
+    super::check_args(&q, super::args::NODE_DETAIL)?;
     list_inner(state, version, headers, q, true, "/v1/nodes/detail").await
 }
 
@@ -233,6 +235,7 @@ pub async fn show(
     axum::extract::Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
     check_ident(&ident)?;
+    super::check_args(&q, super::args::NODE_SHOW)?;
     let fields = parse_fields(&q, version, types::node_field_known)?;
     let node = state
         .conductor
@@ -257,6 +260,7 @@ pub async fn patch(
     JsonBody(ops): JsonBody<Vec<PatchOp>>,
 ) -> Result<Json<Value>, ApiError> {
     check_ident(&ident)?;
+    super::check_args(&q, super::args::NODE_PATCH)?;
     let reset = query_bool(&q, "reset_interfaces")?;
     let node = state.conductor.update_node(&ident, ops, reset).await?;
     let base = base_url(&headers);

@@ -126,6 +126,14 @@ async fn list_inner(
     detail: bool,
     path: String,
 ) -> Result<Json<Value>, ApiError> {
+    super::check_args(
+        &q,
+        if detail {
+            super::args::PORT_DETAIL
+        } else {
+            super::args::PORT_LIST
+        },
+    )?;
     let detail = detail || super::query_bool(&q, "detail")?.unwrap_or(false);
     let fields = parse_fields(&q, version, types::port_field_known)?;
     let page = parse_page(&q, &state)?;
@@ -246,6 +254,7 @@ pub async fn show(
     axum::extract::Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
     check_port_ident(&ident)?;
+    super::check_args(&q, super::args::PORT_SHOW)?;
     let fields = parse_fields(&q, version, types::port_field_known)?;
     let port = state
         .conductor

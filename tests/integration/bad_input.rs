@@ -72,6 +72,14 @@ fn bad_requests_are_refused_in_ironics_format_and_write_nothing() {
         ("GET", "/v1/nodes?provision_state=flying".into(), Vec::new(), 400, "not valid"),
         ("GET", "/v1/nodes?limit=-3".into(), Vec::new(), 400, "Limit must be positive"),
         ("GET", "/v1/nodes?fields=uuid,colour".into(), Vec::new(), 400, "colour"),
+        // Unknown query parameters are refused as Ironic 39 refuses them.
+        ("GET", "/v1/nodes?foo=bar&baz=1".into(), Vec::new(), 400, "Unexpected arguments: baz, foo"),
+        ("GET", "/v1/nodes/detail?fields=uuid".into(), Vec::new(), 400, "Unexpected arguments: fields"),
+        ("GET", "/v1/nodes/keep?colour=red".into(), Vec::new(), 400, "Unexpected arguments: colour"),
+        ("GET", "/v1/ports?foo=bar".into(), Vec::new(), 400, "Unexpected arguments: foo"),
+        ("GET", "/v1/nodes/keep/ports?foo=bar".into(), Vec::new(), 400, "Unexpected arguments: foo"),
+        // Ironic's filters rackboot does not apply yet are refused, not ignored.
+        ("GET", "/v1/nodes?retired=true".into(), Vec::new(), 400, "does not filter by retired yet"),
         ("DELETE", "/v1/ports/not-a-port".into(), Vec::new(), 400, "Expected a UUID"),
         ("GET", "/v1/nowhere".into(), Vec::new(), 404, "could not be found"),
         ("DELETE", "/v1/drivers".into(), Vec::new(), 405, "not allowed"),
