@@ -241,19 +241,11 @@ pub mod args {
     pub const PORT_SHOW: &[&str] = &["fields"];
     /// Of those, the ones rackboot does not filter by yet: refused, never
     /// silently ignored.
-    pub const NOT_YET: &[&str] = &[
-        "chassis_uuid",
-        "retired",
-        "conductor",
-        "description_contains",
-        "lessee",
-        "project",
-        "shard",
-        "sharded",
-        "include_children",
-        "parent_node",
-        "instance_name",
+    pub const NODE_NOT_YET: &[&str] = &["chassis_uuid", "conductor", "include_children"];
+    pub const PORT_NOT_YET: &[&str] = &[
         "portgroup",
+        "shard",
+        "description_contains",
         "conductor_groups",
     ];
 }
@@ -261,7 +253,11 @@ pub mod args {
 /// Refuses query parameters the handler does not take, as Ironic does
 /// ("Unexpected arguments: a, b", sorted), and those rackboot does not
 /// filter by yet, so a typo or an unsupported filter is never ignored.
-pub fn check_args(q: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
+pub fn check_args(
+    q: &HashMap<String, String>,
+    allowed: &[&str],
+    not_yet: &[&str],
+) -> Result<(), ApiError> {
     let sorted = |mut v: Vec<&str>| {
         v.sort_unstable();
         v.join(", ")
@@ -280,7 +276,7 @@ pub fn check_args(q: &HashMap<String, String>, allowed: &[&str]) -> Result<(), A
     let not_yet: Vec<&str> = q
         .keys()
         .map(String::as_str)
-        .filter(|k| args::NOT_YET.contains(k))
+        .filter(|k| not_yet.contains(k))
         .collect();
     if !not_yet.is_empty() {
         return Err(ApiError::bad_request(format!(

@@ -137,7 +137,29 @@ fn filter(q: &HashMap<String, String>, version: Version) -> Result<NodeFilter, A
             "Filtering by driver needs API version 1.16 or later",
         ));
     }
+    // Ironic's version gates for these filters (NotAcceptable, 406).
+    for (key, minor) in [
+        ("lessee", 65),
+        ("shard", 82),
+        ("sharded", 82),
+        ("parent_node", 83),
+        ("instance_name", 104),
+    ] {
+        if q.contains_key(key) && !version.at_least(minor) {
+            return Err(ApiError::not_acceptable(format!(
+                "Request not acceptable. The minimal required API version should be 1.{minor}"
+            )));
+        }
+    }
     Ok(NodeFilter {
+        retired: query_bool(q, "retired")?,
+        lessee: q.get("lessee").cloned(),
+        project: q.get("project").cloned(),
+        description_contains: q.get("description_contains").cloned(),
+        instance_name: q.get("instance_name").cloned(),
+        shard: q.get("shard").cloned(),
+        sharded: query_bool(q, "sharded")?,
+        parent_node: q.get("parent_node").cloned(),
         provision_state,
         driver: q.get("driver").cloned(),
         maintenance: query_bool(q, "maintenance")?,
@@ -211,7 +233,7 @@ pub async fn list(
     headers: HeaderMap,
     axum::extract::Query(q): Params,
 ) -> Result<Response, ApiError> {
-    super::check_args(&q, super::args::NODE_LIST)?;
+    super::check_args(&q, super::args::NODE_LIST, super::args::NODE_NOT_YET)?;
     list_inner(state, version, headers, q, false, "/v1/nodes").await
 }
 
@@ -222,7 +244,7 @@ pub async fn list_detail(
     headers: HeaderMap,
     axum::extract::Query(q): Params,
 ) -> Result<Response, ApiError> {
-    super::check_args(&q, super::args::NODE_DETAIL)?;
+    super::check_args(&q, super::args::NODE_DETAIL, super::args::NODE_NOT_YET)?;
     list_inner(state, version, headers, q, true, "/v1/nodes/detail").await
 }
 
@@ -235,7 +257,7 @@ pub async fn show(
     axum::extract::Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
     check_ident(&ident)?;
-    super::check_args(&q, super::args::NODE_SHOW)?;
+    super::check_args(&q, super::args::NODE_SHOW, &[])?;
     let fields = parse_fields(&q, version, types::node_field_known)?;
     let node = state
         .conductor
@@ -260,7 +282,7 @@ pub async fn patch(
     JsonBody(ops): JsonBody<Vec<PatchOp>>,
 ) -> Result<Json<Value>, ApiError> {
     check_ident(&ident)?;
-    super::check_args(&q, super::args::NODE_PATCH)?;
+    super::check_args(&q, super::args::NODE_PATCH, &[])?;
     let reset = query_bool(&q, "reset_interfaces")?;
     let node = state.conductor.update_node(&ident, ops, reset).await?;
     let base = base_url(&headers);

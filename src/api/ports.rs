@@ -126,14 +126,12 @@ async fn list_inner(
     detail: bool,
     path: String,
 ) -> Result<Json<Value>, ApiError> {
-    super::check_args(
-        &q,
-        if detail {
-            super::args::PORT_DETAIL
-        } else {
-            super::args::PORT_LIST
-        },
-    )?;
+    let allowed = if detail {
+        super::args::PORT_DETAIL
+    } else {
+        super::args::PORT_LIST
+    };
+    super::check_args(&q, allowed, super::args::PORT_NOT_YET)?;
     let detail = detail || super::query_bool(&q, "detail")?.unwrap_or(false);
     let fields = parse_fields(&q, version, types::port_field_known)?;
     let page = parse_page(&q, &state)?;
@@ -254,7 +252,7 @@ pub async fn show(
     axum::extract::Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
     check_port_ident(&ident)?;
-    super::check_args(&q, super::args::PORT_SHOW)?;
+    super::check_args(&q, super::args::PORT_SHOW, &[])?;
     let fields = parse_fields(&q, version, types::port_field_known)?;
     let port = state
         .conductor

@@ -74,6 +74,17 @@ pub struct NodeFilter {
     pub conductor_group: Option<String>,
     pub fault: Option<String>,
     pub owner: Option<String>,
+    pub retired: Option<bool>,
+    pub lessee: Option<String>,
+    /// Nodes whose owner or lessee is this project.
+    pub project: Option<String>,
+    /// A substring of the description (case-insensitive, as SQL LIKE).
+    pub description_contains: Option<String>,
+    pub instance_name: Option<String>,
+    pub shard: Option<String>,
+    /// Whether the node has a shard at all.
+    pub sharded: Option<bool>,
+    pub parent_node: Option<String>,
 }
 
 /// Which ports a listing returns.

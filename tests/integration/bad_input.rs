@@ -79,7 +79,8 @@ fn bad_requests_are_refused_in_ironics_format_and_write_nothing() {
         ("GET", "/v1/ports?foo=bar".into(), Vec::new(), 400, "Unexpected arguments: foo"),
         ("GET", "/v1/nodes/keep/ports?foo=bar".into(), Vec::new(), 400, "Unexpected arguments: foo"),
         // Ironic's filters rackboot does not apply yet are refused, not ignored.
-        ("GET", "/v1/nodes?retired=true".into(), Vec::new(), 400, "does not filter by retired yet"),
+        ("GET", "/v1/nodes?chassis_uuid=7c1b2d0e-8f35-4a4e-9b0c-0b6a4b3f9a11".into(), Vec::new(), 400, "does not filter by chassis_uuid yet"),
+        ("GET", "/v1/ports?shard=east".into(), Vec::new(), 400, "does not filter by shard yet"),
         ("DELETE", "/v1/ports/not-a-port".into(), Vec::new(), 400, "Expected a UUID"),
         ("GET", "/v1/nowhere".into(), Vec::new(), 404, "could not be found"),
         ("DELETE", "/v1/drivers".into(), Vec::new(), 405, "not allowed"),

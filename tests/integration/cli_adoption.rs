@@ -780,3 +780,72 @@ fn retirement_and_null_patch_values_as_ironic() {
     );
     assert_eq!(st, 400, "{v}");
 }
+
+/// Ironic's node-list filters on fields rackboot keeps in the node
+/// document, through the real CLI (and the raw API for the version gates).
+#[test]
+fn node_list_filters_as_ironic() {
+    let s = Server::start();
+    for (name, extra) in [
+        (
+            "a",
+            vec!["--lessee", "tenant-1", "--description", "Rack 7 node"],
+        ),
+        ("b", vec!["--owner", "tenant-1", "--description", "rack 8"]),
+        ("c", vec![]),
+    ] {
+        let mut args = vec![
+            "node",
+            "create",
+            "--name",
+            name,
+            "--driver",
+            "fake-hardware",
+        ];
+        args.extend(extra);
+        ok(baremetal(&s, &args), "create");
+    }
+    s.provision("a", "manage", "manageable");
+    ok(baremetal(&s, &["node", "set", "a", "--retired"]), "retire");
+    let list = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["node", "list", "-f", "value", "-c", "Name"];
+        all.extend_from_slice(args);
+        let out = baremetal(&s, &all);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(list(&["--retired"]), ["a"]);
+    assert_eq!(list(&["--no-retired"]), ["b", "c"]);
+    assert_eq!(list(&["--lessee", "tenant-1"]), ["a"]);
+    assert_eq!(list(&["--description-contains", "RACK"]), ["a", "b"]);
+    assert_eq!(list(&["--unsharded"]), ["a", "b", "c"]);
+    // project: the owner or the lessee.
+    let (st, v) = s.json("GET", "/v1/nodes?project=tenant-1", None);
+    assert_eq!(st, 200, "{v}");
+    let mut names: Vec<&str> = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["name"].as_str())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a", "b"]);
+    // Ironic's version gate: lessee needs 1.65.
+    let (st, _, body) = s.request(
+        "GET",
+        "/v1/nodes?lessee=tenant-1",
+        None,
+        &[("X-OpenStack-Ironic-API-Version", "1.64")],
+    );
+    assert_eq!(st, 406, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("should be 1.65"));
+}

@@ -178,6 +178,51 @@ impl Sqlite {
             Some(false) => sql.push_str(" AND instance_uuid IS NULL"),
             None => {}
         }
+        // Fields kept only in the document.
+        if let Some(r) = filter.retired {
+            eq(
+                "coalesce(json_extract(doc, '$.retired'), 0)",
+                Box::new(r),
+                &mut sql,
+            );
+        }
+        for (field, value) in [
+            ("lessee", &filter.lessee),
+            ("instance_name", &filter.instance_name),
+            ("shard", &filter.shard),
+            ("parent_node", &filter.parent_node),
+        ] {
+            if let Some(v) = value {
+                eq(
+                    &format!("json_extract(doc, '$.{field}')"),
+                    Box::new(v.clone()),
+                    &mut sql,
+                );
+            }
+        }
+        match filter.sharded {
+            Some(true) => sql.push_str(" AND json_extract(doc, '$.shard') IS NOT NULL"),
+            Some(false) => sql.push_str(" AND json_extract(doc, '$.shard') IS NULL"),
+            None => {}
+        }
+        if let Some(p) = &filter.project {
+            args.push(Box::new(p.clone()));
+            let n = args.len();
+            sql.push_str(&format!(
+                " AND (owner = ?{n} OR json_extract(doc, '$.lessee') = ?{n})"
+            ));
+        }
+        if let Some(d) = &filter.description_contains {
+            let escaped = d
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            args.push(Box::new(format!("%{escaped}%")));
+            sql.push_str(&format!(
+                " AND json_extract(doc, '$.description') LIKE ?{} ESCAPE '\\'",
+                args.len()
+            ));
+        }
         let conn = self.reader();
         if let Some(marker) = page.marker {
             let id = node_id(&conn, marker)?;

@@ -297,3 +297,126 @@ fn leases_round_trip_typed() {
     s.save_leases(&[l]).unwrap();
     assert_eq!(s.load_leases().unwrap(), vec![l]);
 }
+
+#[test]
+fn document_fields_filter_listings() {
+    let (_d, s) = store();
+    let mut a = node("a");
+    a.retired = true;
+    a.lessee = Some("tenant-1".into());
+    a.description = Some("Rack 7, 100% Busy_node".into());
+    a.shard = Some("east".into());
+    a.instance_name = Some("web-1".into());
+    let mut b = node("b");
+    b.owner = Some("tenant-1".into());
+    b.parent_node = Some(a.uuid.to_string());
+    b.description = Some("rack 8".into());
+    let c = node("c");
+    for n in [&a, &b, &c] {
+        s.create_node(n, &h("c")).unwrap();
+    }
+    let names = |f: NodeFilter| -> Vec<String> {
+        s.list_nodes(&f, Page::ALL)
+            .unwrap()
+            .into_iter()
+            .filter_map(|n| n.name)
+            .collect()
+    };
+    let cases: Vec<(NodeFilter, &[&str])> = vec![
+        (
+            NodeFilter {
+                retired: Some(true),
+                ..Default::default()
+            },
+            &["a"],
+        ),
+        (
+            NodeFilter {
+                retired: Some(false),
+                ..Default::default()
+            },
+            &["b", "c"],
+        ),
+        (
+            NodeFilter {
+                lessee: Some("tenant-1".into()),
+                ..Default::default()
+            },
+            &["a"],
+        ),
+        (
+            NodeFilter {
+                project: Some("tenant-1".into()),
+                ..Default::default()
+            },
+            &["a", "b"],
+        ),
+        (
+            NodeFilter {
+                description_contains: Some("RACK".into()),
+                ..Default::default()
+            },
+            &["a", "b"],
+        ),
+        // LIKE's wildcards are matched literally.
+        (
+            NodeFilter {
+                description_contains: Some("100%".into()),
+                ..Default::default()
+            },
+            &["a"],
+        ),
+        (
+            NodeFilter {
+                description_contains: Some("y_n".into()),
+                ..Default::default()
+            },
+            &["a"],
+        ),
+        (
+            NodeFilter {
+                description_contains: Some("%".into()),
+                ..Default::default()
+            },
+            &["a"],
+        ),
+        (
+            NodeFilter {
+                shard: Some("east".into()),
+                ..Default::default()
+            },
+            &["a"],
+        ),
+        (
+            NodeFilter {
+                sharded: Some(true),
+                ..Default::default()
+            },
+            &["a"],
+        ),
+        (
+            NodeFilter {
+                sharded: Some(false),
+                ..Default::default()
+            },
+            &["b", "c"],
+        ),
+        (
+            NodeFilter {
+                instance_name: Some("web-1".into()),
+                ..Default::default()
+            },
+            &["a"],
+        ),
+        (
+            NodeFilter {
+                parent_node: Some(a.uuid.to_string()),
+                ..Default::default()
+            },
+            &["b"],
+        ),
+    ];
+    for (f, want) in cases {
+        assert_eq!(names(f.clone()), want, "{f:?}");
+    }
+}
