@@ -346,6 +346,15 @@ pub fn apply(
             old.provision_state
         )));
     }
+    // instance_name follows instance_info's display_name when it is not set
+    // (Ironic's API does this on every PATCH that changes instance_info).
+    if new.instance_info != old.instance_info && new.instance_name.is_none() {
+        if let Some(Value::String(d)) = new.instance_info.get("display_name") {
+            if !d.is_empty() {
+                new.instance_name = Some(d.clone());
+            }
+        }
+    }
     // Retirement, as Ironic's conductor checks it (_check_update_retired).
     if new.retired != old.retired {
         if !new.retired {
@@ -472,6 +481,29 @@ mod tests {
         .unwrap();
         assert!(unset.extra.is_empty());
         assert_eq!(unset.name, None);
+    }
+
+    #[test]
+    fn instance_name_follows_display_name_unless_set() {
+        let r = Registry::standard();
+        let n = node(State::Enroll);
+        let display = |name: &str| {
+            ops(json!([{"op": "add", "path": "/instance_info/display_name", "value": name}]))
+        };
+        let named = apply(&n, &display("web-1"), &r, None).unwrap();
+        assert_eq!(named.instance_name.as_deref(), Some("web-1"));
+        // Already set: left alone.
+        let kept = apply(&named, &display("web-2"), &r, None).unwrap();
+        assert_eq!(kept.instance_name.as_deref(), Some("web-1"));
+        // Other instance_info changes with no display_name set nothing.
+        let other = apply(
+            &n,
+            &ops(json!([{"op": "add", "path": "/instance_info/image_source", "value": "x"}])),
+            &r,
+            None,
+        )
+        .unwrap();
+        assert_eq!(other.instance_name, None);
     }
 
     #[test]

@@ -779,6 +779,15 @@ fn retirement_and_null_patch_values_as_ironic() {
         Some(serde_json::json!([{"op": "replace", "path": "/description"}])),
     );
     assert_eq!(st, 400, "{v}");
+    // instance_name follows instance_info's display_name (API 1.104).
+    ok(
+        baremetal(
+            &s,
+            &["node", "set", "r", "--instance-info", "display_name=web-1"],
+        ),
+        "display_name",
+    );
+    assert_eq!(s.node("r")["instance_name"], "web-1");
 }
 
 /// Ironic's node-list filters on fields rackboot keeps in the node
