@@ -152,36 +152,8 @@ pub fn parse_fields(
 /// The query parameters of each listing and show, as Ironic 39's handlers
 /// take them (`ironic/api/controllers/v1/node.py`, `port.py`).
 pub mod args {
-    pub const NODE_LIST: &[&str] = &[
-        "chassis_uuid",
-        "instance_uuid",
-        "associated",
-        "maintenance",
-        "retired",
-        "provision_state",
-        "marker",
-        "limit",
-        "sort_key",
-        "sort_dir",
-        "driver",
-        "fields",
-        "resource_class",
-        "fault",
-        "conductor_group",
-        "detail",
-        "conductor",
-        "owner",
-        "description_contains",
-        "lessee",
-        "project",
-        "shard",
-        "sharded",
-        "include_children",
-        "parent_node",
-        "instance_name",
-    ];
-    /// `/v1/nodes/detail` takes no `fields` and no `detail`.
-    pub const NODE_DETAIL: &[&str] = &[
+    /// What `/v1/nodes/detail` takes; `/v1/nodes` also takes [`LIST_ONLY`].
+    pub const NODE_FILTERS: &[&str] = &[
         "chassis_uuid",
         "instance_uuid",
         "associated",
@@ -207,38 +179,25 @@ pub mod args {
         "parent_node",
         "instance_name",
     ];
-    pub const NODE_SHOW: &[&str] = &["fields"];
+    /// What `/v1/ports/detail` takes; `/v1/ports` also takes [`LIST_ONLY`].
+    pub const PORT_FILTERS: &[&str] = &[
+        "node",
+        "node_uuid",
+        "address",
+        "marker",
+        "limit",
+        "sort_key",
+        "sort_dir",
+        "portgroup",
+        "shard",
+        "description_contains",
+        "conductor_groups",
+    ];
+    /// The non-detail lists also take these (the detail lists do not).
+    pub const LIST_ONLY: &[&str] = &["fields", "detail"];
+    /// A show takes only `fields`.
+    pub const SHOW: &[&str] = &["fields"];
     pub const NODE_PATCH: &[&str] = &["reset_interfaces"];
-    pub const PORT_LIST: &[&str] = &[
-        "node",
-        "node_uuid",
-        "address",
-        "marker",
-        "limit",
-        "sort_key",
-        "sort_dir",
-        "fields",
-        "portgroup",
-        "detail",
-        "shard",
-        "description_contains",
-        "conductor_groups",
-    ];
-    /// `/v1/ports/detail` takes no `fields` and no `detail`.
-    pub const PORT_DETAIL: &[&str] = &[
-        "node",
-        "node_uuid",
-        "address",
-        "marker",
-        "limit",
-        "sort_key",
-        "sort_dir",
-        "portgroup",
-        "shard",
-        "description_contains",
-        "conductor_groups",
-    ];
-    pub const PORT_SHOW: &[&str] = &["fields"];
     /// Of those, the ones rackboot does not filter by yet: refused, never
     /// silently ignored.
     pub const NODE_NOT_YET: &[&str] = &["chassis_uuid", "conductor", "include_children"];
@@ -255,7 +214,7 @@ pub mod args {
 /// filter by yet, so a typo or an unsupported filter is never ignored.
 pub fn check_args(
     q: &HashMap<String, String>,
-    allowed: &[&str],
+    allowed: &[&[&str]],
     not_yet: &[&str],
 ) -> Result<(), ApiError> {
     let sorted = |mut v: Vec<&str>| {
@@ -265,7 +224,7 @@ pub fn check_args(
     let unknown: Vec<&str> = q
         .keys()
         .map(String::as_str)
-        .filter(|k| !allowed.contains(k))
+        .filter(|k| !allowed.iter().any(|a| a.contains(k)))
         .collect();
     if !unknown.is_empty() {
         return Err(ApiError::bad_request(format!(

@@ -233,7 +233,11 @@ pub async fn list(
     headers: HeaderMap,
     axum::extract::Query(q): Params,
 ) -> Result<Response, ApiError> {
-    super::check_args(&q, super::args::NODE_LIST, super::args::NODE_NOT_YET)?;
+    super::check_args(
+        &q,
+        &[super::args::NODE_FILTERS, super::args::LIST_ONLY],
+        super::args::NODE_NOT_YET,
+    )?;
     list_inner(state, version, headers, q, false, "/v1/nodes").await
 }
 
@@ -244,7 +248,7 @@ pub async fn list_detail(
     headers: HeaderMap,
     axum::extract::Query(q): Params,
 ) -> Result<Response, ApiError> {
-    super::check_args(&q, super::args::NODE_DETAIL, super::args::NODE_NOT_YET)?;
+    super::check_args(&q, &[super::args::NODE_FILTERS], super::args::NODE_NOT_YET)?;
     list_inner(state, version, headers, q, true, "/v1/nodes/detail").await
 }
 
@@ -257,7 +261,7 @@ pub async fn show(
     axum::extract::Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
     check_ident(&ident)?;
-    super::check_args(&q, super::args::NODE_SHOW, &[])?;
+    super::check_args(&q, &[super::args::SHOW], &[])?;
     let fields = parse_fields(&q, version, types::node_field_known)?;
     let node = state
         .conductor
@@ -282,7 +286,7 @@ pub async fn patch(
     JsonBody(ops): JsonBody<Vec<PatchOp>>,
 ) -> Result<Json<Value>, ApiError> {
     check_ident(&ident)?;
-    super::check_args(&q, super::args::NODE_PATCH, &[])?;
+    super::check_args(&q, &[super::args::NODE_PATCH], &[])?;
     let reset = query_bool(&q, "reset_interfaces")?;
     let node = state.conductor.update_node(&ident, ops, reset).await?;
     let base = base_url(&headers);

@@ -126,12 +126,13 @@ async fn list_inner(
     detail: bool,
     path: String,
 ) -> Result<Json<Value>, ApiError> {
-    let allowed = if detail {
-        super::args::PORT_DETAIL
+    use super::args::{LIST_ONLY, PORT_FILTERS, PORT_NOT_YET};
+    let allowed: &[&[&str]] = if detail {
+        &[PORT_FILTERS]
     } else {
-        super::args::PORT_LIST
+        &[PORT_FILTERS, LIST_ONLY]
     };
-    super::check_args(&q, allowed, super::args::PORT_NOT_YET)?;
+    super::check_args(&q, allowed, PORT_NOT_YET)?;
     let detail = detail || super::query_bool(&q, "detail")?.unwrap_or(false);
     let fields = parse_fields(&q, version, types::port_field_known)?;
     let page = parse_page(&q, &state)?;
@@ -252,7 +253,7 @@ pub async fn show(
     axum::extract::Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
     check_port_ident(&ident)?;
-    super::check_args(&q, super::args::PORT_SHOW, &[])?;
+    super::check_args(&q, &[super::args::SHOW], &[])?;
     let fields = parse_fields(&q, version, types::port_field_known)?;
     let port = state
         .conductor

@@ -243,24 +243,12 @@ impl Conductor {
 mod tests {
     use super::*;
 
-    fn conductor(dir: &tempfile::TempDir) -> Conductor {
-        let store = Store::open(&dir.path().join("t.db"), store::Options::default()).unwrap();
-        Conductor::new(store, Arc::new(Registry::standard()), Settings::default())
-    }
+    use crate::conductor::tests::{conductor, fake_node};
 
     async fn node(c: &Conductor, name: &str) -> Node {
-        let mut n = Node::new(
-            Uuid::new_v4(),
-            "fake-hardware",
-            Registry::standard()
-                .hardware_type("fake-hardware")
-                .unwrap()
-                .defaults(),
-            State::Manageable,
-            now(),
-        );
-        n.name = Some(name.into());
-        c.create_node(n, None).await.unwrap()
+        c.create_node(fake_node(name, State::Manageable), None)
+            .await
+            .unwrap()
     }
 
     fn events(c: &Conductor, n: &Node) -> Vec<String> {
@@ -280,7 +268,7 @@ mod tests {
     #[tokio::test]
     async fn port_changes_go_through_the_conductor_with_history() {
         let dir = tempfile::tempdir().unwrap();
-        let c = conductor(&dir);
+        let c = conductor(&dir, Settings::default());
         let a = node(&c, "a").await;
         let b = node(&c, "b").await;
         let mac: Mac = "52:54:00:12:34:56".parse().unwrap();
@@ -335,9 +323,8 @@ mod tests {
     #[tokio::test]
     async fn port_changes_wait_for_a_busy_node_and_refuse_bad_patches() {
         let dir = tempfile::tempdir().unwrap();
-        let c = Conductor::new(
-            Store::open(&dir.path().join("t.db"), store::Options::default()).unwrap(),
-            Arc::new(Registry::standard()),
+        let c = conductor(
+            &dir,
             Settings {
                 node_locked_wait: Duration::from_millis(20),
                 ..Settings::default()

@@ -299,31 +299,20 @@ impl Conductor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conductor::tests::{conductor, fake_node};
     use crate::conductor::Settings;
-    use crate::drivers::Registry;
     use crate::model::{PowerState, State};
-    use crate::store::{self, Store};
-    use uuid::Uuid;
 
     #[tokio::test]
     async fn fake_nodes_sync_quietly_and_excluded_states_are_skipped() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db"), store::Options::default()).unwrap();
-        let c = Conductor::new(store, Arc::new(Registry::standard()), Settings::default());
-        let r = Registry::standard();
+        let c = conductor(&dir, Settings::default());
         for (name, state) in [
             ("a", State::Active),
             ("e", State::Enroll),
             ("f", State::AdoptFailed),
         ] {
-            let mut n = Node::new(
-                Uuid::new_v4(),
-                "fake-hardware",
-                r.hardware_type("fake-hardware").unwrap().defaults(),
-                state,
-                now(),
-            );
-            n.name = Some(name.into());
+            let mut n = fake_node(name, state);
             n.power_state = Some(PowerState::On);
             c.store()
                 .create_node(&n, &HistoryEntry::new(Severity::Info, "test", "seeded"))

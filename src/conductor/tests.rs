@@ -3,12 +3,15 @@
 use super::*;
 use serde_json::json;
 
-fn conductor(dir: &tempfile::TempDir, settings: Settings) -> Conductor {
+/// A conductor over a fresh SQLite file in `dir` (shared by the
+/// conductor's other test modules).
+pub(super) fn conductor(dir: &tempfile::TempDir, settings: Settings) -> Conductor {
     let store = Store::open(&dir.path().join("t.db"), store::Options::default()).unwrap();
     Conductor::new(store, Arc::new(Registry::standard()), settings)
 }
 
-fn fake_node(name: &str, state: State) -> Node {
+/// A `fake-hardware` node named `name` in `state`, not yet stored.
+pub(super) fn fake_node(name: &str, state: State) -> Node {
     let r = Registry::standard();
     let mut n = Node::new(
         Uuid::new_v4(),

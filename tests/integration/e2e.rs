@@ -102,18 +102,7 @@ fn ramdisk_deploy_through_dhcp_http_and_the_agent_call_back() {
     );
     // The same story in the metrics. The node gauge is the boot backend's
     // snapshot, refreshed just after each change: wait for it (bounded).
-    let scrape = || {
-        let out = std::process::Command::new("curl")
-            .args([
-                "-sS",
-                "--max-time",
-                "10",
-                &format!("http://{ip}:8080/metrics"),
-            ])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let scrape = || metrics(&ip);
     let active = "rackboot_nodes{provision_state=\"active\"} 1";
     wait_until("the node gauge to show the active node", 10, || {
         scrape().contains(active)
@@ -131,18 +120,23 @@ fn ramdisk_deploy_through_dhcp_http_and_the_agent_call_back() {
     }
 }
 
-/// One sample of the lab appliance's `/metrics` (0 while absent).
-fn metric(seg: &Segment, sample: &str) -> u64 {
+/// The lab appliance's `/metrics` text, served at `ip`.
+fn metrics(ip: &str) -> String {
     let out = std::process::Command::new("curl")
         .args([
             "-sS",
             "--max-time",
             "10",
-            &format!("http://{}:8080/metrics", seg.server_ip()),
+            &format!("http://{ip}:8080/metrics"),
         ])
         .output()
         .unwrap();
-    String::from_utf8_lossy(&out.stdout)
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// One sample of the lab appliance's `/metrics` (0 while absent).
+fn metric(ip: &str, sample: &str) -> u64 {
+    metrics(ip)
         .lines()
         .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
         .unwrap_or(0)
@@ -347,7 +341,12 @@ fn ipmi_adoption_of_a_running_vm_then_enforcement() {
     s.provision("prod", "adopt", "active");
     // Three sync reads of the (only) node after adoption, counted by the
     // appliance itself, before looking at what the BMC saw.
-    let reads = || metric(&seg, "rackboot_power_sync_reads_total{outcome=\"checked\"}");
+    let reads = || {
+        metric(
+            &seg.server_ip(),
+            "rackboot_power_sync_reads_total{outcome=\"checked\"}",
+        )
+    };
     let after_adopt = reads();
     wait_until("three sync reads of the adopted node", 30, || {
         reads() >= after_adopt + 3
@@ -526,21 +525,10 @@ fn iso_instance_boots_through_sanboot_over_http_ranges() {
     assert!(pos("HTTP boot script for") < pos("HTTP boot_iso requested"));
     assert!(pos("HTTP boot_iso requested") < pos("the ramdisk is up"));
     // sanboot read it in ranges.
-    let out = std::process::Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "10",
-            &format!("http://{ip}:8080/metrics"),
-        ])
-        .output()
-        .unwrap();
-    let metrics = String::from_utf8_lossy(&out.stdout);
-    let images_2xx: u64 = metrics
-        .lines()
-        .find(|l| l.starts_with("rackboot_http_requests_total{route=\"images\",status=\"2xx\"}"))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0);
+    let images_2xx = metric(
+        &ip,
+        "rackboot_http_requests_total{route=\"images\",status=\"2xx\"}",
+    );
     assert!(
         images_2xx > 10,
         "sanboot should read the ISO in many ranges: {images_2xx} requests"
