@@ -95,11 +95,14 @@ impl From<store::Error> for ApiError {
     fn from(e: store::Error) -> Self {
         use store::Error as E;
         match e {
-            E::NodeNotFound(_) | E::PortNotFound(_) => ApiError::not_found(e.to_string()),
+            E::NodeNotFound(_) | E::PortNotFound(_) | E::RecordNotFound { .. } => {
+                ApiError::not_found(e.to_string())
+            }
             E::DuplicateName(_)
             | E::DuplicateNodeUuid(_)
             | E::DuplicatePortUuid(_)
             | E::DuplicateMac(_)
+            | E::DuplicateRecord { .. }
             | E::InstanceAssociated { .. }
             | E::Conflict { .. } => ApiError::conflict(e.to_string()),
             E::Database(_) | E::Corrupt(_) => ApiError::internal(e),
@@ -128,6 +131,7 @@ impl From<conductor::Error> for ApiError {
             | E::Invalid(_)
             | E::Refused(_) => ApiError::bad_request(msg),
             E::NodeProtected { .. } => ApiError::new(StatusCode::FORBIDDEN, msg),
+            E::TraitNotFound { .. } => ApiError::not_found(msg),
             E::NoFreeWorker | E::ShuttingDown => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, msg)
             }

@@ -3,11 +3,18 @@
 //! paths, bodies, status codes and error format.
 
 pub mod agent;
+pub mod allocations;
 pub mod auth;
+pub mod chassis;
+pub mod conductors;
 pub mod error;
 pub mod nodes;
+pub mod portgroups;
 pub mod ports;
 pub mod provision;
+pub mod records;
+pub mod schema;
+pub mod traits;
 pub mod types;
 pub mod version;
 
@@ -19,6 +26,9 @@ use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
+use axum::Extension;
+
+use crate::model::{Allocation, Chassis, Portgroup};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -198,15 +208,87 @@ pub mod args {
     /// A show takes only `fields`.
     pub const SHOW: &[&str] = &["fields"];
     pub const NODE_PATCH: &[&str] = &["reset_interfaces"];
+    /// The node fields a list sorts by (Ironic's node columns rackboot
+    /// keeps, less `invalid_sort_key_list`).
+    pub const NODE_SORT: &[&str] = &[
+        "uuid",
+        "name",
+        "instance_uuid",
+        "instance_name",
+        "driver",
+        "provision_state",
+        "target_provision_state",
+        "provision_updated_at",
+        "power_state",
+        "target_power_state",
+        "last_error",
+        "maintenance",
+        "maintenance_reason",
+        "fault",
+        "reservation",
+        "protected",
+        "protected_reason",
+        "retired",
+        "retired_reason",
+        "owner",
+        "lessee",
+        "description",
+        "conductor_group",
+        "resource_class",
+        "automated_clean",
+        "boot_mode",
+        "secure_boot",
+        "shard",
+        "parent_node",
+        "disable_power_off",
+        "created_at",
+        "updated_at",
+        "bios_interface",
+        "boot_interface",
+        "console_interface",
+        "deploy_interface",
+        "firmware_interface",
+        "inspect_interface",
+        "management_interface",
+        "network_interface",
+        "power_interface",
+        "raid_interface",
+        "rescue_interface",
+        "storage_interface",
+        "vendor_interface",
+    ];
+    /// Node fields Ironic refuses to sort by, with its own message.
+    pub const NODE_NO_SORT: &[&str] = &[
+        "properties",
+        "driver_info",
+        "extra",
+        "instance_info",
+        "driver_internal_info",
+        "clean_step",
+        "deploy_step",
+        "raid_config",
+        "target_raid_config",
+        "traits",
+        "network_data",
+        "service_step",
+    ];
+    /// The port fields a list sorts by.
+    pub const PORT_SORT: &[&str] = &[
+        "uuid",
+        "address",
+        "pxe_enabled",
+        "physical_network",
+        "is_smartnic",
+        "name",
+        "description",
+        "vendor",
+        "category",
+        "created_at",
+        "updated_at",
+    ];
     /// Of those, the ones rackboot does not filter by yet: refused, never
     /// silently ignored.
-    pub const NODE_NOT_YET: &[&str] = &["chassis_uuid", "conductor", "include_children"];
-    pub const PORT_NOT_YET: &[&str] = &[
-        "portgroup",
-        "shard",
-        "description_contains",
-        "conductor_groups",
-    ];
+    pub const PORT_NOT_YET: &[&str] = &["shard", "description_contains", "conductor_groups"];
 }
 
 /// Refuses query parameters the handler does not take, as Ironic does
@@ -258,10 +340,23 @@ pub fn query_bool(q: &HashMap<String, String>, key: &str) -> Result<Option<bool>
     }
 }
 
-/// Parses `limit`, `marker` and `sort_dir` into a page request.
+/// Parses `limit`, `marker`, `sort_key` (one of `sortable`, or `id`) and
+/// `sort_dir` into a page request.
 pub fn parse_page(
     q: &HashMap<String, String>,
     state: &AppState,
+    sortable: &[&'static str],
+) -> Result<crate::store::Page, ApiError> {
+    parse_page_with(q, state, sortable, true)
+}
+
+/// [`parse_page`]; with `uuid_marker` false the marker is not a UUID (a
+/// conductor's host name) and is left to the caller.
+pub fn parse_page_with(
+    q: &HashMap<String, String>,
+    state: &AppState,
+    sortable: &[&'static str],
+    uuid_marker: bool,
 ) -> Result<crate::store::Page, ApiError> {
     let limit = match q.get("limit") {
         None => state.limits.max_limit,
@@ -275,20 +370,24 @@ pub fn parse_page(
             }
         },
     };
-    let marker = match q.get("marker") {
+    let marker = match q.get("marker").filter(|_| uuid_marker) {
         None => None,
         Some(m) => Some(
             m.parse::<uuid::Uuid>()
                 .map_err(|_| ApiError::bad_request(format!("Expected a UUID for marker: {m}")))?,
         ),
     };
-    if let Some(key) = q.get("sort_key") {
-        if !matches!(key.as_str(), "id" | "created_at") {
-            return Err(ApiError::bad_request(format!(
-                "The sort_key value \"{key}\" is not supported by rackboot; listings are sorted by creation (id, created_at)"
-            )));
-        }
-    }
+    let sort = match q.get("sort_key").map(String::as_str) {
+        None | Some("id") => None,
+        Some(key) => match sortable.iter().find(|k| **k == key) {
+            Some(k) => Some(*k),
+            None => {
+                return Err(ApiError::bad_request(format!(
+                    "The sort_key value \"{key}\" is an invalid field for sorting"
+                )))
+            }
+        },
+    };
     let descending = match q.get("sort_dir").map(String::as_str) {
         None | Some("asc") => false,
         Some("desc") => true,
@@ -302,6 +401,7 @@ pub fn parse_page(
         marker,
         limit,
         descending,
+        sort,
     })
 }
 
@@ -356,27 +456,47 @@ async fn root(headers: HeaderMap) -> Json<Value> {
     }))
 }
 
-async fn v1(headers: HeaderMap) -> Json<Value> {
+/// The resources `/v1/` links to beside nodes, ports, drivers and chassis,
+/// in Ironic's order, with the microversion each appears at.
+const V1_LINKS: &[(&str, u32)] = &[("portgroups", 23), ("conductors", 49), ("allocations", 52)];
+
+async fn v1(headers: HeaderMap, version: Option<Extension<Version>>) -> Json<Value> {
     let base = base_url(&headers);
+    let version = version
+        .map(|Extension(v)| v)
+        .unwrap_or(Version(MIN_MINOR_VERSION));
     let link = |kind: &str| {
         json!([
             {"href": format!("{base}/v1/{kind}/"), "rel": "self"},
             {"href": format!("{base}/{kind}/"), "rel": "bookmark"}
         ])
     };
-    Json(json!({
-        "id": "v1",
-        "links": [
+    let mut body = serde_json::Map::new();
+    body.insert("id".into(), json!("v1"));
+    body.insert(
+        "links".into(),
+        json!([
             {"href": format!("{base}/v1/"), "rel": "self"},
             {"href": "https://docs.openstack.org/ironic/latest/contributor/webapi.html", "rel": "describedby", "type": "text/html"}
-        ],
-        "media_types": {"base": "application/json", "type": "application/vnd.openstack.ironic.v1+json"},
-        "nodes": link("nodes"),
-        "ports": link("ports"),
-        "drivers": link("drivers"),
-        "version": version_object(&base),
-    }))
+        ]),
+    );
+    body.insert(
+        "media_types".into(),
+        json!({"base": "application/json", "type": "application/vnd.openstack.ironic.v1+json"}),
+    );
+    for kind in ["chassis", "nodes", "ports", "drivers"] {
+        body.insert(kind.into(), link(kind));
+    }
+    body.insert("version".into(), version_object(&base));
+    for (kind, min) in V1_LINKS {
+        if version.at_least(*min) {
+            body.insert(kind.to_string(), link(kind));
+        }
+    }
+    Json(Value::Object(body))
 }
+
+const MIN_MINOR_VERSION: u32 = version::MIN_MINOR;
 
 async fn drivers_list(
     State(state): State<AppState>,
@@ -534,6 +654,76 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/ports/{ident}",
             get(ports::show).patch(ports::patch).delete(ports::delete),
+        )
+        .route(
+            "/v1/nodes/{ident}/allocation",
+            get(allocations::node_show).delete(allocations::node_delete),
+        )
+        .route("/v1/nodes/{ident}/portgroups", get(portgroups::node_list))
+        .route(
+            "/v1/nodes/{ident}/portgroups/detail",
+            get(portgroups::node_list_detail),
+        )
+        .route(
+            "/v1/nodes/{ident}/traits",
+            get(traits::list)
+                .put(traits::set_all)
+                .delete(traits::remove_all),
+        )
+        .route(
+            "/v1/nodes/{ident}/traits/{name}",
+            put(traits::add).delete(traits::remove),
+        )
+        .route(
+            "/v1/allocations",
+            get(records::list::<Allocation>).post(allocations::create),
+        )
+        .route(
+            "/v1/allocations/detail",
+            get(records::list_detail::<Allocation>),
+        )
+        .route(
+            "/v1/allocations/{ident}",
+            get(records::show::<Allocation>)
+                .patch(allocations::patch)
+                .delete(allocations::delete),
+        )
+        .route(
+            "/v1/chassis",
+            get(records::list::<Chassis>).post(chassis::create),
+        )
+        .route("/v1/chassis/detail", get(records::list_detail::<Chassis>))
+        .route(
+            "/v1/chassis/{ident}",
+            get(records::show::<Chassis>)
+                .patch(chassis::patch)
+                .delete(chassis::delete),
+        )
+        .route("/v1/chassis/{ident}/nodes", get(chassis::nodes))
+        .route(
+            "/v1/chassis/{ident}/nodes/detail",
+            get(chassis::nodes_detail),
+        )
+        .route("/v1/conductors", get(conductors::list))
+        .route("/v1/conductors/{hostname}", get(conductors::show))
+        .route(
+            "/v1/portgroups",
+            get(records::list::<Portgroup>).post(portgroups::create),
+        )
+        .route(
+            "/v1/portgroups/detail",
+            get(records::list_detail::<Portgroup>),
+        )
+        .route(
+            "/v1/portgroups/{ident}",
+            get(records::show::<Portgroup>)
+                .patch(portgroups::patch)
+                .delete(portgroups::delete),
+        )
+        .route("/v1/portgroups/{ident}/ports", get(portgroups::ports))
+        .route(
+            "/v1/portgroups/{ident}/ports/detail",
+            get(portgroups::ports_detail),
         )
         .route("/v1/drivers", get(drivers_list))
         .route("/v1/drivers/", get(drivers_list))

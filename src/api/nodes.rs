@@ -51,11 +51,22 @@ pub async fn create(
             .parse()
             .map_err(|_| ApiError::bad_request(format!("Expected a UUID but received {u}.")))?,
     };
-    if let Some(c) = &body.chassis_uuid {
-        return Err(ApiError::bad_request(format!(
-            "Chassis {c} could not be found: rackboot has no chassis; leave chassis_uuid unset"
-        )));
-    }
+    let chassis_uuid = match body.chassis_uuid.clone() {
+        None => None,
+        Some(c) => {
+            let u: Uuid = c.parse().map_err(|_| {
+                ApiError::bad_request(format!("Expected UUID for chassis_uuid: {c}"))
+            })?;
+            // An unknown chassis is a bad request here (Ironic: 400).
+            state
+                .conductor
+                .store()
+                .call(move |s| s.get_record::<crate::model::Chassis>(&c))
+                .await
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            Some(u)
+        }
+    };
     let initial = if version.at_least(11) {
         PState::Enroll
     } else {
@@ -82,6 +93,7 @@ pub async fn create(
             .transpose()
     };
     node.name = body.name;
+    node.chassis_uuid = chassis_uuid;
     node.driver_info = body.driver_info.unwrap_or_default();
     node.instance_info = body.instance_info.unwrap_or_default();
     node.properties = body.properties.unwrap_or_default();
@@ -143,6 +155,8 @@ fn filter(q: &HashMap<String, String>, version: Version) -> Result<NodeFilter, A
         ("shard", 82),
         ("sharded", 82),
         ("parent_node", 83),
+        ("include_children", 83),
+        ("conductor", 49),
         ("instance_name", 104),
     ] {
         if q.contains_key(key) && !version.at_least(minor) {
@@ -151,7 +165,17 @@ fn filter(q: &HashMap<String, String>, version: Version) -> Result<NodeFilter, A
             )));
         }
     }
+    let chassis_uuid =
+        match q.get("chassis_uuid") {
+            None => None,
+            Some(c) => Some(c.parse::<uuid::Uuid>().map_err(|_| {
+                ApiError::bad_request(format!("Expected UUID for chassis_uuid: {c}"))
+            })?),
+        };
+    let include_children = query_bool(q, "include_children")?.unwrap_or(false);
     Ok(NodeFilter {
+        chassis_uuid,
+        exclude_children: !include_children && !q.contains_key("parent_node"),
         retired: query_bool(q, "retired")?,
         lessee: q.get("lessee").cloned(),
         project: q.get("project").cloned(),
@@ -172,7 +196,7 @@ fn filter(q: &HashMap<String, String>, version: Version) -> Result<NodeFilter, A
     })
 }
 
-async fn list_inner(
+pub async fn list_inner(
     state: AppState,
     version: Version,
     headers: HeaderMap,
@@ -188,12 +212,28 @@ async fn list_inner(
         ));
     }
     let f = filter(&q, version)?;
-    let page = parse_page(&q, &state)?;
-    let nodes = state
-        .conductor
-        .store()
-        .call(move |s| s.list_nodes(&f, page))
-        .await?;
+    if let Some(key) = q
+        .get("sort_key")
+        .filter(|k| super::args::NODE_NO_SORT.contains(&k.as_str()))
+    {
+        return Err(ApiError::bad_request(format!(
+            "The sort_key value {key} is an invalid field for sorting"
+        )));
+    }
+    let page = parse_page(&q, &state, super::args::NODE_SORT)?;
+    // One appliance is the conductor of every node it serves.
+    let other_conductor = q
+        .get("conductor")
+        .is_some_and(|c| c != state.conductor.host());
+    let nodes = if other_conductor {
+        Vec::new()
+    } else {
+        state
+            .conductor
+            .store()
+            .call(move |s| s.list_nodes(&f, page))
+            .await?
+    };
     let base = base_url(&headers);
     let r = render(&base, version, &state);
     let shape = match (&fields, detail) {
@@ -236,7 +276,7 @@ pub async fn list(
     super::check_args(
         &q,
         &[super::args::NODE_FILTERS, super::args::LIST_ONLY],
-        super::args::NODE_NOT_YET,
+        &[],
     )?;
     list_inner(state, version, headers, q, false, "/v1/nodes").await
 }
@@ -248,7 +288,7 @@ pub async fn list_detail(
     headers: HeaderMap,
     axum::extract::Query(q): Params,
 ) -> Result<Response, ApiError> {
-    super::check_args(&q, &[super::args::NODE_FILTERS], super::args::NODE_NOT_YET)?;
+    super::check_args(&q, &[super::args::NODE_FILTERS], &[])?;
     list_inner(state, version, headers, q, true, "/v1/nodes/detail").await
 }
 

@@ -55,11 +55,15 @@ pub async fn create(
             i.clone()
         }
     };
-    if body.portgroup_uuid.is_some() {
-        return Err(ApiError::bad_request(
-            "Port groups are not supported by rackboot; leave portgroup_uuid unset",
-        ));
-    }
+    let portgroup_uuid = match &body.portgroup_uuid {
+        None => None,
+        Some(_) if !version.at_least(24) => {
+            return Err(ApiError::not_acceptable("Request not acceptable."))
+        }
+        Some(u) => Some(u.parse::<Uuid>().map_err(|_| {
+            ApiError::bad_request(format!("Expected UUID for portgroup_uuid: {u}"))
+        })?),
+    };
     let uuid = match &body.uuid {
         None => Uuid::new_v4(),
         Some(u) => u
@@ -85,6 +89,7 @@ pub async fn create(
         })?;
     let port = Port {
         uuid,
+        portgroup_uuid,
         pxe_enabled,
         local_link_connection: body.local_link_connection.unwrap_or_default(),
         physical_network: body.physical_network,
@@ -117,15 +122,25 @@ pub async fn create(
     Ok(resp)
 }
 
-async fn list_inner(
+/// What a port listing is scoped to by its path.
+#[derive(Debug, Default)]
+pub struct Scope {
+    /// `/v1/nodes/{ident}/ports`.
+    pub node: Option<String>,
+    /// `/v1/portgroups/{ident}/ports`.
+    pub portgroup: Option<String>,
+}
+
+pub async fn list_inner(
     state: AppState,
     version: Version,
     headers: HeaderMap,
     q: HashMap<String, String>,
-    node: Option<String>,
+    scope: Scope,
     detail: bool,
     path: String,
 ) -> Result<Json<Value>, ApiError> {
+    let Scope { node, portgroup } = scope;
     use super::args::{LIST_ONLY, PORT_FILTERS, PORT_NOT_YET};
     let allowed: &[&[&str]] = if detail {
         &[PORT_FILTERS]
@@ -135,7 +150,15 @@ async fn list_inner(
     super::check_args(&q, allowed, PORT_NOT_YET)?;
     let detail = detail || super::query_bool(&q, "detail")?.unwrap_or(false);
     let fields = parse_fields(&q, version, types::port_field_known)?;
-    let page = parse_page(&q, &state)?;
+    if let Some(key) = q
+        .get("sort_key")
+        .filter(|k| ["extra", "internal_info", "local_link_connection"].contains(&k.as_str()))
+    {
+        return Err(ApiError::bad_request(format!(
+            "The sort_key value {key} is an invalid field for sorting"
+        )));
+    }
+    let page = parse_page(&q, &state, super::args::PORT_SORT)?;
     let node = node
         .or_else(|| q.get("node").cloned())
         .or_else(|| q.get("node_uuid").cloned());
@@ -143,6 +166,7 @@ async fn list_inner(
         None => None,
         Some(a) => Some(a.parse::<Mac>().map_err(|_| bad_mac(a))?),
     };
+    let portgroup = portgroup.or_else(|| q.get("portgroup").cloned());
     let ports = state
         .conductor
         .store()
@@ -151,7 +175,18 @@ async fn list_inner(
                 None => None,
                 Some(n) => Some(s.get_node(&n)?.uuid),
             };
-            s.list_ports(&PortFilter { node_uuid, address }, page)
+            let portgroup_uuid = match portgroup {
+                None => None,
+                Some(g) => Some(s.get_record::<crate::model::Portgroup>(&g)?.uuid),
+            };
+            s.list_ports(
+                &PortFilter {
+                    node_uuid,
+                    address,
+                    portgroup_uuid,
+                },
+                page,
+            )
         })
         .await?;
     let base = base_url(&headers);
@@ -186,7 +221,16 @@ pub async fn list(
     headers: HeaderMap,
     axum::extract::Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    list_inner(state, version, headers, q, None, false, "/v1/ports".into()).await
+    list_inner(
+        state,
+        version,
+        headers,
+        q,
+        Scope::default(),
+        false,
+        "/v1/ports".into(),
+    )
+    .await
 }
 
 pub async fn list_detail(
@@ -201,7 +245,7 @@ pub async fn list_detail(
         version,
         headers,
         q,
-        None,
+        Scope::default(),
         true,
         "/v1/ports/detail".into(),
     )
@@ -218,7 +262,19 @@ pub async fn list_for_node(
 ) -> Result<Json<Value>, ApiError> {
     super::nodes::check_ident(&ident)?;
     let path = format!("/v1/nodes/{ident}/ports");
-    list_inner(state, version, headers, q, Some(ident), false, path).await
+    list_inner(
+        state,
+        version,
+        headers,
+        q,
+        Scope {
+            node: Some(ident),
+            portgroup: None,
+        },
+        false,
+        path,
+    )
+    .await
 }
 
 pub async fn list_for_node_detail(
@@ -231,7 +287,19 @@ pub async fn list_for_node_detail(
 ) -> Result<Json<Value>, ApiError> {
     super::nodes::check_ident(&ident)?;
     let path = format!("/v1/nodes/{ident}/ports/detail");
-    list_inner(state, version, headers, q, Some(ident), true, path).await
+    list_inner(
+        state,
+        version,
+        headers,
+        q,
+        Scope {
+            node: Some(ident),
+            portgroup: None,
+        },
+        true,
+        path,
+    )
+    .await
 }
 
 fn check_port_ident(ident: &str) -> Result<(), ApiError> {

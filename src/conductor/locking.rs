@@ -152,9 +152,22 @@ impl Conductor {
     /// goes on without it). Returns the node as stored.
     pub(super) async fn save_locked(
         &self,
+        node: Node,
+        history: Vec<HistoryEntry>,
+        lock: LockGuard,
+    ) -> Result<Node> {
+        self.save_locked_writes(node, history, lock, Vec::new())
+            .await
+    }
+
+    /// [`Conductor::save_locked`] with record writes in the same
+    /// transaction.
+    pub(super) async fn save_locked_writes(
+        &self,
         mut node: Node,
         history: Vec<HistoryEntry>,
         lock: LockGuard,
+        records: Vec<store::RecordWrite>,
     ) -> Result<Node> {
         log_history(&node, &history);
         let host = self.host().to_string();
@@ -162,7 +175,7 @@ impl Conductor {
             .store()
             .call(move |s| -> store::Result<Node> {
                 // On failure the guard's drop releases the lock.
-                node.version = s.save_node(&node, &history, Some(&host))?;
+                node.version = s.save_node_with(&node, &history, Some(&host), &records)?;
                 node.reservation = None;
                 lock.released();
                 Ok(node)

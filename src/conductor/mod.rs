@@ -16,6 +16,7 @@
 //! (launch and outcome), `workflows` (what a worker runs), `sync` (power
 //! state), `update` (node JSON patch).
 
+pub mod allocations;
 mod callbacks;
 mod locking;
 mod nodes;
@@ -45,6 +46,7 @@ use workers::Job;
 use locking::LockGuard;
 pub use ports::bad_mac;
 
+pub use allocations::AllocationRequest;
 pub use update::PatchOp;
 
 /// Conductor failures, each mapped to one Ironic error by the API.
@@ -77,6 +79,8 @@ pub enum Error {
     Refused(String),
     #[error("{0}")]
     Driver(#[from] drivers::ChoiceError),
+    #[error("Node {node} doesn't have a trait '{name}'")]
+    TraitNotFound { node: String, name: String },
     #[error("No free conductor workers available")]
     NoFreeWorker,
     #[error("The appliance is shutting down; retry once it is back")]
@@ -201,6 +205,10 @@ struct Inner {
     released: Notify,
 
     workers: Arc<Semaphore>,
+    /// When this conductor started (its `created_at` as a conductor).
+    started_at: String,
+    /// Taken by each allocation's pick, so picks here take turns.
+    allocating: tokio::sync::Mutex<()>,
     running: AtomicUsize,
     idle: Notify,
     stopping: AtomicBool,
@@ -248,6 +256,8 @@ impl Conductor {
                 http,
                 released: Notify::new(),
                 workers,
+                started_at: now(),
+                allocating: tokio::sync::Mutex::new(()),
                 running: AtomicUsize::new(0),
                 idle: Notify::new(),
                 stopping: AtomicBool::new(false),
@@ -272,6 +282,11 @@ impl Conductor {
         &self.inner.settings.host
     }
 
+    /// When this conductor started.
+    pub fn started_at(&self) -> &str {
+        &self.inner.started_at
+    }
+
     /// Unix seconds now, by the conductor's clock (call-back deadlines).
     fn unix_now(&self) -> i64 {
         self.inner.settings.clock.unix_now()
@@ -284,12 +299,22 @@ impl Conductor {
 
     /// Saves a node this conductor holds, keeping the lock; returns the node
     /// as stored (its new version).
-    async fn save(&self, mut node: Node, history: Vec<HistoryEntry>) -> Result<Node> {
+    async fn save(&self, node: Node, history: Vec<HistoryEntry>) -> Result<Node> {
+        self.save_with(node, history, Vec::new()).await
+    }
+
+    /// [`Conductor::save`] with record writes in the same transaction.
+    async fn save_with(
+        &self,
+        mut node: Node,
+        history: Vec<HistoryEntry>,
+        records: Vec<store::RecordWrite>,
+    ) -> Result<Node> {
         log_history(&node, &history);
         Ok(self
             .store()
             .call(move |s| {
-                node.version = s.save_node(&node, &history, None)?;
+                node.version = s.save_node_with(&node, &history, None, &records)?;
                 Ok::<_, store::Error>(node)
             })
             .await?)

@@ -13,6 +13,7 @@ use crate::model::{Mac, Port};
 const PATCHABLE: &[&str] = &[
     "address",
     "node_uuid",
+    "portgroup_uuid",
     "pxe_enabled",
     "extra",
     "local_link_connection",
@@ -87,6 +88,30 @@ pub fn patch_port(old: &Port, ops: &[PatchOp]) -> Result<Port> {
     Ok(port)
 }
 
+/// Checks that a port's group exists and is on the port's node.
+pub fn check_portgroup(s: &crate::store::Store, port: &Port) -> Result<()> {
+    let Some(pg) = port.portgroup_uuid else {
+        return Ok(());
+    };
+    let group: crate::model::Portgroup = s.get_record(&pg.to_string()).map_err(|e| match e {
+        store::Error::RecordNotFound { .. } => {
+            Error::Invalid(format!("Portgroup {pg} could not be found."))
+        }
+        e => e.into(),
+    })?;
+    if group.node_uuid != port.node_uuid {
+        return Err(Error::Invalid(
+            "Port can not be added to a portgroup belonging to a different node.".into(),
+        ));
+    }
+    if port.pxe_enabled && !group.standalone_ports_supported {
+        return Err(Error::InvalidState(format!(
+            "Port group {pg} doesn't support standalone ports. This port cannot be created as a member of that portgroup as the port's 'pxe_enabled' field was set to True."
+        )));
+    }
+    Ok(())
+}
+
 /// The fields a patch names, for the history.
 fn changed_fields(ops: &[PatchOp]) -> String {
     let mut fields: Vec<&str> = ops.iter().map(|o| o.top()).collect();
@@ -112,7 +137,8 @@ impl Conductor {
         let saved = port.clone();
         self.store()
             .call(move |s| {
-                let r = s.create_port(&saved, &[(node.uuid, note.clone())]);
+                let r = check_portgroup(s, &saved)
+                    .and_then(|()| Ok(s.create_port(&saved, &[(node.uuid, note.clone())])?));
                 lock.release_in(s);
                 if r.is_ok() {
                     log_history(&node, &[note]);
@@ -160,6 +186,7 @@ impl Conductor {
                 let result = (|| {
                     let old = s.get_port(&ident)?;
                     let new = patch_port(&old, &ops)?;
+                    check_portgroup(s, &new)?;
                     if !nodes.contains(&old.node_uuid) || !nodes.contains(&new.node_uuid) {
                         return Err(Error::InvalidState(format!(
                             "Port {ident} changed while this request waited for its node; retry"
@@ -236,6 +263,91 @@ impl Conductor {
                 result
             })
             .await
+    }
+}
+
+impl Conductor {
+    /// Writes a patched port group under its node's lock (both nodes' for
+    /// a move), with Ironic's rules for moves and standalone ports.
+    pub async fn update_portgroup(
+        &self,
+        old: crate::model::Portgroup,
+        new: crate::model::Portgroup,
+    ) -> Result<()> {
+        let (lock, node) = self.lock(old.node_uuid, &old.node_uuid.to_string()).await?;
+        let members = {
+            let pg = old.uuid;
+            self.store()
+                .call(move |s| {
+                    s.list_ports(
+                        &store::PortFilter {
+                            portgroup_uuid: Some(pg),
+                            ..Default::default()
+                        },
+                        store::Page::ALL,
+                    )
+                })
+                .await?
+        };
+        let mut other = None;
+        if new.node_uuid != old.node_uuid {
+            let (l, target) = self
+                .lock(new.node_uuid, &new.node_uuid.to_string())
+                .await
+                .map_err(|e| match e {
+                    Error::Store(store::Error::NodeNotFound(_)) => Error::Invalid(format!(
+                        "Unable to apply the requested node_uuid '{}'. Requested value was invalid.",
+                        new.node_uuid
+                    )),
+                    e => e,
+                })?;
+            let movable = |n: &Node| {
+                n.maintenance
+                    || matches!(
+                        n.provision_state,
+                        State::Enroll | State::Inspecting | State::InspectWait | State::Manageable
+                    )
+            };
+            for n in [&node, &target] {
+                if !movable(n) {
+                    return Err(Error::InvalidState(format!(
+                        "Portgroup {} can not be associated to node {} unless the node is in a enroll, inspecting, inspect wait, manageable state or in maintenance mode. Current state is '{}'.",
+                        old.uuid, n.uuid, n.provision_state
+                    )));
+                }
+            }
+            if !members.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "Portgroup {} can not be associated with node {} because there are ports associated with this portgroup.",
+                    old.uuid, target.uuid
+                )));
+            }
+            other = Some(l);
+        }
+        if !new.standalone_ports_supported && old.standalone_ports_supported {
+            let reasons: Vec<String> = members
+                .iter()
+                .filter(|p| p.pxe_enabled)
+                .map(|_| "'pxe_enabled' is set to True".to_string())
+                .collect();
+            if let Some(r) = reasons.first() {
+                return Err(Error::InvalidState(format!(
+                    "standalone_ports_supported can not be set to False, because the port group {} contains port with {r}",
+                    old.uuid
+                )));
+            }
+        }
+        self.store()
+            .call(move |s| {
+                let r = s.save_record(&new);
+                lock.release_in(s);
+                if let Some(l) = other {
+                    l.release_in(s);
+                }
+                r
+            })
+            .await?;
+        Ok(())
     }
 }
 

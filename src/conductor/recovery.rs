@@ -15,7 +15,8 @@ impl Conductor {
     pub async fn recover(&self) -> Result<usize> {
         let host = self.host().to_string();
         let take_over = self.inner.settings.take_over_hosts.clone();
-        self.store()
+        let moved = self
+            .store()
             .call(move |s| -> Result<usize> {
                 let stuck: Vec<State> = State::ALL
                     .iter()
@@ -70,7 +71,12 @@ impl Conductor {
                 }
                 Ok(moved)
             })
-            .await
+            .await?;
+        let resumed = self.resume_allocations().await?;
+        if resumed > 0 {
+            tracing::info!(resumed, "allocations left allocating are picked again");
+        }
+        Ok(moved)
     }
 
     /// Stops accepting work and waits up to `timeout` for running workflows.

@@ -65,6 +65,7 @@ const PATCHABLE: &[&str] = &[
     "parent_node",
     "disable_power_off",
     "instance_name",
+    "chassis_uuid",
     "bios_interface",
     "boot_interface",
     "console_interface",
@@ -105,7 +106,6 @@ const INTERNAL: &[&str] = &[
     "boot_mode",
     "secure_boot",
     "allocation_uuid",
-    "chassis_uuid",
     "inspection_started_at",
     "inspection_finished_at",
     "health",
@@ -161,6 +161,12 @@ fn patchable_doc(node: &Node) -> Value {
         Value::Bool(node.disable_power_off),
     );
     m.insert("instance_name".into(), s(&node.instance_name));
+    m.insert(
+        "chassis_uuid".into(),
+        node.chassis_uuid
+            .map(|c| Value::String(c.to_string()))
+            .unwrap_or(Value::Null),
+    );
     for kind in Interfaces::KINDS {
         m.insert(
             format!("{kind}_interface"),
@@ -332,6 +338,13 @@ pub fn apply(
     new.parent_node = opt_string(&doc, "parent_node")?;
     new.disable_power_off = bool_field(&doc, "disable_power_off")?;
     new.instance_name = opt_string(&doc, "instance_name")?;
+    new.chassis_uuid = match opt_string(&doc, "chassis_uuid")? {
+        None => None,
+        Some(c) => Some(
+            c.parse()
+                .map_err(|_| Error::Invalid(format!("Expected UUID for chassis_uuid: {c}")))?,
+        ),
+    };
 
     if !new.maintenance && old.maintenance {
         new.maintenance_reason = None;

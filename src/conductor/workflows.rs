@@ -141,6 +141,8 @@ impl Conductor {
             .map_err(|e| format!("Failed to tear down node {uuid}: {e}"))?;
         task.node.instance_info.clear();
         task.node.instance_uuid = None;
+        // The instance's allocation goes with it (Ironic's tear-down).
+        let allocation = task.node.allocation_uuid.take();
         // "adopted" stays: without cleaning, the disks still hold what the
         // machine ran, so provide keeps needing consent.
         // deleting --clean--> cleaning, recorded before cleaning runs.
@@ -158,7 +160,14 @@ impl Conductor {
             "provisioning",
             "deleting -> cleaning",
         ));
-        task.node = self.save(node, records).await.map_err(|e| e.to_string())?;
+        let writes: Vec<_> = allocation
+            .map(|a| crate::store::RecordWrite::Delete(crate::store::Kind::Allocation, a))
+            .into_iter()
+            .collect();
+        task.node = self
+            .save_with(node, records, writes)
+            .await
+            .map_err(|e| e.to_string())?;
         self.clean(task, b).await
     }
 

@@ -1,18 +1,25 @@
 //! Pure types of the inventory: nodes, ports, MAC addresses, power states and
 //! Ironic's provision state machine. No I/O here.
 
+pub mod allocation;
+pub mod chassis;
 pub mod input;
 pub mod lease;
 pub mod mac;
 pub mod node;
 pub mod port;
+pub mod portgroup;
 pub mod power;
 pub mod states;
+pub mod traits;
 
+pub use allocation::{Allocation, AllocationState};
+pub use chassis::Chassis;
 pub use lease::{Lease, LeaseState};
 pub use mac::Mac;
 pub use node::{internal, BootDecision, HistoryEntry, Interfaces, Node, Severity};
 pub use port::Port;
+pub use portgroup::Portgroup;
 pub use power::PowerState;
 pub use states::State;
 

@@ -165,6 +165,15 @@ pub struct Node {
     #[serde(default)]
     pub disable_power_off: bool,
     pub instance_name: Option<String>,
+    /// The chassis the node is in.
+    #[serde(default)]
+    pub chassis_uuid: Option<Uuid>,
+    /// The allocation that picked (or was backfilled for) the node.
+    #[serde(default)]
+    pub allocation_uuid: Option<Uuid>,
+    /// The node's traits (standard os-traits names or `CUSTOM_…`), sorted.
+    #[serde(default)]
+    pub traits: Vec<String>,
     pub interfaces: Interfaces,
     pub created_at: String,
     pub updated_at: Option<String>,
@@ -297,6 +306,9 @@ impl Node {
             parent_node: None,
             disable_power_off: false,
             instance_name: None,
+            chassis_uuid: None,
+            allocation_uuid: None,
+            traits: Vec::new(),
             interfaces,
             created_at: now,
             updated_at: None,

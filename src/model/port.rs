@@ -6,13 +6,16 @@ use uuid::Uuid;
 
 use super::Mac;
 
-/// Ironic's port, less port groups.
+/// Ironic's port.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Port {
     pub uuid: Uuid,
     #[serde(with = "mac_string")]
     pub address: Mac,
     pub node_uuid: Uuid,
+    /// The port group the port is a member of (on the same node).
+    #[serde(default)]
+    pub portgroup_uuid: Option<Uuid>,
     pub pxe_enabled: bool,
     #[serde(default)]
     pub local_link_connection: Map<String, Value>,
@@ -38,6 +41,7 @@ impl Port {
             uuid: Uuid::new_v4(),
             address,
             node_uuid,
+            portgroup_uuid: None,
             pxe_enabled: true,
             local_link_connection: Map::new(),
             physical_network: None,

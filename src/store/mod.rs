@@ -20,6 +20,7 @@
 //! All methods are blocking — async callers go through [`Store::call`], which
 //! runs them on tokio's blocking pool.
 
+pub mod records;
 pub mod sqlite;
 
 use std::path::Path;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::model::{HistoryEntry, Lease, Mac, Node, Port, State};
+pub use records::{Kind, Record, RecordFilter, RecordRow, RecordWrite, Taken};
 
 /// Store failures. Not-found, uniqueness violations and conflicts are values
 /// the API turns into Ironic's 404 and 409; the rest are internal.
@@ -54,6 +56,10 @@ pub enum Error {
         expected: u64,
         found: u64,
     },
+    #[error("{} {ident} could not be found.", kind.label())]
+    RecordNotFound { kind: Kind, ident: String },
+    #[error("{}", records::duplicate_message(*kind, taken))]
+    DuplicateRecord { kind: Kind, taken: Taken },
     #[error("database error: {0}")]
     Database(String),
     #[error("stored record is unreadable: {0}")]
@@ -85,6 +91,10 @@ pub struct NodeFilter {
     /// Whether the node has a shard at all.
     pub sharded: Option<bool>,
     pub parent_node: Option<String>,
+    pub chassis_uuid: Option<Uuid>,
+    /// Only nodes without a parent (the API's default: Ironic lists child
+    /// nodes only with `include_children` or a `parent_node` filter).
+    pub exclude_children: bool,
 }
 
 /// Which ports a listing returns.
@@ -92,14 +102,19 @@ pub struct NodeFilter {
 pub struct PortFilter {
     pub node_uuid: Option<Uuid>,
     pub address: Option<Mac>,
+    pub portgroup_uuid: Option<Uuid>,
 }
 
-/// A page request: at most `limit` rows after `marker`, ascending or not.
+/// A page request: at most `limit` rows after `marker`, ascending or not,
+/// in creation order or by the field `sort` (then creation order).
 #[derive(Debug, Clone, Copy)]
 pub struct Page {
     pub marker: Option<Uuid>,
     pub limit: usize,
     pub descending: bool,
+    /// A field of the listed object (the API checks it against the kind's
+    /// sortable fields); `None` is creation order.
+    pub sort: Option<&'static str>,
 }
 
 impl Page {
@@ -108,6 +123,7 @@ impl Page {
         marker: None,
         limit: usize::MAX >> 1,
         descending: false,
+        sort: None,
     };
 }
 
@@ -197,6 +213,33 @@ pub trait Backend: Send + Sync {
     /// Every port with its node.
     fn boot_entries(&self) -> Result<Vec<(Port, Node)>>;
 
+    // ---- the other records (see [`records`])
+    /// Inserts a record; its node, if any, must exist. Not idempotent.
+    fn insert_record(&self, kind: Kind, row: &RecordRow) -> Result<()>;
+    /// Writes a changed record (matched by UUID).
+    fn update_record(&self, kind: Kind, row: &RecordRow) -> Result<()>;
+    /// Deletes a record.
+    fn remove_record(&self, kind: Kind, uuid: Uuid) -> Result<()>;
+    /// Finds a record by UUID or name.
+    fn find_record(&self, kind: Kind, ident: &str) -> Result<RecordRow>;
+    /// Lists records, one page at a time.
+    fn select_records(
+        &self,
+        kind: Kind,
+        filter: &RecordFilter,
+        page: Page,
+    ) -> Result<Vec<RecordRow>>;
+    /// [`Backend::save_node`] with record writes in the same transaction
+    /// (an allocation and the node it picked, written together or not at
+    /// all).
+    fn save_node_with(
+        &self,
+        node: &Node,
+        history: &[HistoryEntry],
+        release: Option<&str>,
+        records: &[RecordWrite],
+    ) -> Result<u64>;
+
     // ---- history
     /// A node's history, oldest first.
     fn node_history(&self, uuid: Uuid) -> Result<Vec<HistoryEntry>>;
@@ -252,7 +295,7 @@ impl Store {
         self.list_ports(
             &PortFilter {
                 node_uuid: Some(node),
-                address: None,
+                ..Default::default()
             },
             Page::ALL,
         )

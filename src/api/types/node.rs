@@ -180,7 +180,8 @@ enum Field<'a> {
     Map(&'a Map<String, Value>),
     Masked(Masked<'a>),
     EmptyMap,
-    EmptyList,
+    List(&'a [String]),
+    OptUuid(Option<uuid::Uuid>),
     Links(Links<'a>),
 }
 
@@ -194,7 +195,8 @@ impl Serialize for Field<'_> {
             Field::Map(m) => m.serialize(s),
             Field::Masked(m) => m.serialize(s),
             Field::EmptyMap => s.serialize_map(Some(0))?.end(),
-            Field::EmptyList => s.serialize_seq(Some(0))?.end(),
+            Field::List(l) => l.serialize(s),
+            Field::OptUuid(u) => u.serialize(s),
             Field::Links(l) => l.serialize(s),
         }
     }
@@ -257,16 +259,14 @@ fn node_field<'a>(node: &'a Node, field: &str, r: &'a Render, id: &'a str) -> Op
         "conductor" => Field::Str(r.host),
         "conductor_group" => Field::Str(&node.conductor_group),
         "resource_class" => o(&node.resource_class),
-        "chassis_uuid"
-        | "allocation_uuid"
-        | "health"
-        | "inspection_started_at"
-        | "inspection_finished_at" => Field::OptStr(None),
+        "chassis_uuid" => Field::OptUuid(node.chassis_uuid),
+        "allocation_uuid" => Field::OptUuid(node.allocation_uuid),
+        "health" | "inspection_started_at" | "inspection_finished_at" => Field::OptStr(None),
         "automated_clean" => Field::OptBool(node.automated_clean),
         "clean_step" | "deploy_step" | "service_step" | "raid_config" | "target_raid_config" => {
             Field::EmptyMap
         }
-        "traits" => Field::EmptyList,
+        "traits" => Field::List(&node.traits),
         "network_data" => Field::Map(&node.network_data),
         "boot_mode" => o(&node.boot_mode),
         "secure_boot" => Field::OptBool(node.secure_boot),

@@ -54,7 +54,10 @@ fn port_field(p: &Port, field: &str, r: &Render) -> Option<Value> {
         "uuid" => Value::String(p.uuid.to_string()),
         "address" => Value::String(p.address.to_string()),
         "node_uuid" => Value::String(p.node_uuid.to_string()),
-        "portgroup_uuid" => Value::Null,
+        "portgroup_uuid" => p
+            .portgroup_uuid
+            .map(|u| Value::String(u.to_string()))
+            .unwrap_or(Value::Null),
         "pxe_enabled" => Value::Bool(p.pxe_enabled),
         "local_link_connection" => Value::Object(p.local_link_connection.clone()),
         "physical_network" => opt(&p.physical_network),

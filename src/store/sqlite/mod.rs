@@ -9,6 +9,7 @@ mod history;
 mod leases;
 mod nodes;
 mod ports;
+mod records;
 mod schema;
 
 use std::path::Path;
@@ -19,7 +20,8 @@ use rusqlite::Connection;
 use uuid::Uuid;
 
 use super::{
-    Backend, Error, NodeFilter, NodeNotes, Options, Page, PortFilter, Reservation, Result,
+    Backend, Error, Kind, NodeFilter, NodeNotes, Options, Page, PortFilter, RecordFilter,
+    RecordRow, RecordWrite, Reservation, Result,
 };
 use crate::model::{HistoryEntry, Lease, Node, Port, State};
 
@@ -154,8 +156,47 @@ impl Backend for Sqlite {
         history: &[HistoryEntry],
         release: Option<&str>,
     ) -> Result<u64> {
-        let r = self.update_node(node, history, release);
+        let r = self.update_node(node, history, release, &[]);
         self.notify(r)
+    }
+
+    fn save_node_with(
+        &self,
+        node: &Node,
+        history: &[HistoryEntry],
+        release: Option<&str>,
+        records: &[RecordWrite],
+    ) -> Result<u64> {
+        let r = self.update_node(node, history, release, records);
+        self.notify(r)
+    }
+
+    fn insert_record(&self, kind: Kind, row: &RecordRow) -> Result<()> {
+        let r = self.put_record(kind, row, true);
+        self.notify(r)
+    }
+
+    fn update_record(&self, kind: Kind, row: &RecordRow) -> Result<()> {
+        let r = self.put_record(kind, row, false);
+        self.notify(r)
+    }
+
+    fn remove_record(&self, kind: Kind, uuid: Uuid) -> Result<()> {
+        let r = self.drop_record(kind, uuid);
+        self.notify(r)
+    }
+
+    fn find_record(&self, kind: Kind, ident: &str) -> Result<RecordRow> {
+        self.get_record_row(kind, ident)
+    }
+
+    fn select_records(
+        &self,
+        kind: Kind,
+        filter: &RecordFilter,
+        page: Page,
+    ) -> Result<Vec<RecordRow>> {
+        self.list_record_rows(kind, filter, page)
     }
 
     fn delete_node(&self, uuid: Uuid) -> Result<()> {

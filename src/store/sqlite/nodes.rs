@@ -4,10 +4,28 @@
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use uuid::Uuid;
 
+use rusqlite::types::Value as Sql;
+
 use super::history::insert_history;
+use super::records::{apply_writes, page_clause, sort_expr};
 use super::{to_doc, unique_violation, Sqlite};
 use crate::model::{HistoryEntry, Node, State};
-use crate::store::{Error, NodeFilter, Page, Reservation, Result};
+use crate::store::{Error, NodeFilter, Page, RecordWrite, Reservation, Result};
+
+/// The node columns a sort reads directly (the rest come from the document).
+const SORT_COLUMNS: &[&str] = &[
+    "uuid",
+    "name",
+    "instance_uuid",
+    "driver",
+    "provision_state",
+    "maintenance",
+    "resource_class",
+    "conductor_group",
+    "fault",
+    "owner",
+    "reservation",
+];
 
 /// The columns a node is read from, in the order [`node_from_row`] expects.
 pub(super) const NODE_COLUMNS: &str = "doc, reservation, version";
@@ -144,34 +162,34 @@ impl Sqlite {
 
     pub(super) fn select_nodes(&self, filter: &NodeFilter, page: Page) -> Result<Vec<Node>> {
         let mut sql = format!("SELECT {NODE_COLUMNS} FROM nodes WHERE 1=1");
-        let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
-        let mut eq = |col: &str, v: Box<dyn rusqlite::ToSql>, sql: &mut String| {
+        let mut args: Vec<Sql> = Vec::new();
+        let mut eq = |col: &str, v: Sql, sql: &mut String| {
             args.push(v);
             sql.push_str(&format!(" AND {col} = ?{}", args.len()));
         };
         if let Some(s) = filter.provision_state {
-            eq("provision_state", Box::new(s.as_str()), &mut sql);
+            eq("provision_state", Sql::Text(s.as_str().into()), &mut sql);
         }
         if let Some(d) = &filter.driver {
-            eq("driver", Box::new(d.clone()), &mut sql);
+            eq("driver", Sql::Text(d.clone()), &mut sql);
         }
         if let Some(m) = filter.maintenance {
-            eq("maintenance", Box::new(m), &mut sql);
+            eq("maintenance", Sql::Integer(m as i64), &mut sql);
         }
         if let Some(i) = &filter.instance_uuid {
-            eq("instance_uuid", Box::new(i.clone()), &mut sql);
+            eq("instance_uuid", Sql::Text(i.clone()), &mut sql);
         }
         if let Some(r) = &filter.resource_class {
-            eq("resource_class", Box::new(r.clone()), &mut sql);
+            eq("resource_class", Sql::Text(r.clone()), &mut sql);
         }
         if let Some(g) = &filter.conductor_group {
-            eq("conductor_group", Box::new(g.clone()), &mut sql);
+            eq("conductor_group", Sql::Text(g.clone()), &mut sql);
         }
         if let Some(f) = &filter.fault {
-            eq("fault", Box::new(f.clone()), &mut sql);
+            eq("fault", Sql::Text(f.clone()), &mut sql);
         }
         if let Some(o) = &filter.owner {
-            eq("owner", Box::new(o.clone()), &mut sql);
+            eq("owner", Sql::Text(o.clone()), &mut sql);
         }
         match filter.associated {
             Some(true) => sql.push_str(" AND instance_uuid IS NOT NULL"),
@@ -182,7 +200,7 @@ impl Sqlite {
         if let Some(r) = filter.retired {
             eq(
                 "coalesce(json_extract(doc, '$.retired'), 0)",
-                Box::new(r),
+                Sql::Integer(r as i64),
                 &mut sql,
             );
         }
@@ -195,10 +213,17 @@ impl Sqlite {
             if let Some(v) = value {
                 eq(
                     &format!("json_extract(doc, '$.{field}')"),
-                    Box::new(v.clone()),
+                    Sql::Text(v.clone()),
                     &mut sql,
                 );
             }
+        }
+        if let Some(c) = &filter.chassis_uuid {
+            eq(
+                "json_extract(doc, '$.chassis_uuid')",
+                Sql::Text(c.to_string()),
+                &mut sql,
+            );
         }
         match filter.sharded {
             Some(true) => sql.push_str(" AND json_extract(doc, '$.shard') IS NOT NULL"),
@@ -206,7 +231,7 @@ impl Sqlite {
             None => {}
         }
         if let Some(p) = &filter.project {
-            args.push(Box::new(p.clone()));
+            args.push(Sql::Text(p.clone()));
             let n = args.len();
             sql.push_str(&format!(
                 " AND (owner = ?{n} OR json_extract(doc, '$.lessee') = ?{n})"
@@ -217,24 +242,28 @@ impl Sqlite {
                 .replace('\\', "\\\\")
                 .replace('%', "\\%")
                 .replace('_', "\\_");
-            args.push(Box::new(format!("%{escaped}%")));
+            args.push(Sql::Text(format!("%{escaped}%")));
             sql.push_str(&format!(
                 " AND json_extract(doc, '$.description') LIKE ?{} ESCAPE '\\'",
                 args.len()
             ));
         }
-        let conn = self.reader();
-        if let Some(marker) = page.marker {
-            let id = node_id(&conn, marker)?;
-            args.push(Box::new(id));
-            let op = if page.descending { "<" } else { ">" };
-            sql.push_str(&format!(" AND id {op} ?{}", args.len()));
+        if filter.exclude_children {
+            sql.push_str(" AND json_extract(doc, '$.parent_node') IS NULL");
         }
-        let dir = if page.descending { "DESC" } else { "ASC" };
-        sql.push_str(&format!(" ORDER BY id {dir} LIMIT {}", page.limit));
+        let conn = self.reader();
+        let sort = page.sort.unwrap_or("id");
+        sql.push_str(&page_clause(
+            &conn,
+            "nodes",
+            "nodes",
+            &|a| sort_expr(a, sort, SORT_COLUMNS),
+            page,
+            &mut args,
+            Error::NodeNotFound,
+        )?);
         let mut stmt = conn.prepare_cached(&sql)?;
-        let params: Vec<&dyn rusqlite::ToSql> = args.iter().map(|b| b.as_ref()).collect();
-        let out = nodes_from(stmt.query(params.as_slice())?)?;
+        let out = nodes_from(stmt.query(rusqlite::params_from_iter(args.iter()))?)?;
         Ok(out)
     }
 
@@ -264,6 +293,7 @@ impl Sqlite {
         node: &Node,
         history: &[HistoryEntry],
         release: Option<&str>,
+        records: &[RecordWrite],
     ) -> Result<u64> {
         let doc = to_doc(node)?;
         let mut conn = self.writer();
@@ -305,6 +335,7 @@ impl Sqlite {
                 insert_history(&tx, id, h, self.options.history_max_entries)?;
             }
         }
+        apply_writes(&tx, records)?;
         tx.commit()?;
         Ok(node.version + 1)
     }

@@ -4,8 +4,11 @@
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use uuid::Uuid;
 
+use rusqlite::types::Value as Sql;
+
 use super::history::note_nodes;
 use super::nodes::{node_from_row, node_id, NODE_COLUMNS};
+use super::records::{page_clause, sort_expr};
 use super::{collect, to_doc, unique_violation, Sqlite};
 use crate::model::{Mac, Node, Port};
 use crate::store::{Error, NodeNotes, Page, PortFilter, Result};
@@ -85,32 +88,32 @@ impl Sqlite {
         let conn = self.reader();
         let mut sql =
             String::from("SELECT p.doc FROM ports p JOIN nodes n ON n.id = p.node_id WHERE 1=1");
-        let mut args: Vec<String> = Vec::new();
+        let mut args: Vec<Sql> = Vec::new();
         if let Some(n) = filter.node_uuid {
-            args.push(n.to_string());
+            args.push(Sql::Text(n.to_string()));
             sql.push_str(&format!(" AND n.uuid = ?{}", args.len()));
         }
-        if let Some(a) = filter.address {
-            args.push(a.to_string());
-            sql.push_str(&format!(" AND p.address = ?{}", args.len()));
-        }
-        if let Some(m) = page.marker {
-            let known: Option<i64> = conn
-                .prepare_cached("SELECT id FROM ports WHERE uuid = ?1")?
-                .query_row([m.to_string()], |r| r.get(0))
-                .optional()?;
-            if known.is_none() {
-                return Err(Error::PortNotFound(m.to_string()));
-            }
-            args.push(m.to_string());
-            let op = if page.descending { "<" } else { ">" };
+        if let Some(g) = filter.portgroup_uuid {
+            args.push(Sql::Text(g.to_string()));
             sql.push_str(&format!(
-                " AND p.id {op} (SELECT id FROM ports WHERE uuid = ?{})",
+                " AND json_extract(p.doc, '$.portgroup_uuid') = ?{}",
                 args.len()
             ));
         }
-        let dir = if page.descending { "DESC" } else { "ASC" };
-        sql.push_str(&format!(" ORDER BY p.id {dir} LIMIT {}", page.limit));
+        if let Some(a) = filter.address {
+            args.push(Sql::Text(a.to_string()));
+            sql.push_str(&format!(" AND p.address = ?{}", args.len()));
+        }
+        let sort = page.sort.unwrap_or("id");
+        sql.push_str(&page_clause(
+            &conn,
+            "ports",
+            "p",
+            &|a| sort_expr(a, sort, &["uuid", "address"]),
+            page,
+            &mut args,
+            Error::PortNotFound,
+        )?);
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
         let out = collect(rows, port_from_doc)?;

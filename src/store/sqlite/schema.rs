@@ -48,6 +48,22 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // the lock's only record from here on.
     "ALTER TABLE nodes ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
      CREATE INDEX nodes_reservation ON nodes(reservation);",
+    // 4: the other records (allocations, chassis, port groups, templates,
+    // runbooks, inspection rules, volume connectors and targets), one
+    // table: the document, the unique columns and the owning node.
+    "CREATE TABLE records (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        uuid TEXT NOT NULL UNIQUE,
+        name TEXT,
+        key TEXT,
+        node_id INTEGER REFERENCES nodes(id) ON DELETE CASCADE,
+        doc TEXT NOT NULL,
+        UNIQUE (kind, name),
+        UNIQUE (kind, key)
+     );
+     CREATE INDEX records_kind ON records(kind, id);
+     CREATE INDEX records_node ON records(node_id);",
 ];
 
 /// Brings the database to the newest schema; refuses a newer one.

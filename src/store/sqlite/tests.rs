@@ -97,6 +97,7 @@ fn pages_follow_the_marker() {
         s.create_node(&n, &h("c")).unwrap();
     }
     let page = |marker| Page {
+        sort: None,
         marker,
         limit: 2,
         descending: false,
