@@ -99,6 +99,11 @@ pub async fn create(
         description: body.description,
         vendor: body.vendor,
         category: body.category,
+        available_for_dynamic_portgroup: flag(
+            "available_for_dynamic_portgroup",
+            &body.available_for_dynamic_portgroup,
+            false,
+        )?,
         ..Port::new(mac, node.uuid)
     };
     let port = state

@@ -98,7 +98,8 @@ impl Spec {
         let mut out = Map::new();
         for (name, min) in self.fields {
             if let Some(list) = fields {
-                if !list.iter().any(|f| f == name) {
+                // Ironic adds the links to any field selection.
+                if *name != "links" && !list.iter().any(|f| f == name) {
                     continue;
                 }
             } else if !r.version.at_least(*min) {

@@ -23,6 +23,7 @@ const PATCHABLE: &[&str] = &[
     "description",
     "vendor",
     "category",
+    "available_for_dynamic_portgroup",
 ];
 
 /// Ironic's refusal of something that is not a MAC address.
@@ -65,7 +66,11 @@ pub fn patch_port(old: &Port, ops: &[PatchOp]) -> Result<Port> {
         let mac: Mac = a.parse().map_err(|_| bad_mac(a))?;
         doc["address"] = Value::String(mac.to_string());
     }
-    for key in ["pxe_enabled", "is_smartnic"] {
+    for key in [
+        "pxe_enabled",
+        "is_smartnic",
+        "available_for_dynamic_portgroup",
+    ] {
         if let Some(v) = doc.get(key).cloned() {
             doc[key] = Value::Bool(match v {
                 Value::Null => key == "pxe_enabled",

@@ -29,6 +29,9 @@ pub struct Port {
     pub description: Option<String>,
     pub vendor: Option<String>,
     pub category: Option<String>,
+    /// May join a dynamic port group (1.111).
+    #[serde(default)]
+    pub available_for_dynamic_portgroup: bool,
     pub created_at: String,
     pub updated_at: Option<String>,
 }
@@ -52,6 +55,7 @@ impl Port {
             description: None,
             vendor: None,
             category: None,
+            available_for_dynamic_portgroup: false,
             created_at: super::now(),
             updated_at: None,
         }

@@ -11,6 +11,7 @@ mod dhcp;
 mod e2e;
 mod ipmi;
 mod native_cli;
+mod resources;
 mod restart;
 mod shared_store;
 mod tftp;

@@ -319,7 +319,13 @@ impl Serialize for NodeView<'_> {
             Ok(())
         };
         match self.shape {
-            Shape::Only(list) => list.iter().try_for_each(|f| put(f))?,
+            Shape::Only(list) => {
+                list.iter().try_for_each(|f| put(f))?;
+                // Ironic adds the links to any field selection.
+                if !list.iter().any(|f| f == "links") {
+                    put("links")?;
+                }
+            }
             Shape::Full | Shape::Short => {
                 let names = if matches!(self.shape, Shape::Full) {
                     NODE_FIELDS

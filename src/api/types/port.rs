@@ -30,6 +30,7 @@ pub const PORT_FIELDS: &[&str] = &[
     "description",
     "vendor",
     "category",
+    "available_for_dynamic_portgroup",
     "created_at",
     "updated_at",
     "links",
@@ -45,6 +46,7 @@ fn port_min_version(field: &str) -> u32 {
         "description" => 97,
         "vendor" => 100,
         "category" => 101,
+        "available_for_dynamic_portgroup" => 111,
         _ => 1,
     }
 }
@@ -68,6 +70,7 @@ fn port_field(p: &Port, field: &str, r: &Render) -> Option<Value> {
         "description" => opt(&p.description),
         "vendor" => opt(&p.vendor),
         "category" => opt(&p.category),
+        "available_for_dynamic_portgroup" => Value::Bool(p.available_for_dynamic_portgroup),
         "created_at" => Value::String(p.created_at.clone()),
         "updated_at" => opt(&p.updated_at),
         "links" => links(r.base, "ports", &p.uuid.to_string(), ""),
@@ -98,6 +101,10 @@ pub fn port_json(p: &Port, fields: Option<&[String]>, r: &Render) -> Value {
         if let Some(v) = port_field(p, f, r) {
             m.insert(f.clone(), v);
         }
+    }
+    // Ironic adds the links to any field selection.
+    if let Some(v) = port_field(p, "links", r) {
+        m.entry("links").or_insert(v);
     }
     Value::Object(m)
 }

@@ -97,6 +97,8 @@ pub struct PortCreate {
     pub description: Option<String>,
     pub vendor: Option<String>,
     pub category: Option<String>,
+    #[serde(default)]
+    pub available_for_dynamic_portgroup: Option<Value>,
 }
 
 /// `PUT …/states/provision` body.
