@@ -38,4 +38,6 @@ for f in undionly.kpxe ipxe.efi snponly.efi; do
     cmp -s "/usr/lib/ipxe/$f" "boot-assets/$f" || cp "/usr/lib/ipxe/$f" "boot-assets/$f"
 done
 .venv/bin/baremetal --version >/dev/null
+# openstacksdk comes with python-ironicclient; tests/integration/sdk_resources.py drives it.
+.venv/bin/python -c "import openstack" || { echo "install-deps: openstacksdk is missing from .venv" >&2; exit 1; }
 echo "install-deps: ok (baremetal CLI: $(.venv/bin/pip show python-ironicclient 2>/dev/null | sed -n 's/^Version: //p'))"
