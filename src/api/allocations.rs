@@ -204,13 +204,7 @@ pub async fn patch(
         }
     }
     new.updated_at = Some(crate::model::now());
-    let saved = new.clone();
-    state
-        .conductor
-        .store()
-        .call(move |s| s.save_record(&saved))
-        .await?;
-    Ok(records::shown(&new, version, &headers, &state))
+    records::save_and_show(&state, new, version, &headers).await
 }
 
 pub async fn delete(

@@ -351,6 +351,22 @@ pub fn shown<T: Served>(
     Json(to_json(rec, None, &render(&base, version, state)))
 }
 
+/// Writes a changed record and answers 200 with it.
+pub async fn save_and_show<T: Served>(
+    state: &AppState,
+    rec: T,
+    version: Version,
+    headers: &HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let body = shown(&rec, version, headers, state);
+    state
+        .conductor
+        .store()
+        .call(move |s| s.save_record(&rec))
+        .await?;
+    Ok(body)
+}
+
 /// Applies a JSON patch to a record's serde form, allowing only the
 /// top-level fields in `allowed` (Ironic's `patch_validate_allowed_fields`
 /// and `apply_jsonpatch`), and reads the record back.
