@@ -85,14 +85,6 @@ impl Served for Allocation {
     }
 }
 
-fn writable(version: Version, message: &str) -> Result<(), ApiError> {
-    if version.at_least(52) {
-        Ok(())
-    } else {
-        Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, message))
-    }
-}
-
 /// Whether a name is one of Ironic's logical names (1.10+).
 pub fn is_logical_name(n: &str) -> bool {
     !n.is_empty()
@@ -133,7 +125,7 @@ pub async fn create(
     headers: HeaderMap,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
-    writable(version, TOO_OLD)?;
+    SPEC.writable(version)?;
     let props = if version.at_least(58) {
         CREATE
     } else {
@@ -213,7 +205,7 @@ pub async fn delete(
     Extension(version): Extension<Version>,
     Path(ident): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    writable(version, TOO_OLD)?;
+    SPEC.writable(version)?;
     state
         .conductor
         .delete_allocation(&ident, caller.user.clone())

@@ -14,6 +14,7 @@ pub mod ports;
 pub mod provision;
 pub mod records;
 pub mod schema;
+pub mod templates;
 pub mod traits;
 pub mod types;
 pub mod version;
@@ -28,7 +29,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::Extension;
 
-use crate::model::{Allocation, Chassis, Portgroup};
+use crate::model::{Allocation, Chassis, DeployTemplate, Portgroup};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -458,7 +459,12 @@ async fn root(headers: HeaderMap) -> Json<Value> {
 
 /// The resources `/v1/` links to beside nodes, ports, drivers and chassis,
 /// in Ironic's order, with the microversion each appears at.
-const V1_LINKS: &[(&str, u32)] = &[("portgroups", 23), ("conductors", 49), ("allocations", 52)];
+const V1_LINKS: &[(&str, u32)] = &[
+    ("portgroups", 23),
+    ("conductors", 49),
+    ("allocations", 52),
+    ("deploy_templates", 55),
+];
 
 async fn v1(headers: HeaderMap, version: Option<Extension<Version>>) -> Json<Value> {
     let base = base_url(&headers);
@@ -604,6 +610,18 @@ async fn ironic_errors(req: Request, next: axum::middleware::Next) -> Response {
     resp
 }
 
+/// Routing a collection at its path with and without the trailing slash,
+/// as pecan serves them (the `baremetal` CLI asks for some with it).
+trait RouteBoth {
+    fn route_both(self, path: &str, m: axum::routing::MethodRouter<AppState>) -> Self;
+}
+
+impl RouteBoth for Router<AppState> {
+    fn route_both(self, path: &str, m: axum::routing::MethodRouter<AppState>) -> Self {
+        self.route(path, m.clone()).route(&format!("{path}/"), m)
+    }
+}
+
 /// The API router with every route, limit and layer.
 pub fn router(state: AppState) -> Router {
     let timeout = state.limits.request_timeout;
@@ -612,8 +630,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(root))
         .route("/v1", get(v1))
         .route("/v1/", get(v1))
-        .route("/v1/nodes", get(nodes::list).post(nodes::create))
-        .route("/v1/nodes/", get(nodes::list).post(nodes::create))
+        .route_both("/v1/nodes", get(nodes::list).post(nodes::create))
         .route("/v1/nodes/detail", get(nodes::list_detail))
         .route(
             "/v1/nodes/{ident}",
@@ -648,8 +665,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/nodes/{ident}/management/boot_device/supported",
             get(provision::boot_device_supported),
         )
-        .route("/v1/ports", get(ports::list).post(ports::create))
-        .route("/v1/ports/", get(ports::list).post(ports::create))
+        .route_both("/v1/ports", get(ports::list).post(ports::create))
         .route("/v1/ports/detail", get(ports::list_detail))
         .route(
             "/v1/ports/{ident}",
@@ -674,7 +690,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/nodes/{ident}/traits/{name}",
             put(traits::add).delete(traits::remove),
         )
-        .route(
+        .route_both(
             "/v1/allocations",
             get(records::list::<Allocation>).post(allocations::create),
         )
@@ -688,7 +704,7 @@ pub fn router(state: AppState) -> Router {
                 .patch(allocations::patch)
                 .delete(allocations::delete),
         )
-        .route(
+        .route_both(
             "/v1/chassis",
             get(records::list::<Chassis>).post(chassis::create),
         )
@@ -704,9 +720,23 @@ pub fn router(state: AppState) -> Router {
             "/v1/chassis/{ident}/nodes/detail",
             get(chassis::nodes_detail),
         )
-        .route("/v1/conductors", get(conductors::list))
-        .route("/v1/conductors/{hostname}", get(conductors::show))
+        .route_both(
+            "/v1/deploy_templates",
+            get(records::list::<DeployTemplate>).post(templates::create),
+        )
         .route(
+            "/v1/deploy_templates/detail",
+            get(records::list_detail::<DeployTemplate>),
+        )
+        .route(
+            "/v1/deploy_templates/{ident}",
+            get(records::show::<DeployTemplate>)
+                .patch(templates::patch)
+                .delete(templates::delete),
+        )
+        .route_both("/v1/conductors", get(conductors::list))
+        .route("/v1/conductors/{hostname}", get(conductors::show))
+        .route_both(
             "/v1/portgroups",
             get(records::list::<Portgroup>).post(portgroups::create),
         )
@@ -725,8 +755,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/portgroups/{ident}/ports/detail",
             get(portgroups::ports_detail),
         )
-        .route("/v1/drivers", get(drivers_list))
-        .route("/v1/drivers/", get(drivers_list))
+        .route_both("/v1/drivers", get(drivers_list))
         .route("/v1/drivers/{name}", get(driver_show))
         .route("/v1/drivers/{name}/properties", get(driver_properties))
         .fallback(not_found)

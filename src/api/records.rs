@@ -59,6 +59,16 @@ impl Spec {
         }
     }
 
+    /// Refuses a write below `min_version` as Ironic does: 405 with the
+    /// message reads get with their 404.
+    pub fn writable(&self, version: Version) -> Result<(), ApiError> {
+        if version.at_least(self.min_version) {
+            Ok(())
+        } else {
+            Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, self.too_old))
+        }
+    }
+
     fn field_version(&self, field: &str) -> Option<u32> {
         self.fields
             .iter()
@@ -161,6 +171,12 @@ pub trait Served: Record + Clone {
     /// answers 400 for some resources, 404 for others).
     const NODE_FILTER_MISSING: StatusCode = StatusCode::NOT_FOUND;
 
+    /// The record's fields as the API shows them (its serde form, by
+    /// default; a resource with secrets masks them here).
+    fn api_doc(&self) -> Map<String, Value> {
+        doc(self)
+    }
+
     /// Refuses an ident the resource can never have (before any lookup).
     fn check_ident(ident: &str) -> Result<(), ApiError> {
         let _ = ident;
@@ -185,7 +201,7 @@ pub fn doc<T: Record>(rec: &T) -> Map<String, Value> {
 
 /// Renders one record for the API.
 pub fn to_json<T: Served>(rec: &T, fields: Option<&[String]>, r: &Render) -> Value {
-    T::SPEC.render(&doc(rec), fields, r)
+    T::SPEC.render(&rec.api_doc(), fields, r)
 }
 
 /// Lists records of `T`, scoped to `node` when given (`/v1/nodes/{id}/…`).
@@ -375,6 +391,23 @@ pub fn apply_patch<T: Served>(
     ops: &[PatchOp],
     allowed: &[&str],
 ) -> Result<(T, Map<String, Value>), ApiError> {
+    let map = patched_doc(old, ops, allowed)?;
+    let rec: T = serde_json::from_value(Value::Object(map.clone())).map_err(|e| {
+        ApiError::bad_request(format!(
+            "Schema error for patch: {}",
+            e.to_string().split(" at line ").next().unwrap_or_default()
+        ))
+    })?;
+    Ok((rec, map))
+}
+
+/// [`apply_patch`] without reading the record back: the patched serde
+/// form, for resources that check it before reading it.
+pub fn patched_doc<T: Served>(
+    old: &T,
+    ops: &[PatchOp],
+    allowed: &[&str],
+) -> Result<Map<String, Value>, ApiError> {
     if ops.is_empty() {
         return Err(ApiError::bad_request(
             "The patch is empty: send a JSON list of operations",
@@ -430,11 +463,5 @@ pub fn apply_patch<T: Served>(
     let Value::Object(map) = doc else {
         return Err(ApiError::bad_request("The patch replaced the whole object"));
     };
-    let rec: T = serde_json::from_value(Value::Object(map.clone())).map_err(|e| {
-        ApiError::bad_request(format!(
-            "Schema error for patch: {}",
-            e.to_string().split(" at line ").next().unwrap_or_default()
-        ))
-    })?;
-    Ok((rec, map))
+    Ok(map)
 }

@@ -234,6 +234,107 @@ pub fn check_map(
     Ok(())
 }
 
+/// Checks a list of steps against Ironic's step schema (its
+/// `DEPLOY_STEP_SCHEMA` when `order_key` is `priority`, all four fields
+/// required; its `RUNBOOK_STEP_SCHEMA` when it is `order`, `args` optional)
+/// and reads them, a numeric string priority or order as its number.
+pub fn check_steps(
+    of: Option<&str>,
+    v: &Value,
+    order_key: &'static str,
+) -> Result<Vec<crate::model::template::Step>, ApiError> {
+    use crate::model::template::{Step, STEP_INTERFACES};
+    let fail = |msg: String| Err(error(of, format!("{msg} (in 'steps')")));
+    let Some(items) = v.as_array() else {
+        return Err(error(
+            of,
+            format!("{} (the value of 'steps')", type_error(v, &[Ty::Arr])),
+        ));
+    };
+    if items.is_empty() {
+        return Err(error(of, "[] should be non-empty (the value of 'steps')"));
+    }
+    let required: &[&str] = if order_key == "priority" {
+        &["interface", "step", "args", "priority"]
+    } else {
+        &["interface", "step", "order"]
+    };
+    let mut steps = Vec::with_capacity(items.len());
+    for item in items {
+        let Some(m) = item.as_object() else {
+            return fail(type_error(item, &[Ty::Obj]));
+        };
+        if let Some(r) = required.iter().find(|r| !m.contains_key(**r)) {
+            return fail(format!("'{r}' is a required property"));
+        }
+        let mut extra: Vec<&str> = m
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !["interface", "step", "args", order_key].contains(k))
+            .collect();
+        if !extra.is_empty() {
+            extra.sort_unstable();
+            let verb = if extra.len() == 1 { "was" } else { "were" };
+            let list: Vec<String> = extra.iter().map(|k| py_str(k)).collect();
+            return fail(format!(
+                "Additional properties are not allowed ({} {verb} unexpected)",
+                list.join(", ")
+            ));
+        }
+        let interface = &m["interface"];
+        let Some(iface) = interface.as_str() else {
+            return fail(type_error(interface, &[Ty::Str]));
+        };
+        if !STEP_INTERFACES.contains(&iface) {
+            let all: Vec<String> = STEP_INTERFACES.iter().map(|i| py_str(i)).collect();
+            return fail(format!(
+                "{} is not one of [{}]",
+                py_repr(interface),
+                all.join(", ")
+            ));
+        }
+        let name = &m["step"];
+        let Some(step) = name.as_str() else {
+            return fail(type_error(name, &[Ty::Str]));
+        };
+        if step.is_empty() {
+            return fail("'' should be non-empty".into());
+        }
+        let args = match m.get("args") {
+            None => Map::new(),
+            Some(Value::Object(a)) => a.clone(),
+            Some(other) => return fail(type_error(other, &[Ty::Obj])),
+        };
+        let rank = &m[order_key];
+        let number = match rank {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+                s.parse().ok()
+            }
+            _ => None,
+        };
+        let Some(number) = number else {
+            return fail(format!(
+                "{} is not valid under any of the given schemas (the value of '{order_key}')",
+                py_repr(rank)
+            ));
+        };
+        let (priority, order) = if order_key == "priority" {
+            (Some(number), None)
+        } else {
+            (None, Some(number))
+        };
+        steps.push(Step {
+            interface: iface.to_string(),
+            step: step.to_string(),
+            args,
+            priority,
+            order,
+        });
+    }
+    Ok(steps)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

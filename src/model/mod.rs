@@ -11,6 +11,7 @@ pub mod port;
 pub mod portgroup;
 pub mod power;
 pub mod states;
+pub mod template;
 pub mod traits;
 
 pub use allocation::{Allocation, AllocationState};
@@ -22,6 +23,7 @@ pub use port::Port;
 pub use portgroup::Portgroup;
 pub use power::PowerState;
 pub use states::State;
+pub use template::DeployTemplate;
 
 /// The current time in Ironic's timestamp format
 /// (`2016-08-18T22:28:48.643434+00:00`).

@@ -20,6 +20,7 @@ pub enum Kind {
     Allocation,
     Chassis,
     Portgroup,
+    DeployTemplate,
 }
 
 impl Kind {
@@ -28,6 +29,7 @@ impl Kind {
             Kind::Allocation => "allocation",
             Kind::Chassis => "chassis",
             Kind::Portgroup => "portgroup",
+            Kind::DeployTemplate => "deploy_template",
         }
     }
 
@@ -37,6 +39,7 @@ impl Kind {
             Kind::Allocation => "Allocation",
             Kind::Chassis => "Chassis",
             Kind::Portgroup => "Portgroup",
+            Kind::DeployTemplate => "Deploy template",
         }
     }
 
@@ -175,6 +178,16 @@ impl Store {
     /// Deletes a record.
     pub fn delete_record<T: Record>(&self, uuid: Uuid) -> Result<()> {
         self.remove_record(T::KIND, uuid)
+    }
+}
+
+impl Record for crate::model::DeployTemplate {
+    const KIND: Kind = Kind::DeployTemplate;
+    fn uuid(&self) -> Uuid {
+        self.uuid
+    }
+    fn name(&self) -> Option<&str> {
+        Some(&self.name)
     }
 }
 

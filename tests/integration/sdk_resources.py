@@ -101,6 +101,7 @@ class Cleanup:
         self.port_groups = []
         self.nodes = []
         self.chassis = []
+        self.templates = []
 
     def run(self):
         bm = self.conn.baremetal
@@ -134,6 +135,9 @@ class Cleanup:
             attempt(f'delete node {n}', del_node)
         for c in reversed(self.chassis):
             attempt(f'delete chassis {c}', lambda c=c: bm.delete_chassis(c, ignore_missing=True))
+        for t in reversed(self.templates):
+            attempt(f'delete deploy template {t}',
+                    lambda t=t: bm.delete_deploy_template(t, ignore_missing=True))
         try:
             left = ([f'allocation {a.id}' for a in bm.allocations()
                      if a.id in self.allocations]
@@ -718,6 +722,79 @@ def section_node_behaviours(conn, cl, st):
     eq(bm.get_node(av).is_retired, False, 'nodes: available node not retired')
 
 
+def section_deploy_templates(conn, cl, st):
+    bm = conn.baremetal
+    steps = [{'interface': 'raid', 'step': 'create_configuration',
+              'args': {'logical_disks': [{'size_gb': 'MAX', 'raid_level': '1'}],
+                       'bmc_password': 'hunter2'},
+              'priority': 10}]
+    t = bm.create_deploy_template(name='CUSTOM_SDK_RAID1', steps=steps,
+                                  extra={'k': 'v'})
+    cl.templates.append(t.id)
+    eq(t.name, 'CUSTOM_SDK_RAID1', 'templates: create echoes the name')
+    eq(t.steps[0]['args']['bmc_password'], '******',
+       'templates: secrets in step args are masked')
+    eq(t.steps[0]['args']['logical_disks'], steps[0]['args']['logical_disks'],
+       'templates: other args are shown')
+    got = bm.get_deploy_template('CUSTOM_SDK_RAID1')
+    eq(got.id, t.id, 'templates: get by name')
+    eq(got.extra, {'k': 'v'}, 'templates: get extra')
+    t2 = bm.create_deploy_template(
+        name='CUSTOM_SDK_BIOS', steps=[{'interface': 'bios', 'step': 'apply_configuration',
+                                        'args': {}, 'priority': '5'}])
+    cl.templates.append(t2.id)
+    eq(t2.steps[0]['priority'], 5, 'templates: a numeric string priority is read as a number')
+    listed = {x.id: x for x in bm.deploy_templates()}
+    ok({t.id, t2.id} <= set(listed), 'templates: list has both')
+    eq(listed[t.id].steps, None, 'templates: short list has no steps')
+    det = {x.id: x for x in bm.deploy_templates(details=True)}
+    eq(len(det[t.id].steps), 1, 'templates: detailed list has steps')
+    r = bm.get('/deploy_templates?limit=1&sort_key=name', microversion='1.55')
+    body = r.json()
+    eq([x['name'] for x in body['deploy_templates']], ['CUSTOM_SDK_BIOS'],
+       'templates: sorted by name, first page')
+    ok('marker=' in body.get('next', ''), 'templates: next link', body)
+    r = bm.get('/deploy_templates?fields=name', microversion='1.55')
+    eq(sorted(r.json()['deploy_templates'][0]), ['links', 'name'],
+       'templates: fields=name shows the name and links')
+    r = bm.get('/deploy_templates?sort_key=steps', microversion='1.55')
+    eq(r.status_code, 400, 'templates: sort by steps -> 400')
+    p = bm.patch_deploy_template(t, [{'op': 'replace', 'path': '/name',
+                                      'value': 'CUSTOM_SDK_RAID0'},
+                                     {'op': 'replace', 'path': '/steps/0/priority',
+                                      'value': 20}])
+    eq((p.name, p.steps[0]['priority']), ('CUSTOM_SDK_RAID0', 20),
+       'templates: patch of name and a step priority')
+    eq(bm.get_deploy_template(t.id).steps[0]['args']['bmc_password'], '******',
+       'templates: args stay masked after a patch')
+    raises(exc.BadRequestException,
+           lambda: bm.create_deploy_template(name='raid1', steps=steps),
+           'templates: a name that is not a trait -> 400', status=400, contains="'name'")
+    raises(exc.BadRequestException,
+           lambda: bm.create_deploy_template(name='CUSTOM_X', steps=steps + steps),
+           'templates: duplicate steps -> 400', status=400, contains='Duplicate deploy steps')
+    raises(exc.BadRequestException,
+           lambda: bm.create_deploy_template(
+               name='CUSTOM_X', steps=[dict(steps[0], interface='storage')]),
+           'templates: unknown interface -> 400', status=400, contains="'storage' is not one of")
+    raises(exc.BadRequestException,
+           lambda: bm.create_deploy_template(name='CUSTOM_X', steps=[]),
+           'templates: no steps -> 400', status=400, contains='non-empty')
+    r = st['nr'].post('/deploy_templates', json={'name': 'CUSTOM_SDK_BIOS', 'steps': steps},
+                      microversion='1.55', retriable_status_codes=[])
+    eq(r.status_code, 409, 'templates: duplicate name -> 409')
+    ok('CUSTOM_SDK_BIOS already exists' in error_text(r), 'templates: 409 names it',
+       error_text(r))
+    r = bm.get('/deploy_templates', microversion='1.54')
+    eq(r.status_code, 404, 'templates: below 1.55 -> 404')
+    raises(exc.NotFoundException, lambda: bm.get_deploy_template('CUSTOM_NOPE'),
+           'templates: missing -> 404', status=404,
+           contains='Deploy template CUSTOM_NOPE could not be found')
+    bm.delete_deploy_template(t2.id)
+    raises(exc.NotFoundException, lambda: bm.get_deploy_template(t2.id),
+           'templates: deleted -> 404', status=404)
+
+
 SECTIONS = [
     ('chassis', section_chassis),
     ('conductors', section_conductors),
@@ -725,6 +802,7 @@ SECTIONS = [
     ('node traits', section_traits),
     ('allocations', section_allocations),
     ('node behaviours', section_node_behaviours),
+    ('deploy templates', section_deploy_templates),
 ]
 
 
