@@ -7,10 +7,9 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 
-/// Chassis, conductors, port groups, traits, allocations and node
-/// behaviours, driven only through openstacksdk 4.22 (in the test venv).
-#[test]
-fn openstacksdk_drives_every_new_resource() {
+/// Runs one of the client scripts against a fresh server; fails with its
+/// output when a check failed.
+fn run_client_script(script: &str, what: &str) {
     let s = Server::start();
     let python = repo().join(".venv/bin/python");
     assert!(
@@ -19,17 +18,32 @@ fn openstacksdk_drives_every_new_resource() {
         python.display()
     );
     let out = Command::new(python)
-        .arg(repo().join("tests/integration/sdk_resources.py"))
+        .arg(repo().join("tests/integration").join(script))
         .arg(s.endpoint())
         .output()
-        .expect("run sdk_resources.py");
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "openstacksdk checks failed:\n{text}");
+    assert!(out.status.success(), "{what} checks failed:\n{text}");
     assert!(!text.contains("FAIL"), "{text}");
+}
+
+/// Chassis, conductors, port groups, traits, allocations, deploy templates
+/// and node behaviours, driven only through openstacksdk 4.22 (in the test
+/// venv).
+#[test]
+fn openstacksdk_drives_every_new_resource() {
+    run_client_script("sdk_resources.py", "openstacksdk");
+}
+
+/// The same resources through the `baremetal` CLI (python-ironicclient
+/// 6.3.0, in the test venv), as operators' scripts call it.
+#[test]
+fn baremetal_cli_drives_every_new_resource() {
+    run_client_script("cli_resources.py", "baremetal CLI");
 }
 
 /// 200 allocations at once over 100 available nodes of one resource class:

@@ -1,0 +1,265 @@
+#!/usr/bin/env python3
+"""Drive rackboot's Ironic-compatible API through the real `baremetal` CLI.
+
+Usage:
+    .venv/bin/python tests/integration/cli_resources.py http://127.0.0.1:PORT [--keep-going]
+
+Runs `baremetal` (python-ironicclient, from the same venv) the way an
+operator's scripts do, with OS_ENDPOINT pointing at the server, over every
+resource beside nodes and ports: chassis, conductors, port groups, node
+traits, allocations, deploy templates, runbooks, inspection rules, volume
+connectors and targets, VIFs, and the node's BIOS and firmware listings.
+Prints one line per check; exits 1 at the first failed check (with
+--keep-going: after all of them, if any failed).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+BAREMETAL = os.path.join(os.path.dirname(sys.executable), 'baremetal')
+KEEP_GOING = False
+FAILURES = []
+PASSES = 0
+ENV = {}
+
+
+class Abort(Exception):
+    pass
+
+
+def ok(cond, what, detail=None):
+    global PASSES
+    if cond:
+        PASSES += 1
+        print(f'PASS {what}', flush=True)
+        return True
+    msg = what if detail is None else f'{what}: {detail}'
+    print(f'FAIL {msg}', flush=True)
+    FAILURES.append(msg)
+    if not KEEP_GOING:
+        raise Abort(msg)
+    return False
+
+
+def eq(actual, expected, what):
+    return ok(actual == expected, what, f'expected {expected!r}, got {actual!r}')
+
+
+def run(*args, check=True):
+    """Runs `baremetal ARGS`; returns (exit status, stdout, stderr)."""
+    p = subprocess.run([BAREMETAL, *args], env=ENV, capture_output=True,
+                       text=True, timeout=120)
+    if check and p.returncode != 0:
+        raise Abort(f'baremetal {" ".join(args)} failed ({p.returncode}): '
+                    f'{p.stderr.strip()}')
+    return p.returncode, p.stdout, p.stderr
+
+
+def js(*args):
+    """Runs `baremetal ARGS -f json` and decodes its output."""
+    _, out, _ = run(*args, '-f', 'json')
+    return json.loads(out)
+
+
+def rows(*args):
+    """Runs a `list -f json` and returns its rows with the column names as
+    field names (`Resource Class` -> `resource_class`)."""
+    return [{k.lower().replace(' ', '_'): v for k, v in r.items()} for r in js(*args)]
+
+
+def fails(args, what, contains):
+    """Checks `baremetal ARGS` fails with a message containing `contains`."""
+    rc, out, err = run(*args, check=False)
+    text = out + err
+    ok(rc != 0 and contains.lower() in text.lower(), what,
+       f'exit {rc}, output {text.strip()!r}')
+
+
+def section_chassis(st):
+    c = js('chassis', 'create', '--description', 'cli rack', '--extra', 'row=4')
+    st['chassis'] = c['uuid']
+    eq(c['description'], 'cli rack', 'chassis: create')
+    eq(js('chassis', 'show', c['uuid'])['extra'], {'row': 4}, 'chassis: show')
+    listed = rows('chassis', 'list', '--long')
+    ok(any(x['uuid'] == c['uuid'] for x in listed), 'chassis: list --long', listed)
+    run('chassis', 'set', c['uuid'], '--description', 'cli rack 2')
+    eq(js('chassis', 'show', c['uuid'], '--fields', 'description'),
+       {'description': 'cli rack 2'}, 'chassis: set, show --fields')
+    n = js('node', 'create', '--driver', 'fake-hardware', '--name', 'cli-in-rack',
+           '--chassis-uuid', c['uuid'])
+    st['nodes'].append(n['uuid'])
+    names = [x['name'] for x in rows('node', 'list', '--chassis', c['uuid'])]
+    eq(names, ['cli-in-rack'], 'chassis: node list --chassis')
+    fails(['chassis', 'delete', c['uuid']], 'chassis: delete with nodes refused',
+          'contains nodes')
+    fails(['chassis', 'show', '00000000-1111-2222-3333-444444444444'],
+          'chassis: missing', 'could not be found')
+
+
+def section_conductors(st):
+    listed = rows('conductor', 'list')
+    eq(len(listed), 1, 'conductors: one conductor (this appliance)')
+    c = js('conductor', 'show', listed[0]['hostname'])
+    eq(c['alive'], True, 'conductors: alive')
+    ok('fake-hardware' in c['drivers'], 'conductors: drivers', c['drivers'])
+    fails(['conductor', 'show', 'no-such-host'], 'conductors: missing',
+          'could not be found')
+
+
+def section_port_groups(st):
+    n = js('node', 'create', '--driver', 'fake-hardware', '--name', 'cli-bond')
+    st['nodes'].append(n['uuid'])
+    g = js('port', 'group', 'create', '--node', n['uuid'], '--name', 'cli-bond0',
+           '--address', '52:54:00:aa:00:01', '--mode', '802.3ad',
+           '--property', 'miimon=100')
+    eq((g['name'], g['mode'], g['properties']), ('cli-bond0', '802.3ad', {'miimon': 100}),
+       'port groups: create')
+    p = js('port', 'create', '52:54:00:aa:00:02', '--node', n['uuid'],
+           '--port-group', g['uuid'])
+    eq(p['portgroup_uuid'], g['uuid'], 'port groups: port in the group')
+    listed = rows('port', 'list', '--port-group', g['uuid'])
+    eq([x['address'] for x in listed], ['52:54:00:aa:00:02'], 'port groups: port list --port-group')
+    run('port', 'group', 'set', 'cli-bond0', '--extra', 'switch=sw1')
+    eq(js('port', 'group', 'show', 'cli-bond0')['extra'], {'switch': 'sw1'},
+       'port groups: set --extra')
+    fails(['port', 'group', 'delete', 'cli-bond0'], 'port groups: delete with ports refused',
+          'ports')
+    run('port', 'delete', p['uuid'])
+    run('port', 'group', 'delete', 'cli-bond0')
+    fails(['port', 'group', 'show', 'cli-bond0'], 'port groups: deleted', 'could not be found')
+
+
+def section_traits(st):
+    n = js('node', 'create', '--driver', 'fake-hardware', '--name', 'cli-traits',
+           '--resource-class', 'cli-rc')
+    st['nodes'].append(n['uuid'])
+    run('node', 'add', 'trait', 'cli-traits', 'CUSTOM_GPU', 'HW_CPU_X86_AVX2')
+    _, out, _ = run('node', 'trait', 'list', 'cli-traits', '-f', 'value')
+    eq(sorted(out.split()), ['CUSTOM_GPU', 'HW_CPU_X86_AVX2'], 'traits: add, list')
+    run('node', 'remove', 'trait', 'cli-traits', 'HW_CPU_X86_AVX2')
+    _, out, _ = run('node', 'trait', 'list', 'cli-traits', '-f', 'value')
+    eq(out.split(), ['CUSTOM_GPU'], 'traits: remove')
+    fails(['node', 'add', 'trait', 'cli-traits', 'not-a-trait'],
+          'traits: bad name refused', 'CUSTOM_')
+    fails(['node', 'remove', 'trait', 'cli-traits', 'CUSTOM_NOPE'],
+          'traits: removing a missing trait', 'CUSTOM_NOPE')
+
+
+def section_allocations(st):
+    node = 'cli-traits'
+    run('node', 'manage', node, '--wait', '60')
+    run('node', 'provide', node, '--wait', '60')
+    a = js('allocation', 'create', '--resource-class', 'cli-rc', '--trait', 'CUSTOM_GPU',
+           '--name', 'cli-alloc', '--extra', 'ticket=42', '--wait', '60')
+    eq((a['state'], a['node_uuid']), ('active', st['nodes'][-1]),
+       'allocations: create --wait picks the node with the trait')
+    n = js('node', 'show', node)
+    eq((n['allocation_uuid'], n['instance_uuid']), (a['uuid'], a['uuid']),
+       'allocations: the node carries the allocation')
+    listed = rows('allocation', 'list', '--node', node)
+    eq([x['uuid'] for x in listed], [a['uuid']], 'allocations: list --node')
+    listed = rows('allocation', 'list', '--state', 'active', '--resource-class', 'cli-rc')
+    eq([x['uuid'] for x in listed], [a['uuid']], 'allocations: list --state --resource-class')
+    run('allocation', 'set', 'cli-alloc', '--extra', 'ticket=43', '--name', 'cli-alloc2')
+    s = js('allocation', 'show', a['uuid'])
+    eq((s['extra'], s['name']), ({'ticket': 43}, 'cli-alloc2'), 'allocations: set')
+    run('allocation', 'set', 'cli-alloc2', '--name', 'cli-alloc')
+    run('allocation', 'unset', 'cli-alloc', '--extra', 'ticket')
+    eq(js('allocation', 'show', 'cli-alloc')['extra'], {}, 'allocations: unset')
+    rc, out, err = run('allocation', 'create', '--resource-class', 'cli-rc', '--wait', '60',
+                       check=False)
+    ok(rc != 0 and 'no available nodes' in (out + err).lower(),
+       'allocations: none left -> error', out + err)
+    failed = [x for x in rows('allocation', 'list', '--state', 'error')
+              if x['resource_class'] == 'cli-rc']
+    eq(len(failed), 1, 'allocations: the failed one is listed in error')
+    for x in failed:
+        run('allocation', 'delete', x['uuid'])
+    run('allocation', 'delete', 'cli-alloc')
+    n = js('node', 'show', node)
+    eq((n['allocation_uuid'], n['instance_uuid']), (None, None),
+       'allocations: delete frees the node')
+    fails(['allocation', 'show', 'cli-alloc'], 'allocations: deleted', 'could not be found')
+
+
+def section_deploy_templates(st):
+    steps = json.dumps([{'interface': 'bios', 'step': 'apply_configuration',
+                         'args': {'settings': [{'name': 'LogicalProc', 'value': 'Enabled'}]},
+                         'priority': 150}])
+    t = js('deploy', 'template', 'create', 'CUSTOM_CLI_HT', '--steps', steps,
+           '--extra', 'a=b')
+    eq(t['steps'][0]['priority'], 150, 'deploy templates: create')
+    st['templates'].append(t['uuid'])
+    names = [x['name'] for x in rows('deploy', 'template', 'list')]
+    ok('CUSTOM_CLI_HT' in names, 'deploy templates: list', names)
+    long = rows('deploy', 'template', 'list', '--long')
+    ok(any(x['name'] == 'CUSTOM_CLI_HT' and x['steps'] for x in long),
+       'deploy templates: list --long has steps', long)
+    run('deploy', 'template', 'set', 'CUSTOM_CLI_HT', '--name', 'CUSTOM_CLI_HT2')
+    run('deploy', 'template', 'unset', 'CUSTOM_CLI_HT2', '--extra', 'a')
+    s = js('deploy', 'template', 'show', t['uuid'])
+    eq((s['name'], s['extra']), ('CUSTOM_CLI_HT2', {}), 'deploy templates: set, unset')
+    fails(['deploy', 'template', 'create', 'cli-ht', '--steps', steps],
+          'deploy templates: a name that is not a trait', "'name'")
+    fails(['deploy', 'template', 'create', 'CUSTOM_CLI_X', '--steps', '[{"interface": "bios"}]'],
+          'deploy templates: a step without its fields', 'is a required property')
+    run('deploy', 'template', 'delete', 'CUSTOM_CLI_HT2')
+    fails(['deploy', 'template', 'show', 'CUSTOM_CLI_HT2'], 'deploy templates: deleted',
+          'could not be found')
+
+
+SECTIONS = [
+    ('chassis', section_chassis),
+    ('conductors', section_conductors),
+    ('port groups', section_port_groups),
+    ('node traits', section_traits),
+    ('allocations', section_allocations),
+    ('deploy templates', section_deploy_templates),
+]
+
+
+def cleanup(st):
+    for t in st['templates']:
+        run('deploy', 'template', 'delete', t, check=False)
+    for n in reversed(st['nodes']):
+        run('node', 'delete', n, check=False)
+    if st.get('chassis'):
+        run('chassis', 'delete', st['chassis'], check=False)
+
+
+def main(argv):
+    global KEEP_GOING
+    args = [a for a in argv[1:] if not a.startswith('--')]
+    KEEP_GOING = '--keep-going' in argv[1:]
+    if len(args) != 1:
+        print(__doc__, file=sys.stderr)
+        return 2
+    ENV.update(os.environ)
+    ENV.update({'OS_ENDPOINT': args[0].rstrip('/'), 'OS_AUTH_TYPE': 'none'})
+    for k in ('OS_CLOUD', 'OS_BAREMETAL_API_VERSION'):
+        ENV.pop(k, None)
+    st = {'nodes': [], 'templates': []}
+    aborted = None
+    try:
+        for name, fn in SECTIONS:
+            print(f'== {name}', flush=True)
+            fn(st)
+    except Abort as e:
+        aborted = str(e)
+        if aborted not in FAILURES:
+            FAILURES.append(aborted)
+    finally:
+        cleanup(st)
+    if FAILURES:
+        print(f'\n{PASSES} checks passed, {len(FAILURES)} failed', flush=True)
+        for f in FAILURES:
+            print(f'FAILED: {f}', file=sys.stderr)
+        return 1
+    print(f'\nall {PASSES} checks passed', flush=True)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv))
