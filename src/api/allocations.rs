@@ -23,6 +23,7 @@ pub static SPEC: Spec = Spec {
     collection: "allocations",
     min_version: 52,
     too_old: TOO_OLD,
+    detail_from: 43,
     fields: &[
         ("uuid", 52),
         ("created_at", 52),

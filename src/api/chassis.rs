@@ -21,6 +21,7 @@ pub static SPEC: Spec = Spec {
     collection: "chassis",
     min_version: 1,
     too_old: "The API is not supported for this version",
+    detail_from: 43,
     fields: &[
         ("uuid", 1),
         ("created_at", 1),

@@ -16,6 +16,7 @@ pub static SPEC: Spec = Spec {
     collection: "conductors",
     min_version: 49,
     too_old: "The API is not supported for this version",
+    detail_from: 43,
     fields: &[
         ("created_at", 49),
         ("updated_at", 49),

@@ -18,6 +18,7 @@ pub mod templates;
 pub mod traits;
 pub mod types;
 pub mod version;
+pub mod volume;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,7 +30,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::Extension;
 
-use crate::model::{Allocation, Chassis, DeployTemplate, Portgroup};
+use crate::model::{Allocation, Chassis, DeployTemplate, Portgroup, VolumeConnector, VolumeTarget};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -461,6 +462,7 @@ async fn root(headers: HeaderMap) -> Json<Value> {
 /// in Ironic's order, with the microversion each appears at.
 const V1_LINKS: &[(&str, u32)] = &[
     ("portgroups", 23),
+    ("volume", 32),
     ("conductors", 49),
     ("allocations", 52),
     ("deploy_templates", 55),
@@ -733,6 +735,43 @@ pub fn router(state: AppState) -> Router {
             get(records::show::<DeployTemplate>)
                 .patch(templates::patch)
                 .delete(templates::delete),
+        )
+        .route_both("/v1/volume", get(volume::root))
+        .route_both(
+            "/v1/volume/connectors",
+            get(records::list::<VolumeConnector>).post(volume::create::<VolumeConnector>),
+        )
+        .route(
+            "/v1/volume/connectors/{ident}",
+            get(records::show::<VolumeConnector>)
+                .patch(volume::patch::<VolumeConnector>)
+                .delete(volume::delete::<VolumeConnector>),
+        )
+        .route_both(
+            "/v1/volume/targets",
+            get(records::list::<VolumeTarget>).post(volume::create::<VolumeTarget>),
+        )
+        .route(
+            "/v1/volume/targets/{ident}",
+            get(records::show::<VolumeTarget>)
+                .patch(volume::patch::<VolumeTarget>)
+                .delete(volume::delete::<VolumeTarget>),
+        )
+        .route("/v1/nodes/{ident}/volume", get(volume::node_root))
+        .route("/v1/nodes/{ident}/volume/", get(volume::node_root))
+        .route(
+            "/v1/nodes/{ident}/volume/connectors",
+            get(volume::node_list::<VolumeConnector>).post(volume::malformed),
+        )
+        .route(
+            "/v1/nodes/{ident}/volume/targets",
+            get(volume::node_list::<VolumeTarget>).post(volume::malformed),
+        )
+        .route(
+            "/v1/nodes/{ident}/volume/{kind}/{uuid}",
+            get(volume::malformed)
+                .patch(volume::malformed)
+                .delete(volume::malformed),
         )
         .route_both("/v1/conductors", get(conductors::list))
         .route("/v1/conductors/{hostname}", get(conductors::show))

@@ -25,6 +25,7 @@ pub static SPEC: Spec = Spec {
     collection: "portgroups",
     min_version: 23,
     too_old: "The API is not supported for this version",
+    detail_from: 43,
     fields: &[
         ("uuid", 23),
         ("created_at", 23),

@@ -29,6 +29,8 @@ pub struct Spec {
     pub min_version: u32,
     /// The 404 message below `min_version`.
     pub too_old: &'static str,
+    /// The microversion a listing's `detail` parameter is allowed from.
+    pub detail_from: u32,
     /// Every field of the full object in Ironic's order, with the
     /// microversion it appears at. `links` and [`Spec::sublinks`] are made
     /// here; every other field is read from the record's serde form.
@@ -218,7 +220,7 @@ pub async fn list_records<T: Served>(
     spec.check_version(version)?;
     spec.check_list_args(q, detail_path)?;
     let detail = detail_path || super::query_bool(q, "detail")?.unwrap_or(false);
-    if q.contains_key("detail") && !version.at_least(43) {
+    if q.contains_key("detail") && !version.at_least(spec.detail_from) {
         return Err(ApiError::bad_request(format!(
             "Invalid query parameter ?detail={} received.",
             if detail { "True" } else { "False" }

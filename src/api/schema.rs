@@ -15,6 +15,7 @@ pub enum Ty {
     Obj,
     Arr,
     Bool,
+    Int,
 }
 
 impl Ty {
@@ -25,6 +26,7 @@ impl Ty {
             Ty::Obj => "object",
             Ty::Arr => "array",
             Ty::Bool => "boolean",
+            Ty::Int => "integer",
         }
     }
 
@@ -35,6 +37,8 @@ impl Ty {
             Ty::Obj => v.is_object(),
             Ty::Arr => v.is_array(),
             Ty::Bool => v.is_boolean(),
+            // As Draft 4's checker: 1.0 is an integer, true is not.
+            Ty::Int => v.is_i64() || v.is_u64() || v.as_f64().is_some_and(|f| f.fract() == 0.0),
         }
     }
 }

@@ -24,6 +24,7 @@ pub static SPEC: Spec = Spec {
     collection: "deploy_templates",
     min_version: 55,
     too_old: TOO_OLD,
+    detail_from: 43,
     fields: &[
         ("uuid", 55),
         ("created_at", 55),

@@ -26,6 +26,7 @@ mod provision;
 mod recovery;
 pub mod sync;
 pub mod update;
+mod volume;
 mod workers;
 mod workflows;
 
@@ -48,6 +49,7 @@ pub use ports::bad_mac;
 
 pub use allocations::AllocationRequest;
 pub use update::PatchOp;
+pub use volume::VolumeChange;
 
 /// Conductor failures, each mapped to one Ironic error by the API.
 #[derive(Debug, thiserror::Error)]

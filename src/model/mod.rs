@@ -13,6 +13,7 @@ pub mod power;
 pub mod states;
 pub mod template;
 pub mod traits;
+pub mod volume;
 
 pub use allocation::{Allocation, AllocationState};
 pub use chassis::Chassis;
@@ -24,6 +25,7 @@ pub use portgroup::Portgroup;
 pub use power::PowerState;
 pub use states::State;
 pub use template::DeployTemplate;
+pub use volume::{VolumeConnector, VolumeTarget};
 
 /// The current time in Ironic's timestamp format
 /// (`2016-08-18T22:28:48.643434+00:00`).

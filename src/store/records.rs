@@ -13,6 +13,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Error, Page, Result, Store};
+use crate::model::volume::KEY_SEP;
 
 /// What kind of record a row is (the `kind` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -21,6 +22,8 @@ pub enum Kind {
     Chassis,
     Portgroup,
     DeployTemplate,
+    VolumeConnector,
+    VolumeTarget,
 }
 
 impl Kind {
@@ -30,6 +33,8 @@ impl Kind {
             Kind::Chassis => "chassis",
             Kind::Portgroup => "portgroup",
             Kind::DeployTemplate => "deploy_template",
+            Kind::VolumeConnector => "volume_connector",
+            Kind::VolumeTarget => "volume_target",
         }
     }
 
@@ -40,6 +45,8 @@ impl Kind {
             Kind::Chassis => "Chassis",
             Kind::Portgroup => "Portgroup",
             Kind::DeployTemplate => "Deploy template",
+            Kind::VolumeConnector => "Volume connector",
+            Kind::VolumeTarget => "Volume target",
         }
     }
 
@@ -58,6 +65,16 @@ impl Kind {
     fn duplicate_key(self, key: &str) -> String {
         match self {
             Kind::Portgroup => format!("A portgroup with MAC address {key} already exists."),
+            Kind::VolumeConnector => {
+                let (kind, id) = key.split_once(KEY_SEP).unwrap_or((key, ""));
+                format!("A volume connector with type {kind} and connector ID {id} already exists.")
+            }
+            Kind::VolumeTarget => {
+                let index = key.split_once(KEY_SEP).map_or(key, |(_, i)| i);
+                format!(
+                    "A volume target with boot index '{index}' for the same node already exists."
+                )
+            }
             k => format!("{} with key {key} already exists.", k.a_label()),
         }
     }
@@ -188,6 +205,32 @@ impl Record for crate::model::DeployTemplate {
     }
     fn name(&self) -> Option<&str> {
         Some(&self.name)
+    }
+}
+
+impl Record for crate::model::VolumeConnector {
+    const KIND: Kind = Kind::VolumeConnector;
+    fn uuid(&self) -> Uuid {
+        self.uuid
+    }
+    fn node(&self) -> Option<Uuid> {
+        Some(self.node_uuid)
+    }
+    fn unique_key(&self) -> Option<String> {
+        Some(crate::model::VolumeConnector::unique_key(self))
+    }
+}
+
+impl Record for crate::model::VolumeTarget {
+    const KIND: Kind = Kind::VolumeTarget;
+    fn uuid(&self) -> Uuid {
+        self.uuid
+    }
+    fn node(&self) -> Option<Uuid> {
+        Some(self.node_uuid)
+    }
+    fn unique_key(&self) -> Option<String> {
+        Some(crate::model::VolumeTarget::unique_key(self))
     }
 }
 

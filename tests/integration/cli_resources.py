@@ -210,6 +210,42 @@ def section_deploy_templates(st):
           'could not be found')
 
 
+def section_volume(st):
+    n = js('node', 'create', '--driver', 'fake-hardware', '--name', 'cli-vol')
+    st['nodes'].append(n['uuid'])
+    c = js('volume', 'connector', 'create', '--node', n['uuid'], '--type', 'iqn',
+           '--connector-id', 'iqn.2026-12.org.example:cli')
+    eq((c['type'], c['node_uuid']), ('iqn', n['uuid']), 'volume: connector create')
+    fails(['volume', 'connector', 'create', '--node', n['uuid'], '--type', 'iqn',
+           '--connector-id', 'iqn.2026-12.org.example:cli'],
+          'volume: duplicate connector', 'already exists')
+    t = js('volume', 'target', 'create', '--node', n['uuid'], '--type', 'iscsi',
+           '--boot-index', '0', '--volume-id', 'vol-a', '--property', 'auth_password=s3cret')
+    eq(t['properties'], {'auth_password': '******'}, 'volume: target properties masked')
+    fails(['volume', 'target', 'create', '--node', n['uuid'], '--type', 'iscsi',
+           '--boot-index', '0', '--volume-id', 'vol-b'],
+          'volume: a second target at boot index 0', "boot index '0'")
+    eq([x['uuid'] for x in rows('volume', 'connector', 'list', '--node', 'cli-vol')],
+       [c['uuid']], 'volume: connector list --node')
+    eq([x['volume_id'] for x in rows('volume', 'target', 'list', '--node', n['uuid'], '--long')],
+       ['vol-a'], 'volume: target list --node --long')
+    run('node', 'power', 'on', 'cli-vol')
+    fails(['volume', 'target', 'set', t['uuid'], '--volume-id', 'vol-c'],
+          'volume: update refused while powered on', 'while it is in state "power on"')
+    run('node', 'power', 'off', 'cli-vol')
+    run('volume', 'target', 'set', t['uuid'], '--volume-id', 'vol-c')
+    eq(js('volume', 'target', 'show', t['uuid'])['volume_id'], 'vol-c',
+       'volume: update once powered off')
+    run('volume', 'connector', 'unset', c['uuid'], '--extra', 'nope', check=False)
+    run('volume', 'connector', 'delete', c['uuid'])
+    fails(['volume', 'connector', 'show', c['uuid']], 'volume: connector deleted',
+          'could not be found')
+    run('node', 'delete', 'cli-vol')
+    st['nodes'].remove(n['uuid'])
+    fails(['volume', 'target', 'show', t['uuid']], 'volume: node deletion takes its targets',
+          'could not be found')
+
+
 SECTIONS = [
     ('chassis', section_chassis),
     ('conductors', section_conductors),
@@ -217,6 +253,7 @@ SECTIONS = [
     ('node traits', section_traits),
     ('allocations', section_allocations),
     ('deploy templates', section_deploy_templates),
+    ('volume', section_volume),
 ]
 
 

@@ -795,6 +795,62 @@ def section_deploy_templates(conn, cl, st):
            'templates: deleted -> 404', status=404)
 
 
+def section_volume(conn, cl, st):
+    bm = conn.baremetal
+    node = bm.create_node(driver='fake-hardware', name='sdk-vol')
+    cl.nodes.append(node.id)
+    c = bm.create_volume_connector(node_id=node.id, type='wwpn',
+                                   connector_id='20:00:00:00:00:00:00:01', extra={'a': 1})
+    eq((c.type, c.connector_id, c.node_id), ('wwpn', '20:00:00:00:00:00:00:01', node.id),
+       'volume: connector create')
+    t = bm.create_volume_target(node_id=node.id, volume_type='iscsi', boot_index=0,
+                                volume_id='sdk-vol-0', properties={'target_iqn': 'iqn.x',
+                                                                   'auth_password': 'pw'})
+    eq(t.properties, {'target_iqn': 'iqn.x', 'auth_password': '******'},
+       'volume: target create masks secrets')
+    t1 = bm.create_volume_target(node_id=node.id, volume_type='iscsi', boot_index=1,
+                                 volume_id='sdk-vol-1')
+    eq([x.id for x in bm.volume_connectors(node=node.id)], [c.id], 'volume: connectors by node')
+    got = {x.id: x for x in bm.volume_targets(node=node.id, details=True)}
+    eq(set(got), {t.id, t1.id}, 'volume: targets by node, detailed')
+    eq(got[t1.id].volume_id, 'sdk-vol-1', 'volume: detailed target has volume_id')
+    short = {x.id: x for x in bm.volume_targets()}
+    eq(short[t.id].properties, None, 'volume: short listing has no properties')
+    r = bm.get('/volume/targets?limit=1', microversion='1.32')
+    ok('marker=' in r.json().get('next', ''), 'volume: paged listing has next', r.json())
+    r = bm.get(f'/nodes/{node.id}/volume/targets', microversion='1.32')
+    eq(len(r.json()['targets']), 2, 'volume: node-scoped listing')
+    r = bm.get('/volume/connectors', microversion='1.31')
+    eq(r.status_code, 404, 'volume: below 1.32 -> 404')
+    raises(exc.BadRequestException,
+           lambda: bm.create_volume_target(node_id=node.id, volume_type='iscsi',
+                                           boot_index='zero', volume_id='x'),
+           'volume: boot_index must be an integer', status=400, contains="'boot_index'")
+    raises(exc.BadRequestException,
+           lambda: bm.create_volume_connector(node_id=MISSING, type='iqn', connector_id='x'),
+           'volume: a connector for a missing node', status=400, contains='node_uuid')
+    r = st['nr'].post('/volume/connectors',
+                      json={'node_uuid': node.id, 'type': 'wwpn',
+                            'connector_id': '20:00:00:00:00:00:00:01'},
+                      microversion='1.32', retriable_status_codes=[])
+    eq(r.status_code, 409, 'volume: duplicate connector -> 409')
+    bm.set_node_power_state(node, 'power on', wait=True)
+    r = st['nr'].patch(f'/volume/targets/{t.id}',
+                       json=[{'op': 'replace', 'path': '/volume_id', 'value': 'y'}],
+                       microversion='1.32', retriable_status_codes=[])
+    eq(r.status_code, 400, 'volume: patch while powered on -> 400')
+    bm.set_node_power_state(node, 'power off', wait=True)
+    p = bm.patch_volume_target(t, [{'op': 'replace', 'path': '/volume_id', 'value': 'y'}])
+    eq(p.volume_id, 'y', 'volume: patch when powered off')
+    ok(p.updated_at is not None, 'volume: patch sets updated_at')
+    bm.delete_volume_connector(c.id)
+    raises(exc.NotFoundException, lambda: bm.get_volume_connector(c.id),
+           'volume: connector deleted', status=404, contains='Volume connector')
+    bm.delete_node(node.id)
+    raises(exc.NotFoundException, lambda: bm.get_volume_target(t1.id),
+           'volume: node deletion takes its targets', status=404)
+
+
 SECTIONS = [
     ('chassis', section_chassis),
     ('conductors', section_conductors),
@@ -803,6 +859,7 @@ SECTIONS = [
     ('allocations', section_allocations),
     ('node behaviours', section_node_behaviours),
     ('deploy templates', section_deploy_templates),
+    ('volume', section_volume),
 ]
 
 
