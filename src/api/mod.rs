@@ -13,6 +13,7 @@ pub mod portgroups;
 pub mod ports;
 pub mod provision;
 pub mod records;
+pub mod runbooks;
 pub mod schema;
 pub mod templates;
 pub mod traits;
@@ -30,7 +31,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::Extension;
 
-use crate::model::{Allocation, Chassis, DeployTemplate, Portgroup, VolumeConnector, VolumeTarget};
+use crate::model::{
+    Allocation, Chassis, DeployTemplate, Portgroup, Runbook, VolumeConnector, VolumeTarget,
+};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -466,6 +469,7 @@ const V1_LINKS: &[(&str, u32)] = &[
     ("conductors", 49),
     ("allocations", 52),
     ("deploy_templates", 55),
+    ("runbooks", 92),
 ];
 
 async fn v1(headers: HeaderMap, version: Option<Extension<Version>>) -> Json<Value> {
@@ -735,6 +739,27 @@ pub fn router(state: AppState) -> Router {
             get(records::show::<DeployTemplate>)
                 .patch(templates::patch)
                 .delete(templates::delete),
+        )
+        .route_both(
+            "/v1/runbooks",
+            get(records::list::<Runbook>).post(runbooks::create),
+        )
+        .route("/v1/runbooks/detail", get(records::list_detail::<Runbook>))
+        .route(
+            "/v1/runbooks/{ident}",
+            get(records::show::<Runbook>)
+                .patch(runbooks::patch)
+                .delete(runbooks::delete),
+        )
+        .route(
+            "/v1/runbooks/{ident}/traits",
+            get(runbooks::traits_list)
+                .put(runbooks::traits_set)
+                .delete(runbooks::traits_clear),
+        )
+        .route(
+            "/v1/runbooks/{ident}/traits/{name}",
+            put(runbooks::traits_add).delete(runbooks::traits_remove),
         )
         .route_both("/v1/volume", get(volume::root))
         .route_both(

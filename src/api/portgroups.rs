@@ -328,7 +328,7 @@ async fn of_node(
         .await?;
     let scope = RecordFilter {
         node: Some(node.uuid),
-        fields: Vec::new(),
+        ..Default::default()
     };
     let path = if detail {
         format!("/v1/nodes/{ident}/portgroups/detail")

@@ -89,6 +89,19 @@ pub async fn provision(
             ));
         }
     }
+    if body.runbook.is_some() {
+        // Ironic runs runbooks only by manual cleaning and servicing, which
+        // rackboot does not have yet: every other target is refused in
+        // Ironic's words, and those two below as unsupported.
+        if !version.at_least(92) {
+            return Err(ApiError::not_acceptable("Request not acceptable."));
+        }
+        if !matches!(target, "clean" | "service") {
+            return Err(ApiError::bad_request(
+                "\"runbook\" is only valid when setting target provision state to any of ['clean', 'service']",
+            ));
+        }
+    }
     if !SUPPORTED_TARGETS.contains(&target) {
         return Err(ApiError::bad_request(format!(
             "The requested action \"{target}\" is not supported by rackboot yet; supported actions: {}",

@@ -131,6 +131,18 @@ fn py_str(s: &str) -> String {
     out
 }
 
+/// Whether Python finds the decoded JSON value true (`bool(value)`).
+pub fn py_truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(m) => !m.is_empty(),
+    }
+}
+
 /// A schema error in Ironic's form; `of` names the checked value
 /// (`Schema error for chassis: …`) as Ironic's older validators do.
 pub fn error(of: Option<&str>, msg: impl std::fmt::Display) -> ApiError {

@@ -23,7 +23,7 @@ fn check_version(version: Version, status: StatusCode) -> Result<(), ApiError> {
 }
 
 /// A request body that may be empty (or `null`/`{}`): `None` then.
-fn optional_body(bytes: &[u8]) -> Result<Option<Value>, ApiError> {
+pub fn optional_body(bytes: &[u8]) -> Result<Option<Value>, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }

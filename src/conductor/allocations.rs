@@ -415,7 +415,7 @@ impl Conductor {
                 let list = s.list_records::<Allocation>(
                     &RecordFilter {
                         node: Some(node.uuid),
-                        fields: Vec::new(),
+                        ..Default::default()
                     },
                     store::Page::ALL,
                 )?;
@@ -433,6 +433,7 @@ impl Conductor {
                     &RecordFilter {
                         node: None,
                         fields: vec![("state", Value::from("allocating"))],
+                        ..Default::default()
                     },
                     store::Page::ALL,
                 )

@@ -10,16 +10,20 @@ use crate::model::input::{check_name, parse_bool, InvalidInput};
 use crate::model::{Interfaces, Node, State};
 
 /// One JSON-patch operation as the API receives it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatchOp {
     pub op: String,
     pub path: String,
     /// `None` only when the operation has no `value` at all; `"value": null`
     /// is `Some(Null)` (how clients detach an instance: `instance_uuid` → null).
-    #[serde(default, deserialize_with = "present")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub value: Option<Value>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
 }
 

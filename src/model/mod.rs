@@ -24,7 +24,7 @@ pub use port::Port;
 pub use portgroup::Portgroup;
 pub use power::PowerState;
 pub use states::State;
-pub use template::DeployTemplate;
+pub use template::{DeployTemplate, Runbook};
 pub use volume::{VolumeConnector, VolumeTarget};
 
 /// The current time in Ironic's timestamp format

@@ -47,6 +47,28 @@ pub struct DeployTemplate {
     pub steps: Vec<Step>,
 }
 
+/// A runbook, with Ironic's field names: steps for manual cleaning or
+/// servicing, usable on nodes that have one of its traits (1.112+; before,
+/// its name is the trait).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Runbook {
+    pub uuid: Uuid,
+    pub created_at: String,
+    pub updated_at: Option<String>,
+    pub name: String,
+    #[serde(default)]
+    pub extra: Map<String, Value>,
+    #[serde(default)]
+    pub public: bool,
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub disable_ramdisk: bool,
+    pub description: Option<String>,
+    pub steps: Vec<Step>,
+    #[serde(default)]
+    pub traits: Vec<String>,
+}
+
 /// The `(interface, step)` pairs named more than once, as Ironic lists
 /// them (`interface: deploy, step: x`).
 pub fn duplicate_steps(steps: &[Step]) -> Vec<String> {

@@ -22,6 +22,7 @@ pub enum Kind {
     Chassis,
     Portgroup,
     DeployTemplate,
+    Runbook,
     VolumeConnector,
     VolumeTarget,
 }
@@ -33,6 +34,7 @@ impl Kind {
             Kind::Chassis => "chassis",
             Kind::Portgroup => "portgroup",
             Kind::DeployTemplate => "deploy_template",
+            Kind::Runbook => "runbook",
             Kind::VolumeConnector => "volume_connector",
             Kind::VolumeTarget => "volume_target",
         }
@@ -45,6 +47,7 @@ impl Kind {
             Kind::Chassis => "Chassis",
             Kind::Portgroup => "Portgroup",
             Kind::DeployTemplate => "Deploy template",
+            Kind::Runbook => "Runbook",
             Kind::VolumeConnector => "Volume connector",
             Kind::VolumeTarget => "Volume target",
         }
@@ -119,7 +122,10 @@ pub type FieldEq = (&'static str, Value);
 #[derive(Debug, Clone, Default)]
 pub struct RecordFilter {
     pub node: Option<Uuid>,
+    /// Every one of these holds.
     pub fields: Vec<FieldEq>,
+    /// At least one of these holds (when any are given).
+    pub any_of: Vec<FieldEq>,
 }
 
 /// A record type the store keeps: its serde form is its document.
@@ -200,6 +206,16 @@ impl Store {
 
 impl Record for crate::model::DeployTemplate {
     const KIND: Kind = Kind::DeployTemplate;
+    fn uuid(&self) -> Uuid {
+        self.uuid
+    }
+    fn name(&self) -> Option<&str> {
+        Some(&self.name)
+    }
+}
+
+impl Record for crate::model::Runbook {
+    const KIND: Kind = Kind::Runbook;
     fn uuid(&self) -> Uuid {
         self.uuid
     }

@@ -246,6 +246,38 @@ def section_volume(st):
           'could not be found')
 
 
+def section_runbooks(st):
+    steps = json.dumps([{'interface': 'bios', 'step': 'apply_configuration',
+                         'args': {'settings': [], 'admin_password': 'pw'}, 'order': 1},
+                        {'interface': 'management', 'step': 'update_firmware', 'order': '2'}])
+    r = js('runbook', 'create', '--name', 'cli-fw-2026', '--steps', steps,
+           '--description', 'quarterly firmware', '--os-baremetal-api-version', '1.115')
+    st['runbooks'].append(r['uuid'])
+    eq([x['order'] for x in r['steps']], [1, 2], 'runbooks: create reads orders as numbers')
+    eq(r['steps'][0]['args']['admin_password'], '******', 'runbooks: step secrets masked')
+    eq(r['steps'][1]['args'], {}, 'runbooks: args default to {}')
+    fails(['runbook', 'create', '--name', 'cli-fw-old', '--steps', steps,
+           '--os-baremetal-api-version', '1.100'],
+          'runbooks: before 1.112 the name must be a trait', 'CUSTOM_')
+    run('runbook', 'trait', 'add', 'cli-fw-2026', 'CUSTOM_FW_A', 'CUSTOM_FW_B',
+        '--os-baremetal-api-version', '1.115')
+    _, out, _ = run('runbook', 'trait', 'list', 'cli-fw-2026', '-f', 'value',
+                    '--os-baremetal-api-version', '1.115')
+    eq(out.split(), ['CUSTOM_FW_A', 'CUSTOM_FW_B'], 'runbooks: traits add, list')
+    run('runbook', 'trait', 'remove', 'cli-fw-2026', 'CUSTOM_FW_A',
+        '--os-baremetal-api-version', '1.115')
+    run('runbook', 'set', 'cli-fw-2026', '--owner', 'team-a', '--extra', 'k=v',
+        '--os-baremetal-api-version', '1.115')
+    s = js('runbook', 'show', 'cli-fw-2026', '--os-baremetal-api-version', '1.115')
+    eq((s['owner'], s['extra'], s['traits']), ('team-a', {'k': 'v'}, ['CUSTOM_FW_B']),
+       'runbooks: set owner and extra, trait removed')
+    names = [x['name'] for x in rows('runbook', 'list', '--os-baremetal-api-version', '1.115')]
+    ok('cli-fw-2026' in names, 'runbooks: list', names)
+    run('runbook', 'delete', 'cli-fw-2026', '--os-baremetal-api-version', '1.115')
+    fails(['runbook', 'show', 'cli-fw-2026', '--os-baremetal-api-version', '1.115'],
+          'runbooks: deleted', 'Runbook cli-fw-2026 could not be found')
+
+
 SECTIONS = [
     ('chassis', section_chassis),
     ('conductors', section_conductors),
@@ -254,10 +286,13 @@ SECTIONS = [
     ('allocations', section_allocations),
     ('deploy templates', section_deploy_templates),
     ('volume', section_volume),
+    ('runbooks', section_runbooks),
 ]
 
 
 def cleanup(st):
+    for r in st['runbooks']:
+        run('runbook', 'delete', r, check=False)
     for t in st['templates']:
         run('deploy', 'template', 'delete', t, check=False)
     for n in reversed(st['nodes']):
@@ -277,7 +312,7 @@ def main(argv):
     ENV.update({'OS_ENDPOINT': args[0].rstrip('/'), 'OS_AUTH_TYPE': 'none'})
     for k in ('OS_CLOUD', 'OS_BAREMETAL_API_VERSION'):
         ENV.pop(k, None)
-    st = {'nodes': [], 'templates': []}
+    st = {'nodes': [], 'templates': [], 'runbooks': []}
     aborted = None
     try:
         for name, fn in SECTIONS:

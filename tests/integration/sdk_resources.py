@@ -102,6 +102,7 @@ class Cleanup:
         self.nodes = []
         self.chassis = []
         self.templates = []
+        self.runbooks = []
 
     def run(self):
         bm = self.conn.baremetal
@@ -135,6 +136,8 @@ class Cleanup:
             attempt(f'delete node {n}', del_node)
         for c in reversed(self.chassis):
             attempt(f'delete chassis {c}', lambda c=c: bm.delete_chassis(c, ignore_missing=True))
+        for r in reversed(self.runbooks):
+            attempt(f'delete runbook {r}', lambda r=r: bm.delete_runbook(r, ignore_missing=True))
         for t in reversed(self.templates):
             attempt(f'delete deploy template {t}',
                     lambda t=t: bm.delete_deploy_template(t, ignore_missing=True))
@@ -851,6 +854,67 @@ def section_volume(conn, cl, st):
            'volume: node deletion takes its targets', status=404)
 
 
+def section_runbooks(conn, cl, st):
+    bm = conn.baremetal
+    steps = [{'interface': 'raid', 'step': 'delete_configuration', 'args': {}, 'order': 0},
+             {'interface': 'raid', 'step': 'create_configuration',
+              'args': {'target_raid_config': {}}, 'order': 1}]
+    rb = bm.create_runbook(name='sdk-raid', steps=steps, public=True,
+                           description='wipe and rebuild RAID')
+    cl.runbooks.append(rb.id)
+    eq((rb.name, rb.public, rb.owner), ('sdk-raid', True, None), 'runbooks: create')
+    eq([x['step'] for x in rb.steps], ['delete_configuration', 'create_configuration'],
+       'runbooks: steps in order')
+    own = bm.create_runbook(name='sdk-own', steps=steps[:1], owner='proj-1')
+    cl.runbooks.append(own.id)
+    other = bm.create_runbook(name='sdk-other', steps=steps[:1], owner='proj-2')
+    cl.runbooks.append(other.id)
+    r = bm.get('/runbooks?project=proj-1', microversion='1.115')
+    eq(sorted(x['name'] for x in r.json()['runbooks']), ['sdk-own', 'sdk-raid'],
+       "runbooks: a project sees its own and the public ones")
+    det = {x.id: x for x in bm.runbooks(details=True)}
+    eq(det[rb.id].description, 'wipe and rebuild RAID', 'runbooks: detailed list')
+    r = bm.get('/runbooks?fields=name,owner&sort_key=name&sort_dir=desc', microversion='1.115')
+    eq([x['name'] for x in r.json()['runbooks']][:3], ['sdk-raid', 'sdk-own', 'sdk-other'],
+       'runbooks: sorted by name, descending, with fields')
+    r = st['nr'].patch(f'/runbooks/{rb.id}',
+                       json=[{'op': 'add', 'path': '/owner', 'value': 'proj-1'}],
+                       microversion='1.115', retriable_status_codes=[])
+    eq(r.status_code, 400, 'runbooks: an owner for a public runbook -> 400')
+    ok('cannot be an owner for a public runbook' in error_text(r), 'runbooks: 400 says why',
+       error_text(r))
+    p = bm.patch_runbook(own, [{'op': 'replace', 'path': '/public', 'value': True}])
+    eq((p.public, p.owner), (True, None), 'runbooks: making it public clears the owner')
+    raises(exc.BadRequestException,
+           lambda: bm.create_runbook(name='sdk-dup', steps=steps + steps),
+           'runbooks: duplicate steps -> 400', status=400, contains='Duplicate deploy steps')
+    raises(exc.BadRequestException,
+           lambda: bm.create_runbook(name='sdk-prio', steps=[dict(steps[0], priority=1)]),
+           'runbooks: a priority is not a runbook step field', status=400,
+           contains="'priority' was unexpected")
+    r = st['nr'].post('/runbooks', json={'name': 'sdk-raid', 'steps': steps},
+                      microversion='1.115', retriable_status_codes=[])
+    eq(r.status_code, 409, 'runbooks: duplicate name -> 409')
+    bm.set_runbook_traits(rb, ['CUSTOM_RAID_OK'])
+    eq(bm.get_runbook(rb.id).traits, ['CUSTOM_RAID_OK'], 'runbooks: traits set')
+    r = bm.get(f'/runbooks/{rb.id}/traits', microversion='1.111')
+    eq(r.status_code, 404, 'runbooks: traits below 1.112 -> 404')
+    r = bm.get(f'/runbooks/{rb.id}', microversion='1.100')
+    ok('traits' not in r.json() and 'description' not in r.json(),
+       'runbooks: traits and description are absent below 1.112', r.json())
+    r = bm.get('/runbooks', microversion='1.91')
+    eq(r.status_code, 404, 'runbooks: below 1.92 -> 404')
+    node = bm.create_node(driver='fake-hardware', name='sdk-rb-node')
+    cl.nodes.append(node.id)
+    r = st['nr'].put(f'/nodes/{node.id}/states/provision',
+                     json={'target': 'manage', 'runbook': 'sdk-raid'},
+                     microversion='1.115', retriable_status_codes=[])
+    eq(r.status_code, 400, 'runbooks: a runbook with a target other than clean/service -> 400')
+    bm.delete_runbook(other.id)
+    raises(exc.NotFoundException, lambda: bm.get_runbook(other.id),
+           'runbooks: deleted -> 404', status=404, contains='Runbook')
+
+
 SECTIONS = [
     ('chassis', section_chassis),
     ('conductors', section_conductors),
@@ -860,6 +924,7 @@ SECTIONS = [
     ('node behaviours', section_node_behaviours),
     ('deploy templates', section_deploy_templates),
     ('volume', section_volume),
+    ('runbooks', section_runbooks),
 ]
 
 

@@ -240,6 +240,20 @@ impl Sqlite {
                 }
             }
         }
+        if !filter.any_of.is_empty() {
+            let mut any = Vec::new();
+            for (field, value) in &filter.any_of {
+                let expr = format!("json_extract(r.doc, '$.{field}')");
+                match sql_value(value) {
+                    None => any.push(format!("{expr} IS NULL")),
+                    Some(v) => {
+                        args.push(v);
+                        any.push(format!("{expr} = ?{}", args.len()));
+                    }
+                }
+            }
+            sql.push_str(&format!(" AND ({})", any.join(" OR ")));
+        }
         let sort = page.sort.unwrap_or("id");
         sql.push_str(&page_clause(
             &conn,
