@@ -8,6 +8,7 @@ pub mod auth;
 pub mod chassis;
 pub mod conductors;
 pub mod error;
+pub mod inspection_rules;
 pub mod nodes;
 pub mod portgroups;
 pub mod ports;
@@ -32,7 +33,8 @@ use axum::routing::{get, put};
 use axum::Extension;
 
 use crate::model::{
-    Allocation, Chassis, DeployTemplate, Portgroup, Runbook, VolumeConnector, VolumeTarget,
+    Allocation, Chassis, DeployTemplate, InspectionRule, Portgroup, Runbook, VolumeConnector,
+    VolumeTarget,
 };
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
@@ -470,6 +472,7 @@ const V1_LINKS: &[(&str, u32)] = &[
     ("allocations", 52),
     ("deploy_templates", 55),
     ("runbooks", 92),
+    ("inspection_rules", 96),
 ];
 
 async fn v1(headers: HeaderMap, version: Option<Extension<Version>>) -> Json<Value> {
@@ -731,10 +734,6 @@ pub fn router(state: AppState) -> Router {
             get(records::list::<DeployTemplate>).post(templates::create),
         )
         .route(
-            "/v1/deploy_templates/detail",
-            get(records::list_detail::<DeployTemplate>),
-        )
-        .route(
             "/v1/deploy_templates/{ident}",
             get(records::show::<DeployTemplate>)
                 .patch(templates::patch)
@@ -744,7 +743,6 @@ pub fn router(state: AppState) -> Router {
             "/v1/runbooks",
             get(records::list::<Runbook>).post(runbooks::create),
         )
-        .route("/v1/runbooks/detail", get(records::list_detail::<Runbook>))
         .route(
             "/v1/runbooks/{ident}",
             get(records::show::<Runbook>)
@@ -760,6 +758,16 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/runbooks/{ident}/traits/{name}",
             put(runbooks::traits_add).delete(runbooks::traits_remove),
+        )
+        .route_both(
+            "/v1/inspection_rules",
+            get(records::list::<InspectionRule>).post(inspection_rules::create),
+        )
+        .route(
+            "/v1/inspection_rules/{ident}",
+            get(records::show::<InspectionRule>)
+                .patch(inspection_rules::patch)
+                .delete(inspection_rules::delete),
         )
         .route_both("/v1/volume", get(volume::root))
         .route_both(

@@ -4,6 +4,7 @@
 pub mod allocation;
 pub mod chassis;
 pub mod input;
+pub mod inspection_rule;
 pub mod lease;
 pub mod mac;
 pub mod node;
@@ -17,6 +18,7 @@ pub mod volume;
 
 pub use allocation::{Allocation, AllocationState};
 pub use chassis::Chassis;
+pub use inspection_rule::InspectionRule;
 pub use lease::{Lease, LeaseState};
 pub use mac::Mac;
 pub use node::{internal, BootDecision, HistoryEntry, Interfaces, Node, Severity};

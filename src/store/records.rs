@@ -23,6 +23,7 @@ pub enum Kind {
     Portgroup,
     DeployTemplate,
     Runbook,
+    InspectionRule,
     VolumeConnector,
     VolumeTarget,
 }
@@ -35,6 +36,7 @@ impl Kind {
             Kind::Portgroup => "portgroup",
             Kind::DeployTemplate => "deploy_template",
             Kind::Runbook => "runbook",
+            Kind::InspectionRule => "inspection_rule",
             Kind::VolumeConnector => "volume_connector",
             Kind::VolumeTarget => "volume_target",
         }
@@ -48,6 +50,7 @@ impl Kind {
             Kind::Portgroup => "Portgroup",
             Kind::DeployTemplate => "Deploy template",
             Kind::Runbook => "Runbook",
+            Kind::InspectionRule => "Rule",
             Kind::VolumeConnector => "Volume connector",
             Kind::VolumeTarget => "Volume target",
         }
@@ -221,6 +224,13 @@ impl Record for crate::model::Runbook {
     }
     fn name(&self) -> Option<&str> {
         Some(&self.name)
+    }
+}
+
+impl Record for crate::model::InspectionRule {
+    const KIND: Kind = Kind::InspectionRule;
+    fn uuid(&self) -> Uuid {
+        self.uuid
     }
 }
 

@@ -278,6 +278,41 @@ def section_runbooks(st):
           'runbooks: deleted', 'Runbook cli-fw-2026 could not be found')
 
 
+def section_inspection_rules(st):
+    v = ['--os-baremetal-api-version', '1.115']
+    conds = json.dumps([{'op': 'eq', 'args': {'values': ['{inventory[cpu][architecture]}', 'x86_64']}}])
+    acts = json.dumps([{'op': 'set-attribute', 'args': ['/resource_class', 'x86']}])
+    r = js('inspection', 'rule', 'create', '--description', 'cli rc', '--priority', '10',
+           '--conditions', conds, '--actions', acts, *v)
+    st['rules'].append(r['uuid'])
+    eq((r['priority'], r['phase']), (10, 'main'), 'inspection rules: create')
+    eq(r['actions'][0]['args'], {'path': '/resource_class', 'value': 'x86'},
+       'inspection rules: list arguments read by the operator')
+    only = js('inspection', 'rule', 'create', '--actions',
+              json.dumps([{'op': 'log', 'args': {'msg': 'seen'}}]), *v)
+    st['rules'].append(only['uuid'])
+    eq(only['conditions'], [], 'inspection rules: no conditions')
+    listed = rows('inspection', 'rule', 'list', '--long', *v)
+    eq({x['uuid'] for x in listed}, {r['uuid'], only['uuid']}, 'inspection rules: list --long')
+    run('inspection', 'rule', 'set', r['uuid'], '--priority', '20', '--description', 'cli rc 2', *v)
+    s = js('inspection', 'rule', 'show', r['uuid'], *v)
+    eq((s['priority'], s['description']), (20, 'cli rc 2'), 'inspection rules: set')
+    fails(['inspection', 'rule', 'set', r['uuid'], '--priority', '10000', *v],
+          'inspection rules: priority above 9999', 'between 0 and 9999')
+    fails(['inspection', 'rule', 'create', '--actions',
+           json.dumps([{'op': 'fail', 'args': {}}]), *v],
+          'inspection rules: an action without its arguments', 'missing required argument(s): msg')
+    fails(['inspection', 'rule', 'create', '--phase', 'early', '--actions', acts, *v],
+          'inspection rules: unknown phase', 'Invalid phase: early')
+    sens = js('inspection', 'rule', 'create', '--sensitive', 'true', '--actions', acts, *v)
+    st['rules'].append(sens['uuid'])
+    eq((sens['sensitive'], sens['actions']), (True, None),
+       'inspection rules: a sensitive rule hides its actions')
+    run('inspection', 'rule', 'delete', r['uuid'], *v)
+    fails(['inspection', 'rule', 'show', r['uuid'], *v], 'inspection rules: deleted',
+          'could not be found')
+
+
 SECTIONS = [
     ('chassis', section_chassis),
     ('conductors', section_conductors),
@@ -287,10 +322,14 @@ SECTIONS = [
     ('deploy templates', section_deploy_templates),
     ('volume', section_volume),
     ('runbooks', section_runbooks),
+    ('inspection rules', section_inspection_rules),
 ]
 
 
 def cleanup(st):
+    for r in st['rules']:
+        run('inspection', 'rule', 'delete', r, '--os-baremetal-api-version', '1.115',
+            check=False)
     for r in st['runbooks']:
         run('runbook', 'delete', r, check=False)
     for t in st['templates']:
@@ -312,7 +351,7 @@ def main(argv):
     ENV.update({'OS_ENDPOINT': args[0].rstrip('/'), 'OS_AUTH_TYPE': 'none'})
     for k in ('OS_CLOUD', 'OS_BAREMETAL_API_VERSION'):
         ENV.pop(k, None)
-    st = {'nodes': [], 'templates': [], 'runbooks': []}
+    st = {'nodes': [], 'templates': [], 'runbooks': [], 'rules': []}
     aborted = None
     try:
         for name, fn in SECTIONS:
