@@ -9,6 +9,7 @@ pub mod chassis;
 pub mod conductors;
 pub mod error;
 pub mod inspection_rules;
+pub mod node_extras;
 pub mod nodes;
 pub mod portgroups;
 pub mod ports;
@@ -683,6 +684,24 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/nodes/{ident}/allocation",
             get(allocations::node_show).delete(allocations::node_delete),
+        )
+        .route(
+            "/v1/nodes/{ident}/vifs",
+            get(node_extras::vif_list).post(node_extras::vif_attach),
+        )
+        .route(
+            "/v1/nodes/{ident}/vifs/{vif}",
+            axum::routing::delete(node_extras::vif_detach),
+        )
+        .route(
+            "/v1/nodes/{ident}/vmedia",
+            axum::routing::post(node_extras::vmedia_attach).delete(node_extras::vmedia_detach),
+        )
+        .route("/v1/nodes/{ident}/bios", get(node_extras::bios_list))
+        .route("/v1/nodes/{ident}/bios/{name}", get(node_extras::bios_show))
+        .route(
+            "/v1/nodes/{ident}/firmware",
+            get(node_extras::firmware_list),
         )
         .route("/v1/nodes/{ident}/portgroups", get(portgroups::node_list))
         .route(

@@ -372,18 +372,57 @@ pub async fn history(
     Ok(Json(json!({ "history": list })))
 }
 
+/// `GET /v1/nodes/{ident}/history/{event}` (1.78+): one entry, with the
+/// fields of the version and its self link.
 pub async fn history_event(
     State(state): State<AppState>,
     _c: super::auth::Caller,
+    Extension(version): Extension<Version>,
+    headers: HeaderMap,
     Path((ident, event)): Path<(String, String)>,
+    axum::extract::Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
+    if !version.at_least(78) {
+        return Err(ApiError::not_found("The resource could not be found."));
+    }
+    super::check_args(&q, &[], &[])?;
+    if event.parse::<Uuid>().is_err() && check_name(&event).is_err() {
+        return Err(ApiError::bad_request(format!(
+            "Expected UUID or name for event: {event}"
+        )));
+    }
     check_ident(&ident)?;
-    let wanted: Uuid = event
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("Expected a UUID but received {event}.")))?;
-    let entries = node_history(&state, ident).await?;
-    let entry = entries.iter().find(|h| h.uuid == wanted).ok_or_else(|| {
-        ApiError::not_found(format!("Node history record {event} could not be found."))
-    })?;
-    Ok(Json(types::history_json(entry)))
+    let (node, entries) = state
+        .conductor
+        .store()
+        .call(move |s| -> crate::store::Result<_> {
+            let node = s.get_node(&ident)?;
+            Ok((node.uuid, s.node_history(node.uuid)?))
+        })
+        .await?;
+    let missing =
+        || ApiError::not_found(format!("Node history record {event} could not be found."));
+    let wanted: Uuid = event.parse().map_err(|_| missing())?;
+    let entry = entries
+        .iter()
+        .find(|h| h.uuid == wanted)
+        .ok_or_else(missing)?;
+    let mut body = types::history_json(entry);
+    if let Value::Object(m) = &mut body {
+        if version.at_least(113) {
+            m.insert("project".into(), Value::Null);
+        }
+        if version.at_least(115) {
+            for k in ["state", "target_provision_state", "duration_seconds"] {
+                m.insert(k.into(), Value::Null);
+            }
+        }
+        let href = format!(
+            "{}/v1/nodes/{node}/history/{}",
+            base_url(&headers),
+            entry.uuid
+        );
+        m.insert("links".into(), json!([{"href": href, "rel": "self"}]));
+    }
+    Ok(Json(body))
 }

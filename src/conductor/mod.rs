@@ -26,6 +26,8 @@ mod provision;
 mod recovery;
 pub mod sync;
 pub mod update;
+mod vifs;
+mod vmedia;
 mod volume;
 mod workers;
 mod workflows;
@@ -49,6 +51,7 @@ pub use ports::bad_mac;
 
 pub use allocations::AllocationRequest;
 pub use update::PatchOp;
+pub use vifs::VifTarget;
 pub use volume::VolumeChange;
 
 /// Conductor failures, each mapped to one Ironic error by the API.

@@ -313,6 +313,29 @@ def section_inspection_rules(st):
           'could not be found')
 
 
+def section_node_extras(st):
+    n = js('node', 'create', '--driver', 'fake-hardware', '--name', 'cli-vifs')
+    st['nodes'].append(n['uuid'])
+    fails(['node', 'vif', 'attach', 'cli-vifs', 'vif-x'], 'vifs: a node without ports',
+          'not enough free physical ports')
+    p = js('port', 'create', '52:54:00:cc:00:01', '--node', n['uuid'])
+    run('node', 'vif', 'attach', 'cli-vifs', 'vif-x')
+    eq([x['id'] for x in rows('node', 'vif', 'list', 'cli-vifs')], ['vif-x'], 'vifs: attach, list')
+    eq(js('port', 'show', p['uuid'])['internal_info'], {'tenant_vif_port_id': 'vif-x'},
+       'vifs: recorded on the port')
+    fails(['node', 'vif', 'attach', 'cli-vifs', 'vif-y'], 'vifs: no free port left',
+          'not enough free physical ports')
+    run('node', 'vif', 'detach', 'cli-vifs', 'vif-x')
+    eq(rows('node', 'vif', 'list', 'cli-vifs'), [], 'vifs: detach')
+    fails(['node', 'vif', 'detach', 'cli-vifs', 'vif-x'], 'vifs: detach twice',
+          'not attached to it')
+    eq(rows('node', 'bios', 'setting', 'list', 'cli-vifs'), [], 'bios: no settings')
+    fails(['node', 'bios', 'setting', 'show', 'cli-vifs', 'ProcVirt'], 'bios: a missing setting',
+          "doesn't have a BIOS setting 'ProcVirt'")
+    eq(rows('node', 'firmware', 'list', 'cli-vifs'), [], 'firmware: no components')
+    run('port', 'delete', p['uuid'])
+
+
 SECTIONS = [
     ('chassis', section_chassis),
     ('conductors', section_conductors),
@@ -323,6 +346,7 @@ SECTIONS = [
     ('volume', section_volume),
     ('runbooks', section_runbooks),
     ('inspection rules', section_inspection_rules),
+    ('VIFs, BIOS, firmware', section_node_extras),
 ]
 
 

@@ -973,6 +973,77 @@ def section_inspection_rules(conn, cl, st):
            'rules: deleted -> 404', status=404, contains='Rule')
 
 
+def section_node_extras(conn, cl, st):
+    bm = conn.baremetal
+    node = bm.create_node(driver='fake-hardware', name='sdk-vifs')
+    cl.nodes.append(node.id)
+    raises(exc.BadRequestException, lambda: bm.attach_vif_to_node(node, 'vif-a'),
+           'vifs: no ports -> 400', status=400, contains='not enough free physical ports')
+    pg = bm.create_port_group(node_id=node.id, name='sdk-vif-bond')
+    cl.port_groups.append(pg.id)
+    member = bm.create_port(node_id=node.id, address='52:54:00:bb:00:01', port_group_id=pg.id)
+    cl.ports.append(member.id)
+    lone = bm.create_port(node_id=node.id, address='52:54:00:bb:00:02')
+    cl.ports.append(lone.id)
+    bm.attach_vif_to_node(node, 'vif-a')
+    eq(bm.get_port_group(pg.id).internal_info.get('tenant_vif_port_id'), 'vif-a',
+       'vifs: the port group is picked first')
+    bm.attach_vif_to_node(node, 'vif-b')
+    eq(bm.get_port(lone.id).internal_info.get('tenant_vif_port_id'), 'vif-b',
+       'vifs: then the free port')
+    eq(sorted(bm.list_node_vifs(node)), ['vif-a', 'vif-b'], 'vifs: list')
+    raises(exc.BadRequestException, lambda: bm.attach_vif_to_node(node, 'vif-c'),
+           'vifs: no free port left -> 400', status=400, contains='not enough free physical ports')
+    r = st['nr'].post(f'/nodes/{node.id}/vifs', json={'id': 'vif-a'}, microversion='1.28',
+                      retriable_status_codes=[])
+    eq(r.status_code, 409, 'vifs: attached twice -> 409')
+    bm.detach_vif_from_node(node, 'vif-a')
+    eq(bm.list_node_vifs(node), ['vif-b'], 'vifs: detach')
+    r = bm.delete(f'/nodes/{node.id}/vifs/vif-a', microversion='1.28')
+    eq(r.status_code, 400, 'vifs: detaching one not attached -> 400')
+    ok('not attached to it' in error_text(r), 'vifs: 400 says why', error_text(r))
+    r = bm.post(f'/nodes/{node.id}/vifs', json={}, microversion='1.28')
+    ok(r.status_code == 400 and "'id' is a required property" in error_text(r),
+       'vifs: a body without id -> 400', error_text(r))
+    bm.attach_vmedia_to_node(node, 'cdrom', 'https://images.example/boot.iso')
+    events = [h['event'] for h in bm.get(f'/nodes/{node.id}/history',
+                                         microversion='1.78').json()['history']]
+    ok('virtual media cdrom attached: https://images.example/boot.iso' in events,
+       'vmedia: attach recorded in the history', events[-3:])
+    bm.detach_vmedia_from_node(node, ['cdrom'])
+    r = bm.post(f'/nodes/{node.id}/vmedia', json={'device_type': 'usb', 'image_url': 'http://x'},
+                microversion='1.89')
+    eq(r.status_code, 400, 'vmedia: unknown device -> 400')
+    r = bm.post(f'/nodes/{node.id}/vmedia', json={'device_type': 'cdrom',
+                                                  'image_url': 'ftp://x/y.iso'},
+                microversion='1.89')
+    ok(r.status_code == 400 and 'Unsupported or missing URL scheme: ftp' in error_text(r),
+       'vmedia: unsupported scheme -> 400', error_text(r))
+    ipmi = bm.create_node(driver='ipmi', name='sdk-vmedia-ipmi',
+                          driver_info={'ipmi_address': '127.0.0.1'})
+    cl.nodes.append(ipmi.id)
+    r = bm.post(f'/nodes/{ipmi.id}/vmedia', json={'device_type': 'cdrom',
+                                                  'image_url': 'http://x/y.iso'},
+                microversion='1.89')
+    ok(r.status_code == 400 and 'does not support attach_virtual_media' in error_text(r),
+       'vmedia: a driver without virtual media -> 400', error_text(r))
+    eq(bm.list_node_firmware(node), {'firmware': []}, 'firmware: none for no-firmware')
+    r = bm.get(f'/nodes/{node.id}/bios', microversion='1.40')
+    eq(r.json(), {'bios': []}, 'bios: none for no-bios')
+    r = bm.get(f'/nodes/{node.id}/bios/ProcVirtualization', microversion='1.40')
+    eq(r.status_code, 404, 'bios: a missing setting -> 404')
+    r = bm.get(f'/nodes/{node.id}/vifs', microversion='1.27')
+    eq(r.status_code, 404, 'vifs: below 1.28 -> 404')
+    h = bm.get(f'/nodes/{node.id}/history', microversion='1.78').json()['history'][-1]
+    one = bm.get(f'/nodes/{node.id}/history/{h["uuid"]}', microversion='1.78').json()
+    eq((one['uuid'], one['event']), (h['uuid'], h['event']), 'history: one entry')
+    ok(one['links'][0]['href'].endswith(f'/v1/nodes/{node.id}/history/{h["uuid"]}'),
+       'history: the entry links to itself', one)
+    r = bm.get(f'/nodes/{node.id}/history/{MISSING}', microversion='1.78')
+    ok(r.status_code == 404 and 'Node history record' in error_text(r),
+       'history: a missing entry -> 404', error_text(r))
+
+
 SECTIONS = [
     ('chassis', section_chassis),
     ('conductors', section_conductors),
@@ -984,6 +1055,7 @@ SECTIONS = [
     ('volume', section_volume),
     ('runbooks', section_runbooks),
     ('inspection rules', section_inspection_rules),
+    ('VIFs, virtual media, BIOS, firmware, history', section_node_extras),
 ]
 
 
