@@ -46,6 +46,10 @@ enum Command {
     Node(cli::NodeArgs),
     /// Manage ports (like `baremetal port …`).
     Port(cli::PortArgs),
+    /// Manage allocations (like `baremetal allocation …`).
+    Allocation(cli::AllocationArgs),
+    /// Manage chassis (like `baremetal chassis …`).
+    Chassis(cli::ChassisArgs),
     /// Talk to one BMC directly (native IPMI): status, on, off, soft-off, reboot, bootdev.
     Bmc(cli::bmc::BmcArgs),
 }
@@ -90,6 +94,8 @@ fn main() -> std::process::ExitCode {
         }
         Command::Node(a) => cli::run(cli::Cmd::Node(a)),
         Command::Port(a) => cli::run(cli::Cmd::Port(a)),
+        Command::Allocation(a) => cli::run(cli::Cmd::Allocation(a)),
+        Command::Chassis(a) => cli::run(cli::Cmd::Chassis(a)),
         Command::Bmc(a) => cli::bmc::run(a),
     }
 }

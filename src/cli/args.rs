@@ -1,4 +1,4 @@
-//! The command-line grammar of `rackboot node …` and `rackboot port …`: the
+//! The command-line grammar of `rackboot node|port|allocation|chassis …`: the
 //! clap argument structs and verb enums, and nothing that acts on them.
 
 use clap::{Args, Subcommand};
@@ -27,6 +27,22 @@ pub struct PortArgs {
     pub(super) conn: Conn,
     #[command(subcommand)]
     pub(super) cmd: PortCmd,
+}
+
+#[derive(Args)]
+pub struct AllocationArgs {
+    #[command(flatten)]
+    pub(super) conn: Conn,
+    #[command(subcommand)]
+    pub(super) cmd: AllocationCmd,
+}
+
+#[derive(Args)]
+pub struct ChassisArgs {
+    #[command(flatten)]
+    pub(super) conn: Conn,
+    #[command(subcommand)]
+    pub(super) cmd: ChassisCmd,
 }
 
 #[derive(Args, Default)]
@@ -148,6 +164,162 @@ pub(super) enum NodeCmd {
     /// and HTTP boot event, in order ("why didn't it boot?").
     #[command(alias = "timeline")]
     History { node: String },
+    /// `node add trait NODE TRAIT...`.
+    #[command(subcommand)]
+    Add(AddCmd),
+    /// `node remove trait NODE [TRAIT...] [--all]`.
+    #[command(subcommand)]
+    Remove(RemoveCmd),
+    /// `node trait list NODE`.
+    #[command(subcommand)]
+    Trait(TraitCmd),
+    /// `node vif list|attach|detach`.
+    #[command(subcommand)]
+    Vif(VifCmd),
+}
+
+#[derive(Subcommand)]
+pub(super) enum AddCmd {
+    /// Add traits to a node.
+    Trait {
+        node: String,
+        #[arg(required = true)]
+        traits: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum RemoveCmd {
+    /// Remove traits from a node (all of them with --all).
+    Trait {
+        node: String,
+        traits: Vec<String>,
+        #[arg(long, conflicts_with = "traits")]
+        all: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum TraitCmd {
+    /// List a node's traits.
+    List { node: String },
+}
+
+#[derive(Subcommand)]
+pub(super) enum VifCmd {
+    /// List the VIFs attached to a node.
+    List { node: String },
+    /// Attach a VIF to a free port (or port group) of a node.
+    Attach {
+        node: String,
+        vif_id: String,
+        /// Put it on this port.
+        #[arg(long = "port-uuid")]
+        port_uuid: Option<String>,
+        /// More attach information, key=value (repeatable).
+        #[arg(long = "vif-info", value_name = "KEY=VALUE")]
+        vif_info: Vec<String>,
+    },
+    /// Detach a VIF from a node.
+    Detach { node: String, vif_id: String },
+}
+
+#[derive(Subcommand)]
+pub(super) enum AllocationCmd {
+    /// Ask for a node of a resource class (with traits, from candidates).
+    Create {
+        #[arg(long = "resource-class")]
+        resource_class: Option<String>,
+        #[arg(long = "trait")]
+        traits: Vec<String>,
+        #[arg(long = "candidate-node")]
+        candidate_nodes: Vec<String>,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        uuid: Option<String>,
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(long = "extra", value_name = "KEY=VALUE")]
+        extra: Vec<String>,
+        /// Wait until it is active (optionally at most SECONDS).
+        #[arg(long, num_args = 0..=1, default_missing_value = "0", value_name = "SECONDS")]
+        wait: Option<u64>,
+        /// Backfill: record an allocation for this deployed node.
+        #[arg(long)]
+        node: Option<String>,
+    },
+    /// List allocations.
+    List {
+        #[arg(long)]
+        node: Option<String>,
+        #[arg(long = "resource-class")]
+        resource_class: Option<String>,
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(long)]
+        long: bool,
+    },
+    /// Show one allocation.
+    Show { allocation: String },
+    /// Set an allocation's name or extra.
+    Set {
+        allocation: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long = "extra", value_name = "KEY=VALUE")]
+        extra: Vec<String>,
+    },
+    /// Remove an allocation's name or extra keys.
+    Unset {
+        allocation: String,
+        #[arg(long)]
+        name: bool,
+        #[arg(long = "extra", value_name = "KEY")]
+        extra: Vec<String>,
+    },
+    /// Delete allocations (freeing their nodes).
+    Delete { allocations: Vec<String> },
+}
+
+#[derive(Subcommand)]
+pub(super) enum ChassisCmd {
+    /// Create a chassis.
+    Create {
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long = "extra", value_name = "KEY=VALUE")]
+        extra: Vec<String>,
+        #[arg(long)]
+        uuid: Option<String>,
+    },
+    /// List chassis.
+    List {
+        #[arg(long)]
+        long: bool,
+    },
+    /// Show one chassis.
+    Show { chassis: String },
+    /// Set a chassis' description or extra.
+    Set {
+        chassis: String,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long = "extra", value_name = "KEY=VALUE")]
+        extra: Vec<String>,
+    },
+    /// Remove a chassis' description or extra keys.
+    Unset {
+        chassis: String,
+        #[arg(long)]
+        description: bool,
+        #[arg(long = "extra", value_name = "KEY")]
+        extra: Vec<String>,
+    },
+    /// Delete chassis (they must hold no nodes).
+    Delete { chassis: Vec<String> },
 }
 
 #[derive(Args)]

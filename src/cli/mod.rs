@@ -1,4 +1,4 @@
-//! The native client: `rackboot node …` and `rackboot port …`, for hosts
+//! The native client: `rackboot node|port|allocation|chassis …`, for hosts
 //! without Python. Same verbs and flags as `baremetal` where they overlap;
 //! tables by default, `--json` for scripts. Credentials come from the
 //! environment (`OS_AUTH_TYPE=http_basic`, `OS_USERNAME`, `OS_PASSWORD`),
@@ -11,8 +11,9 @@ mod client;
 mod node;
 mod output;
 mod port;
+mod records;
 
-pub use args::{NodeArgs, PortArgs};
+pub use args::{AllocationArgs, ChassisArgs, NodeArgs, PortArgs};
 
 use std::process::ExitCode;
 
@@ -23,6 +24,8 @@ use client::{Client, Failure};
 pub enum Cmd {
     Node(NodeArgs),
     Port(PortArgs),
+    Allocation(AllocationArgs),
+    Chassis(ChassisArgs),
 }
 
 /// Runs a client command; errors go to stderr with exit code 1.
@@ -46,6 +49,14 @@ pub fn run(cmd: Cmd) -> ExitCode {
             Cmd::Port(a) => {
                 let c = Client::new(&a.conn)?;
                 port::port(&c, a.cmd).await
+            }
+            Cmd::Allocation(a) => {
+                let c = Client::new(&a.conn)?;
+                records::allocation(&c, a.cmd).await
+            }
+            Cmd::Chassis(a) => {
+                let c = Client::new(&a.conn)?;
+                records::chassis(&c, a.cmd).await
             }
         }
     });

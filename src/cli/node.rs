@@ -4,10 +4,10 @@
 
 use serde_json::{json, Map, Value};
 
-use super::args::{Fields, NodeCmd, Verb};
+use super::args::{AddCmd, Fields, NodeCmd, RemoveCmd, TraitCmd, Verb, VifCmd};
 use super::client::{Client, Failure, Res};
 
-fn kv(items: &[String], parse_json: bool) -> Res<Map<String, Value>> {
+pub(super) fn kv(items: &[String], parse_json: bool) -> Res<Map<String, Value>> {
     let mut m = Map::new();
     for item in items {
         // The item may hold a password: never echo it.
@@ -280,6 +280,61 @@ pub(super) async fn node(c: &Client, cmd: NodeCmd) -> Res<()> {
                     ("Event", "event"),
                 ],
             );
+        }
+        NodeCmd::Add(AddCmd::Trait { node, traits }) => {
+            for t in traits {
+                c.call(M::PUT, &format!("/v1/nodes/{node}/traits/{t}"), None)
+                    .await?;
+                eprintln!("Added trait {t}");
+            }
+        }
+        NodeCmd::Remove(RemoveCmd::Trait { node, traits, all }) => {
+            if all {
+                c.call(M::DELETE, &format!("/v1/nodes/{node}/traits"), None)
+                    .await?;
+                eprintln!("Removed all traits");
+            } else if traits.is_empty() {
+                return Err(Failure("name the traits to remove, or give --all".into()));
+            }
+            for t in traits {
+                c.call(M::DELETE, &format!("/v1/nodes/{node}/traits/{t}"), None)
+                    .await?;
+                eprintln!("Removed trait {t}");
+            }
+        }
+        NodeCmd::Trait(TraitCmd::List { node }) => {
+            let t = c.get(&format!("/v1/nodes/{node}/traits")).await?;
+            let items: Vec<Value> = t["traits"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|name| json!({ "traits": name }))
+                .collect();
+            c.print_list(&items, &[("Traits", "traits")]);
+        }
+        NodeCmd::Vif(VifCmd::List { node }) => {
+            let v = c.get(&format!("/v1/nodes/{node}/vifs")).await?;
+            let items = v["vifs"].as_array().cloned().unwrap_or_default();
+            c.print_list(&items, &[("ID", "id")]);
+        }
+        NodeCmd::Vif(VifCmd::Attach {
+            node,
+            vif_id,
+            port_uuid,
+            vif_info,
+        }) => {
+            let mut body = Value::Object(kv(&vif_info, false)?);
+            body["id"] = json!(vif_id);
+            if let Some(p) = port_uuid {
+                body["port_uuid"] = json!(p);
+            }
+            c.call(M::POST, &format!("/v1/nodes/{node}/vifs"), Some(body))
+                .await?;
+        }
+        NodeCmd::Vif(VifCmd::Detach { node, vif_id }) => {
+            c.call(M::DELETE, &format!("/v1/nodes/{node}/vifs/{vif_id}"), None)
+                .await?;
         }
     }
     Ok(())

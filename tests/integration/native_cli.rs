@@ -174,3 +174,197 @@ fn native_cli_adoption_flow() {
         "{text}"
     );
 }
+
+fn json_out(s: &Server, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let out = ok(rb(s, &all), &args.join(" "));
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{}: {e}: {out}", args.join(" ")))
+}
+
+fn fails_with(s: &Server, args: &[&str], text: &str) {
+    let out = rb(s, args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains(text),
+        "rackboot {}: expected a failure saying {text:?}, got {:?} {err}",
+        args.join(" "),
+        out.status
+    );
+}
+
+/// The native client's allocation, chassis, node trait and node VIF verbs,
+/// with `baremetal`'s flags.
+#[test]
+fn native_cli_allocation_chassis_trait_and_vif_verbs() {
+    let s = Server::start();
+    let ch = json_out(
+        &s,
+        &[
+            "chassis",
+            "create",
+            "--description",
+            "rack 9",
+            "--extra",
+            "row=3",
+        ],
+    );
+    let ch_uuid = ch["uuid"].as_str().unwrap();
+    assert_eq!(ch["extra"]["row"], 3);
+    ok(
+        rb(
+            &s,
+            &[
+                "chassis",
+                "set",
+                ch_uuid,
+                "--description",
+                "rack 10",
+                "--extra",
+                "pdu=a",
+            ],
+        ),
+        "chassis set",
+    );
+    ok(
+        rb(&s, &["chassis", "unset", ch_uuid, "--extra", "row"]),
+        "chassis unset",
+    );
+    let shown = json_out(&s, &["chassis", "show", ch_uuid]);
+    assert_eq!(shown["description"], "rack 10");
+    assert_eq!(shown["extra"], serde_json::json!({"pdu": "a"}));
+    let listed = json_out(&s, &["chassis", "list", "--long"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+
+    json_out(
+        &s,
+        &[
+            "node",
+            "create",
+            "--driver",
+            "fake-hardware",
+            "--name",
+            "nt1",
+            "--resource-class",
+            "nat",
+        ],
+    );
+    ok(
+        rb(
+            &s,
+            &[
+                "node",
+                "add",
+                "trait",
+                "nt1",
+                "CUSTOM_FAST",
+                "HW_CPU_X86_AVX2",
+            ],
+        ),
+        "add trait",
+    );
+    let traits = json_out(&s, &["node", "trait", "list", "nt1"]);
+    assert_eq!(
+        traits,
+        serde_json::json!([{"traits": "CUSTOM_FAST"}, {"traits": "HW_CPU_X86_AVX2"}])
+    );
+    ok(
+        rb(&s, &["node", "remove", "trait", "nt1", "HW_CPU_X86_AVX2"]),
+        "remove trait",
+    );
+    fails_with(&s, &["node", "add", "trait", "nt1", "fast"], "CUSTOM_");
+
+    ok(rb(&s, &["node", "manage", "nt1", "--wait", "30"]), "manage");
+    ok(
+        rb(&s, &["node", "provide", "nt1", "--wait", "30"]),
+        "provide",
+    );
+    let a = json_out(
+        &s,
+        &[
+            "allocation",
+            "create",
+            "--resource-class",
+            "nat",
+            "--trait",
+            "CUSTOM_FAST",
+            "--name",
+            "na1",
+            "--extra",
+            "ticket=7",
+            "--wait",
+            "30",
+        ],
+    );
+    assert_eq!(a["state"], "active", "{a}");
+    let node = json_out(&s, &["node", "show", "nt1"]);
+    assert_eq!(a["node_uuid"], node["uuid"]);
+    ok(
+        rb(&s, &["allocation", "set", "na1", "--extra", "ticket=8"]),
+        "allocation set",
+    );
+    ok(
+        rb(&s, &["allocation", "unset", "na1", "--extra", "ticket"]),
+        "allocation unset",
+    );
+    assert_eq!(
+        json_out(&s, &["allocation", "show", "na1"])["extra"],
+        serde_json::json!({})
+    );
+    let listed = json_out(&s, &["allocation", "list", "--state", "active", "--long"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    fails_with(
+        &s,
+        &[
+            "allocation",
+            "create",
+            "--resource-class",
+            "nat",
+            "--wait",
+            "30",
+        ],
+        "no available nodes",
+    );
+    ok(
+        rb(&s, &["allocation", "delete", "na1"]),
+        "allocation delete",
+    );
+    assert_eq!(
+        json_out(&s, &["node", "show", "nt1"])["instance_uuid"],
+        Value::Null
+    );
+
+    fails_with(
+        &s,
+        &["node", "vif", "attach", "nt1", "vif-1"],
+        "not enough free physical ports",
+    );
+    ok(
+        rb(
+            &s,
+            &["port", "create", "52:54:00:00:09:01", "--node", "nt1"],
+        ),
+        "port create",
+    );
+    ok(
+        rb(&s, &["node", "vif", "attach", "nt1", "vif-1"]),
+        "vif attach",
+    );
+    let vifs = json_out(&s, &["node", "vif", "list", "nt1"]);
+    assert_eq!(vifs, serde_json::json!([{"id": "vif-1"}]));
+    ok(
+        rb(&s, &["node", "vif", "detach", "nt1", "vif-1"]),
+        "vif detach",
+    );
+    fails_with(
+        &s,
+        &["node", "vif", "detach", "nt1", "vif-1"],
+        "not attached to it",
+    );
+    fails_with(
+        &s,
+        &["chassis", "delete", "00000000-1111-2222-3333-444444444444"],
+        "could not be found",
+    );
+    ok(rb(&s, &["chassis", "delete", ch_uuid]), "chassis delete");
+}
