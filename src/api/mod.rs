@@ -294,9 +294,19 @@ pub mod args {
         "created_at",
         "updated_at",
     ];
-    /// Of those, the ones rackboot does not filter by yet: refused, never
-    /// silently ignored.
-    pub const PORT_NOT_YET: &[&str] = &["shard", "description_contains", "conductor_groups"];
+}
+
+/// A comma-separated query list as Ironic reads one (`args.string_list`):
+/// split, trimmed, lower-cased, empties and repeats dropped.
+pub fn string_list(v: Option<&String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for item in v.map(String::as_str).unwrap_or_default().split(',') {
+        let item = item.trim().to_ascii_lowercase();
+        if !item.is_empty() && !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out
 }
 
 /// Refuses query parameters the handler does not take, as Ironic does

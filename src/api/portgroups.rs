@@ -67,14 +67,11 @@ impl Served for Portgroup {
     const SPEC: &'static Spec = &SPEC;
 
     fn filter(q: &HashMap<String, String>, _version: Version) -> Result<Listing, ApiError> {
-        for key in ["shard", "conductor_groups"] {
-            if q.contains_key(key) {
-                return Err(ApiError::bad_request(format!(
-                    "rackboot does not filter port groups by {key} yet (see the README's \"Not supported yet\")"
-                )));
-            }
-        }
-        if q.contains_key("node") && q.contains_key("address") {
+        let given = ["node", "address", "shard", "conductor_groups"]
+            .iter()
+            .filter(|k| q.contains_key(**k))
+            .count();
+        if given > 1 {
             return Err(ApiError::bad_request(
                 "Filtering by node, address, or shard simultaneously is not supported.",
             ));
@@ -86,6 +83,8 @@ impl Served for Portgroup {
         if let Some(a) = q.get("address") {
             l.filter.fields.push(("address", Value::String(a.clone())));
         }
+        l.filter.node_shards = super::string_list(q.get("shard"));
+        l.filter.node_conductor_groups = super::string_list(q.get("conductor_groups"));
         Ok(l)
     }
 }

@@ -146,13 +146,13 @@ pub async fn list_inner(
     path: String,
 ) -> Result<Json<Value>, ApiError> {
     let Scope { node, portgroup } = scope;
-    use super::args::{LIST_ONLY, PORT_FILTERS, PORT_NOT_YET};
+    use super::args::{LIST_ONLY, PORT_FILTERS};
     let allowed: &[&[&str]] = if detail {
         &[PORT_FILTERS]
     } else {
         &[PORT_FILTERS, LIST_ONLY]
     };
-    super::check_args(&q, allowed, PORT_NOT_YET)?;
+    super::check_args(&q, allowed, &[])?;
     let detail = detail || super::query_bool(&q, "detail")?.unwrap_or(false);
     let fields = parse_fields(&q, version, types::port_field_known)?;
     if let Some(key) = q
@@ -172,6 +172,27 @@ pub async fn list_inner(
         Some(a) => Some(a.parse::<Mac>().map_err(|_| bad_mac(a))?),
     };
     let portgroup = portgroup.or_else(|| q.get("portgroup").cloned());
+    let shards = super::string_list(q.get("shard"));
+    let conductor_groups = super::string_list(q.get("conductor_groups"));
+    if q.contains_key("shard") && !version.at_least(82) {
+        return Err(ApiError::not_acceptable(
+            "Request not acceptable. The minimal required API version should be 1.82 for this operation.",
+        ));
+    }
+    let exclusive = [node.is_some(), portgroup.is_some(), !shards.is_empty()];
+    if exclusive.iter().filter(|b| **b).count() > 1 {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "Operation not permitted.",
+        ));
+    }
+    if !conductor_groups.is_empty() && (node.is_some() || portgroup.is_some() || address.is_some())
+    {
+        return Err(ApiError::bad_request(
+            "Filtering by conductor_groups cannot be combined with node_ident, portgroup_ident, or node address filters.",
+        ));
+    }
+    let description_contains = q.get("description_contains").cloned();
     let ports = state
         .conductor
         .store()
@@ -189,6 +210,9 @@ pub async fn list_inner(
                     node_uuid,
                     address,
                     portgroup_uuid,
+                    shards,
+                    conductor_groups,
+                    description_contains,
                 },
                 page,
             )

@@ -103,6 +103,12 @@ pub struct PortFilter {
     pub node_uuid: Option<Uuid>,
     pub address: Option<Mac>,
     pub portgroup_uuid: Option<Uuid>,
+    /// Ports of nodes in one of these shards (when any are given).
+    pub shards: Vec<String>,
+    /// Ports of nodes in one of these conductor groups (when any).
+    pub conductor_groups: Vec<String>,
+    /// Ports whose description contains this text.
+    pub description_contains: Option<String>,
 }
 
 /// A page request: at most `limit` rows after `marker`, ascending or not,

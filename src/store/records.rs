@@ -129,6 +129,10 @@ pub struct RecordFilter {
     pub fields: Vec<FieldEq>,
     /// At least one of these holds (when any are given).
     pub any_of: Vec<FieldEq>,
+    /// Records of nodes in one of these shards (when any are given).
+    pub node_shards: Vec<String>,
+    /// Records of nodes in one of these conductor groups (when any).
+    pub node_conductor_groups: Vec<String>,
 }
 
 /// A record type the store keeps: its serde form is its document.

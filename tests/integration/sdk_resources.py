@@ -1044,10 +1044,38 @@ def section_node_extras(conn, cl, st):
        'history: a missing entry -> 404', error_text(r))
 
 
+def section_port_filters(conn, cl, st):
+    bm = conn.baremetal
+    east = bm.create_node(driver='fake-hardware', name='sdk-east', shard='east',
+                          conductor_group='rack-a')
+    west = bm.create_node(driver='fake-hardware', name='sdk-west', shard='west')
+    cl.nodes += [east.id, west.id]
+    pe = bm.create_port(node_id=east.id, address='52:54:00:dd:00:01', description='uplink to tor-1')
+    pw = bm.create_port(node_id=west.id, address='52:54:00:dd:00:02', description='bmc side')
+    cl.ports += [pe.id, pw.id]
+    ge = bm.create_port_group(node_id=east.id, name='sdk-east-bond')
+    cl.port_groups.append(ge.id)
+
+    def ids(path):
+        r = bm.get(path, microversion='1.115')
+        key = 'ports' if path.startswith('/ports') else 'portgroups'
+        return [x['uuid'] for x in r.json()[key]]
+    eq(ids('/ports?shard=east'), [pe.id], 'ports: filter by shard')
+    eq(sorted(ids('/ports?shard=east,WEST')), sorted([pe.id, pw.id]),
+       'ports: several shards, any case')
+    eq(ids('/ports?conductor_groups=rack-a'), [pe.id], 'ports: filter by conductor group')
+    eq(ids('/ports?description_contains=tor-1'), [pe.id], 'ports: description contains')
+    eq(ids('/portgroups?shard=east'), [ge.id], 'port groups: filter by shard')
+    eq(ids('/portgroups?conductor_groups=rack-b'), [], 'port groups: other conductor group')
+    r = bm.get('/ports?shard=east', microversion='1.81')
+    eq(r.status_code, 406, 'ports: shard below 1.82 -> 406')
+
+
 SECTIONS = [
     ('chassis', section_chassis),
     ('conductors', section_conductors),
     ('port groups', section_port_groups),
+    ('port filters', section_port_filters),
     ('node traits', section_traits),
     ('allocations', section_allocations),
     ('node behaviours', section_node_behaviours),

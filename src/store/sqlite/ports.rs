@@ -104,6 +104,25 @@ impl Sqlite {
             args.push(Sql::Text(a.to_string()));
             sql.push_str(&format!(" AND p.address = ?{}", args.len()));
         }
+        super::records::node_in(
+            &mut sql,
+            &mut args,
+            "json_extract(n.doc, '$.shard')",
+            &filter.shards,
+        );
+        super::records::node_in(
+            &mut sql,
+            &mut args,
+            "n.conductor_group",
+            &filter.conductor_groups,
+        );
+        if let Some(d) = &filter.description_contains {
+            args.push(Sql::Text(d.clone()));
+            sql.push_str(&format!(
+                " AND instr(coalesce(json_extract(p.doc, '$.description'), ''), ?{}) > 0",
+                args.len()
+            ));
+        }
         let sort = page.sort.unwrap_or("id");
         sql.push_str(&page_clause(
             &conn,

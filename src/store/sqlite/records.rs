@@ -137,6 +137,19 @@ pub(super) fn sort_expr(a: &str, field: &str, columns: &[&str]) -> String {
     }
 }
 
+/// Appends `AND expr IN (values…)` when there are values.
+pub(super) fn node_in(sql: &mut String, args: &mut Vec<Sql>, expr: &str, values: &[String]) {
+    if values.is_empty() {
+        return;
+    }
+    let mut marks = Vec::with_capacity(values.len());
+    for v in values {
+        args.push(Sql::Text(v.clone()));
+        marks.push(format!("?{}", args.len()));
+    }
+    sql.push_str(&format!(" AND {expr} IN ({})", marks.join(", ")));
+}
+
 /// Appends the marker condition, the order and the limit of `page` to a
 /// query of `table` (aliased `alias`), binding into `args`. `key(a)` is the
 /// sort expression for the row aliased `a`. The marker must exist (else
@@ -240,6 +253,18 @@ impl Sqlite {
                 }
             }
         }
+        node_in(
+            &mut sql,
+            &mut args,
+            "json_extract(n.doc, '$.shard')",
+            &filter.node_shards,
+        );
+        node_in(
+            &mut sql,
+            &mut args,
+            "n.conductor_group",
+            &filter.node_conductor_groups,
+        );
         if !filter.any_of.is_empty() {
             let mut any = Vec::new();
             for (field, value) in &filter.any_of {
