@@ -470,6 +470,144 @@ def sample(r):
     r.req("GET", "/v1/allocations/{alloc_err}")
     r.req("DELETE", "/v1/allocations/{alloc_err}")
 
+    # --- deploy templates ---------------------------------------------------
+    r.heading("deploy templates")
+    steps = [{"interface": "bios", "step": "apply_configuration",
+              "args": {"settings": [], "password": "x"}, "priority": 10}]
+    r.req("POST", "/v1/deploy_templates", {"name": "CUSTOM_SBS", "steps": steps,
+                                           "extra": {"a": 1}}, save={"tmpl": "uuid"})
+    r.req("GET", "/v1/deploy_templates")
+    r.req("GET", "/v1/deploy_templates?detail=True")
+    r.req("GET", "/v1/deploy_templates?fields=name")
+    r.req("GET", "/v1/deploy_templates/CUSTOM_SBS")
+    r.req("GET", "/v1/deploy_templates?sort_key=steps", note="unsortable")
+    r.req("PATCH", "/v1/deploy_templates/{tmpl}",
+          [{"op": "replace", "path": "/steps/0/priority", "value": 20}])
+    r.req("POST", "/v1/deploy_templates", {"name": "sbs", "steps": steps}, note="not a trait")
+    r.req("POST", "/v1/deploy_templates", {"name": "CUSTOM_SBS2", "steps": steps + steps},
+          note="duplicate steps")
+    r.req("POST", "/v1/deploy_templates", {"name": "CUSTOM_SBS", "steps": steps},
+          note="duplicate name")
+    r.req("GET", "/v1/deploy_templates", version="1.54", note="below 1.55")
+    r.req("DELETE", "/v1/deploy_templates/{tmpl}")
+    r.req("GET", "/v1/deploy_templates/{tmpl}", note="deleted")
+
+    # --- runbooks ------------------------------------------------------------
+    r.heading("runbooks")
+    rsteps = [{"interface": "raid", "step": "delete_configuration", "args": {}, "order": 0}]
+    r.req("POST", "/v1/runbooks", {"name": "sbs-rb", "steps": rsteps, "public": True},
+          save={"rb": "uuid"})
+    r.req("POST", "/v1/runbooks", {"name": "sbs-rb", "steps": rsteps}, version="1.100",
+          note="not a trait before 1.112")
+    r.req("GET", "/v1/runbooks")
+    r.req("GET", "/v1/runbooks?detail=True")
+    r.req("GET", "/v1/runbooks/sbs-rb")
+    r.req("GET", "/v1/runbooks/sbs-rb", version="1.100")
+    r.req("PATCH", "/v1/runbooks/{rb}", [{"op": "add", "path": "/owner", "value": "p1"}],
+          note="owner of a public runbook")
+    r.req("PATCH", "/v1/runbooks/{rb}", [{"op": "replace", "path": "/public", "value": False}])
+    r.req("PUT", "/v1/runbooks/{rb}/traits", {"traits": ["CUSTOM_A"]})
+    r.req("GET", "/v1/runbooks/{rb}/traits")
+    r.req("PUT", "/v1/runbooks/{rb}/traits/CUSTOM_B")
+    r.req("DELETE", "/v1/runbooks/{rb}/traits/CUSTOM_A")
+    r.req("POST", "/v1/runbooks", {"name": "sbs-rb2", "steps": [{"interface": "raid",
+                                                                  "step": "x"}]},
+          note="step without order")
+    r.req("GET", "/v1/runbooks", version="1.91", note="below 1.92")
+    r.req("DELETE", "/v1/runbooks/{rb}")
+    r.req("GET", "/v1/runbooks/{rb}", note="deleted")
+
+    # --- inspection rules ----------------------------------------------------
+    r.heading("inspection rules")
+    acts = [{"op": "add-trait", "args": {"name": "CUSTOM_GPU"}}]
+    conds = [{"op": "!is-empty", "args": {"value": "{inventory[pci_devices]}"}}]
+    r.req("POST", "/v1/inspection_rules", {"description": "sbs", "priority": 5,
+                                           "conditions": conds, "actions": acts},
+          save={"rule": "uuid"})
+    r.req("GET", "/v1/inspection_rules")
+    r.req("GET", "/v1/inspection_rules?detail=True")
+    r.req("GET", "/v1/inspection_rules/{rule}")
+    r.req("PATCH", "/v1/inspection_rules/{rule}",
+          [{"op": "replace", "path": "/priority", "value": 7},
+           {"op": "replace", "path": "/sensitive", "value": True}])
+    r.req("PATCH", "/v1/inspection_rules/{rule}",
+          [{"op": "replace", "path": "/sensitive", "value": False}], note="unset sensitive")
+    r.req("POST", "/v1/inspection_rules", {"actions": [{"op": "explode", "args": {}}],
+                                           "conditions": []}, note="unknown action")
+    r.req("POST", "/v1/inspection_rules", {"actions": acts, "conditions": [],
+                                           "priority": 10000}, note="priority too high")
+    r.req("POST", "/v1/inspection_rules", {"actions": acts, "conditions": [],
+                                           "phase": "early"}, note="unknown phase")
+    r.req("GET", "/v1/inspection_rules/not-a-uuid")
+    r.req("GET", "/v1/inspection_rules", version="1.95", note="below 1.96")
+    r.req("DELETE", "/v1/inspection_rules/{rule}")
+    r.req("GET", "/v1/inspection_rules/{rule}", note="deleted")
+
+    # --- volume --------------------------------------------------------------
+    r.heading("volume")
+    r.req("GET", "/v1/volume")
+    r.req("GET", "/v1/volume", version="1.31", note="below 1.32")
+    r.req("POST", "/v1/volume/connectors", {"node_uuid": "{node2}", "type": "iqn",
+                                            "connector_id": "iqn.2026-12.sbs:1"},
+          save={"vc": "uuid"})
+    r.req("POST", "/v1/volume/connectors", {"node_uuid": "{node2}", "type": "iqn",
+                                            "connector_id": "iqn.2026-12.sbs:1"},
+          note="duplicate")
+    r.req("POST", "/v1/volume/targets", {"node_uuid": "{node2}", "volume_type": "iscsi",
+                                         "boot_index": 0, "volume_id": "sbs-vol",
+                                         "properties": {"auth_password": "pw"}},
+          save={"vt": "uuid"})
+    r.req("POST", "/v1/volume/targets", {"node_uuid": "{node2}", "volume_type": "iscsi",
+                                         "boot_index": 0, "volume_id": "sbs-vol2"},
+          note="duplicate boot index")
+    r.req("POST", "/v1/volume/targets", {"node_uuid": MISSING_UUID, "volume_type": "iscsi",
+                                         "boot_index": 1, "volume_id": "v"},
+          note="missing node")
+    r.req("GET", "/v1/volume/connectors")
+    r.req("GET", "/v1/volume/connectors?detail=True")
+    r.req("GET", "/v1/volume/targets?node={node2}")
+    r.req("GET", "/v1/nodes/{node2}/volume/targets")
+    r.req("GET", "/v1/volume/targets/{vt}")
+    r.req("GET", "/v1/volume/targets/not-a-uuid")
+    r.req("PATCH", "/v1/volume/targets/{vt}",
+          [{"op": "replace", "path": "/volume_id", "value": "sbs-vol-b"}],
+          note="node power state unknown")
+    r.req("DELETE", "/v1/volume/connectors/{vc}")
+    r.req("DELETE", "/v1/volume/targets/{vt}")
+
+    # --- VIFs, virtual media, BIOS, firmware, history ------------------------
+    r.heading("node extras")
+    r.req("GET", "/v1/nodes/{node}/vifs")
+    r.req("POST", "/v1/nodes/{node}/vifs", {"id": "sbs-vif-1"})
+    r.req("GET", "/v1/nodes/{node}/vifs", note="after an attach")
+    r.req("DELETE", "/v1/nodes/{node}/vifs/sbs-vif-1")
+    r.req("POST", "/v1/nodes/{node}/vifs", {}, note="no id")
+    r.req("GET", "/v1/nodes/{node}/vifs", version="1.27", note="below 1.28")
+    r.req("POST", "/v1/nodes/{node}/vmedia", {"device_type": "cdrom",
+                                              "image_url": "http://127.0.0.1:9/x.iso"})
+    r.req("POST", "/v1/nodes/{node}/vmedia", {"device_type": "usb", "image_url": "http://x"},
+          note="unknown device")
+    r.req("POST", "/v1/nodes/{node}/vmedia", {"device_type": "cdrom", "image_url": "ftp://x"},
+          note="unsupported scheme")
+    r.req("DELETE", "/v1/nodes/{node}/vmedia?device_types=zip", note="unknown device")
+    r.req("GET", "/v1/nodes/{node}/bios")
+    r.req("GET", "/v1/nodes/{node}/bios/ProcVirt")
+    r.req("GET", "/v1/nodes/{node}/bios?detail=True", version="1.70", note="detail before 1.74")
+    r.req("GET", "/v1/nodes/{node}/firmware")
+    r.req("GET", "/v1/nodes/{node}/firmware?detail=True")
+    r.req("GET", "/v1/nodes/{node}/history", save={"event": lambda b: b["history"][0]["uuid"]})
+    r.req("GET", "/v1/nodes/{node}/history/{event}")
+    r.req("GET", f"/v1/nodes/{{node}}/history/{MISSING_UUID}")
+
+    # --- port and port group filters ----------------------------------------
+    r.heading("port filters")
+    r.req("GET", "/v1/ports?shard=east")
+    r.req("GET", "/v1/ports?conductor_groups=rack-a")
+    r.req("GET", "/v1/ports?description_contains=tor")
+    r.req("GET", "/v1/ports?shard=east&node={node}", note="exclusive filters")
+    r.req("GET", "/v1/portgroups?shard=east")
+    r.req("GET", "/v1/portgroups?conductor_groups=rack-a&node={node}", note="exclusive filters")
+
     # --- a node delete at the end ------------------------------------------
     r.heading("nodes")
     r.req("DELETE", "/v1/nodes/{node2}")

@@ -125,3 +125,24 @@ pub async fn show(
         &render(&base, version, &state),
     )))
 }
+
+/// `GET /v1/shards` (1.82+): the shards nodes are in, with their counts.
+pub async fn shards(
+    State(state): State<AppState>,
+    _c: super::auth::Caller,
+    Extension(version): Extension<Version>,
+    axum::extract::Query(q): Params,
+) -> Result<Json<Value>, ApiError> {
+    if !version.at_least(82) {
+        return Err(ApiError::not_found("The API version does not allow shards"));
+    }
+    super::check_args(&q, &[], &[])?;
+    let counts = state.conductor.store().call(|s| s.shard_counts()).await?;
+    let list: Vec<Value> = counts
+        .into_iter()
+        .map(|(name, count)| {
+            serde_json::json!({"name": name.unwrap_or_else(|| "None".into()), "count": count})
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "shards": list })))
+}

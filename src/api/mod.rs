@@ -482,6 +482,7 @@ const V1_LINKS: &[(&str, u32)] = &[
     ("conductors", 49),
     ("allocations", 52),
     ("deploy_templates", 55),
+    ("shards", 82),
     ("runbooks", 92),
     ("inspection_rules", 96),
 ];
@@ -835,6 +836,7 @@ pub fn router(state: AppState) -> Router {
                 .patch(volume::malformed)
                 .delete(volume::malformed),
         )
+        .route_both("/v1/shards", get(conductors::shards))
         .route_both("/v1/conductors", get(conductors::list))
         .route("/v1/conductors/{hostname}", get(conductors::show))
         .route_both(

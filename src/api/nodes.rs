@@ -347,29 +347,109 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn node_history(
+/// One history entry as Ironic shows it: the short form (its event cut
+/// at 255 characters) or, with `detail`, every field of the version; a
+/// self link either way.
+fn history_entry(
+    h: &crate::model::HistoryEntry,
+    node: Uuid,
+    detail: bool,
+    version: Version,
+    base: &str,
+) -> Value {
+    let mut m = match types::history_json(h) {
+        Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    if detail {
+        if version.at_least(113) {
+            m.insert("project".into(), Value::Null);
+        }
+        if version.at_least(115) {
+            for k in ["state", "target_provision_state", "duration_seconds"] {
+                m.insert(k.into(), Value::Null);
+            }
+        }
+    } else {
+        m.retain(|k, _| ["uuid", "created_at", "severity", "event"].contains(&k.as_str()));
+        if h.event.chars().count() > 255 {
+            let cut: String = h.event.chars().take(251).collect();
+            m.insert("event".into(), Value::String(format!("{cut}...")));
+        }
+    }
+    let href = format!("{base}/v1/nodes/{node}/history/{}", h.uuid);
+    m.insert("links".into(), json!([{"href": href, "rel": "self"}]));
+    Value::Object(m)
+}
+
+/// A node's UUID and history.
+async fn uuid_and_history(
     state: &AppState,
     ident: String,
-) -> Result<Vec<crate::model::HistoryEntry>, ApiError> {
+) -> Result<(Uuid, Vec<crate::model::HistoryEntry>), ApiError> {
     Ok(state
         .conductor
         .store()
         .call(move |s| -> crate::store::Result<_> {
             let node = s.get_node(&ident)?;
-            s.node_history(node.uuid)
+            Ok((node.uuid, s.node_history(node.uuid)?))
         })
         .await?)
 }
 
+/// `GET /v1/nodes/{ident}/history` (`detail`, `limit`, `marker`,
+/// `sort_dir`; oldest first).
 pub async fn history(
     State(state): State<AppState>,
     _c: super::auth::Caller,
+    Extension(version): Extension<Version>,
+    headers: HeaderMap,
     Path(ident): Path<String>,
+    axum::extract::Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
+    super::check_args(
+        &q,
+        &[&["detail", "limit", "marker", "sort_key", "sort_dir"]],
+        &[],
+    )?;
     check_ident(&ident)?;
-    let entries = node_history(&state, ident).await?;
-    let list: Vec<Value> = entries.iter().map(types::history_json).collect();
-    Ok(Json(json!({ "history": list })))
+    let detail = super::query_bool(&q, "detail")?.unwrap_or(false);
+    let page = super::parse_page(&q, &state, &["created_at"])?;
+    let (node, mut entries) = uuid_and_history(&state, ident.clone()).await?;
+    if page.descending {
+        entries.reverse();
+    }
+    if let Some(m) = page.marker {
+        match entries.iter().position(|h| h.uuid == m) {
+            Some(i) => {
+                entries.drain(..=i);
+            }
+            None => {
+                return Err(ApiError::not_found(format!(
+                    "Node history record {m} could not be found."
+                )))
+            }
+        }
+    }
+    entries.truncate(page.limit);
+    let base = base_url(&headers);
+    let list: Vec<Value> = entries
+        .iter()
+        .map(|h| history_entry(h, node, detail, version, &base))
+        .collect();
+    let mut body = json!({ "history": list });
+    if entries.len() == page.limit {
+        if let Some(last) = entries.last() {
+            body["next"] = Value::String(super::next_link(
+                &base,
+                &format!("/v1/nodes/{ident}/history"),
+                &q,
+                page.limit,
+                &last.uuid.to_string(),
+            ));
+        }
+    }
+    Ok(Json(body))
 }
 
 /// `GET /v1/nodes/{ident}/history/{event}` (1.78+): one entry, with the
@@ -392,14 +472,7 @@ pub async fn history_event(
         )));
     }
     check_ident(&ident)?;
-    let (node, entries) = state
-        .conductor
-        .store()
-        .call(move |s| -> crate::store::Result<_> {
-            let node = s.get_node(&ident)?;
-            Ok((node.uuid, s.node_history(node.uuid)?))
-        })
-        .await?;
+    let (node, entries) = uuid_and_history(&state, ident).await?;
     let missing =
         || ApiError::not_found(format!("Node history record {event} could not be found."));
     let wanted: Uuid = event.parse().map_err(|_| missing())?;
@@ -407,22 +480,11 @@ pub async fn history_event(
         .iter()
         .find(|h| h.uuid == wanted)
         .ok_or_else(missing)?;
-    let mut body = types::history_json(entry);
-    if let Value::Object(m) = &mut body {
-        if version.at_least(113) {
-            m.insert("project".into(), Value::Null);
-        }
-        if version.at_least(115) {
-            for k in ["state", "target_provision_state", "duration_seconds"] {
-                m.insert(k.into(), Value::Null);
-            }
-        }
-        let href = format!(
-            "{}/v1/nodes/{node}/history/{}",
-            base_url(&headers),
-            entry.uuid
-        );
-        m.insert("links".into(), json!([{"href": href, "rel": "self"}]));
-    }
-    Ok(Json(body))
+    Ok(Json(history_entry(
+        entry,
+        node,
+        true,
+        version,
+        &base_url(&headers),
+    )))
 }

@@ -269,8 +269,9 @@ pub(super) async fn node(c: &Client, cmd: NodeCmd) -> Res<()> {
             );
         }
         NodeCmd::History { node } => {
-            let h = c.get(&format!("/v1/nodes/{node}/history")).await?;
-            let items = h["history"].as_array().cloned().unwrap_or_default();
+            let items = c
+                .list_all(&format!("/v1/nodes/{node}/history?detail=True"), "history")
+                .await?;
             c.print_list(
                 &items,
                 &[

@@ -191,6 +191,9 @@ pub trait Backend: Send + Sync {
     fn get_node(&self, ident: &str) -> Result<Node>;
     /// Lists nodes in creation order, one page at a time.
     fn list_nodes(&self, filter: &NodeFilter, page: Page) -> Result<Vec<Node>>;
+    /// How many nodes each shard has (`None`: nodes without one), most
+    /// first (Ironic's `/v1/shards`).
+    fn shard_counts(&self) -> Result<Vec<(Option<String>, u64)>>;
     /// Every node in one of `states`.
     fn nodes_in_states(&self, states: &[State]) -> Result<Vec<Node>>;
     /// Every node whose reservation `host` holds.

@@ -395,7 +395,12 @@ fn secrets_stay_out_of_errors_and_logs_on_failure_paths() {
     let everything = format!(
         "{}{}{}{}{}",
         s.json("GET", "/v1/nodes/detail", None).1,
-        s.json("GET", &format!("/v1/nodes/{uuid}/history"), None).1,
+        s.json(
+            "GET",
+            &format!("/v1/nodes/{uuid}/history?detail=True"),
+            None
+        )
+        .1,
         validate,
         v,
         s.log()

@@ -277,7 +277,11 @@ impl Server {
     }
 
     pub fn history(&self, ident: &str) -> Vec<Value> {
-        let (status, v) = self.json("GET", &format!("/v1/nodes/{ident}/history"), None);
+        let (status, v) = self.json(
+            "GET",
+            &format!("/v1/nodes/{ident}/history?detail=True"),
+            None,
+        );
         assert_eq!(status, 200, "history {ident}: {v}");
         v["history"].as_array().unwrap().clone()
     }

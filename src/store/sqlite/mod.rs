@@ -212,6 +212,18 @@ impl Backend for Sqlite {
         self.select_nodes(filter, page)
     }
 
+    fn shard_counts(&self) -> Result<Vec<(Option<String>, u64)>> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT json_extract(doc, '$.shard') AS shard, count(*) AS n FROM nodes
+             GROUP BY shard ORDER BY n DESC, shard",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, Option<String>>(0)?, r.get::<_, i64>(1)? as u64))
+        })?;
+        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+    }
+
     fn nodes_in_states(&self, states: &[State]) -> Result<Vec<Node>> {
         self.select_in_states(states)
     }
