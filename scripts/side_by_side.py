@@ -652,7 +652,9 @@ def render(r, header, details):
             if line != "status":
                 out.append(f"{'':>7}{line}")
         both_ok = all(isinstance(x["status"], int) and x["status"] < 300 for x in row["res"])
-        if details and diff and not (both_ok and not row.get("wait")):
+        # The report shows the texts of every error answer (to compare the
+        # messages), and of every differing wait.
+        if details and (diff or not both_ok) and not (both_ok and not row.get("wait")):
             for res, who in ((a, "ironic"), (b, "rackboot")):
                 if row.get("wait"):
                     out.append(f"{'':>7}{who}: {res['path']} after {res.get('secs', 0):.1f} s")

@@ -80,13 +80,33 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         if declared.is_some_and(|n| n > limit) {
             return Err(ApiError::too_large(limit));
         }
+        // How Ironic's schema errors name the body of a node or port create.
+        let arg = match req.uri().path().trim_end_matches('/') {
+            "/v1/nodes" => Some("node"),
+            "/v1/ports" => Some("port"),
+            _ => None,
+        };
         let bytes = axum::body::to_bytes(req.into_body(), limit)
             .await
             .map_err(|_| ApiError::too_large(limit))?;
         serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            if let (Some(arg), Some(field)) = (arg, unknown_field(&e)) {
+                return schema::error(
+                    Some(arg),
+                    format!("Additional properties are not allowed ('{field}' was unexpected)"),
+                );
+            }
             ApiError::bad_request(format!("Invalid JSON request body: {}", body_error(&e)))
         })
     }
+}
+
+/// The field serde refused as unknown (`deny_unknown_fields`), if that is
+/// the error.
+fn unknown_field(e: &serde_json::Error) -> Option<String> {
+    let msg = e.to_string();
+    let rest = msg.strip_prefix("unknown field `")?;
+    Some(rest.split('`').next()?.to_string())
 }
 
 /// A JSON error for the client without the offending value, which may be a

@@ -85,39 +85,46 @@ const PATCHABLE: &[&str] = &[
     "vendor_interface",
 ];
 
-/// Fields that exist but only the appliance sets.
-const INTERNAL: &[&str] = &[
-    "uuid",
-    "provision_state",
-    "target_provision_state",
-    "power_state",
-    "target_power_state",
-    "last_error",
-    "reservation",
-    "driver_internal_info",
-    "created_at",
-    "updated_at",
-    "provision_updated_at",
-    "conductor",
-    "console_enabled",
-    "fault",
-    "traits",
-    "clean_step",
-    "deploy_step",
-    "service_step",
-    "raid_config",
-    "target_raid_config",
-    "boot_mode",
-    "secure_boot",
-    "allocation_uuid",
-    "inspection_started_at",
-    "inspection_finished_at",
-    "health",
-    "links",
-    "ports",
-    "states",
-    "portgroups",
-    "volume",
+/// The node fields Ironic 39 lets a patch change, in the order its refusal
+/// lists them (`maintenance_reason` is rackboot's addition to it).
+const IRONIC_PATCHABLE: &[&str] = &[
+    "automated_clean",
+    "bios_interface",
+    "boot_interface",
+    "chassis_uuid",
+    "conductor_group",
+    "console_interface",
+    "deploy_interface",
+    "description",
+    "disable_power_off",
+    "driver",
+    "driver_info",
+    "extra",
+    "inspect_interface",
+    "instance_info",
+    "instance_name",
+    "instance_uuid",
+    "lessee",
+    "maintenance",
+    "management_interface",
+    "name",
+    "network_data",
+    "network_interface",
+    "owner",
+    "power_interface",
+    "properties",
+    "protected",
+    "protected_reason",
+    "raid_interface",
+    "rescue_interface",
+    "resource_class",
+    "retired",
+    "retired_reason",
+    "shard",
+    "storage_interface",
+    "vendor_interface",
+    "parent_node",
+    "firmware_interface",
 ];
 
 fn patchable_doc(node: &Node) -> Value {
@@ -253,14 +260,12 @@ pub fn apply(
                 op.path
             )));
         }
-        if INTERNAL.contains(&top) {
-            return Err(Error::Invalid(format!(
-                "'/{top}' is an internal attribute and can not be updated"
-            )));
-        }
         if !PATCHABLE.contains(&top) {
+            // Ironic 39's words (its list, in its order).
             return Err(Error::Invalid(format!(
-                "Adding a new attribute (/{top}) to the root of the resource is not allowed."
+                "Cannot patch {}. Only the following can be updated: {}",
+                op.path,
+                IRONIC_PATCHABLE.join(", ")
             )));
         }
         if let Some(kind) = top.strip_suffix("_interface") {
@@ -572,12 +577,12 @@ mod tests {
             (
                 State::Enroll,
                 json!([{"op": "add", "path": "/provision_state", "value": "active"}]),
-                "internal attribute",
+                "Cannot patch /provision_state. Only the following can be updated: automated_clean,",
             ),
             (
                 State::Enroll,
                 json!([{"op": "add", "path": "/nonsense", "value": 1}]),
-                "not allowed",
+                "Cannot patch /nonsense.",
             ),
             (
                 State::Enroll,

@@ -398,7 +398,7 @@ pub struct Bundle {
 /// Why a node's driver or interface choice is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChoiceError {
-    #[error("No valid host was found. Reason: No conductor service registered which supports driver {0} for conductor group \"\".")]
+    #[error("No valid host was found. Reason: No conductor service registered which supports driver {0} for conductor group \"\". Ensure the driver is valid and enabled.")]
     UnknownDriver(String),
     #[error("Could not find the following interface in the 'ironic.hardware.interfaces.{kind}' entrypoint: {name}. Valid interfaces are {valid}.")]
     UnknownInterface {
