@@ -67,14 +67,9 @@ pub async fn create(
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
     schema::check(Some("chassis"), &body, CREATE, &[])?;
-    let uuid = match body.get("uuid").and_then(Value::as_str) {
-        None => Uuid::new_v4(),
-        Some(u) => u
-            .parse()
-            .map_err(|_| ApiError::bad_request(format!("Expected UUID for uuid: {u}")))?,
-    };
+    let body = body.as_object().cloned().unwrap_or_default();
     let chassis = Chassis {
-        uuid,
+        uuid: records::body_uuid(&body)?.unwrap_or_else(Uuid::new_v4),
         created_at: crate::model::now(),
         updated_at: None,
         description: body
@@ -87,14 +82,7 @@ pub async fn create(
             .cloned()
             .unwrap_or_default(),
     };
-    let saved = chassis.clone();
-    state
-        .conductor
-        .store()
-        .call(move |s| s.create_record(&saved))
-        .await?;
-    tracing::info!(chassis = %chassis.uuid, "chassis created");
-    Ok(records::created(&chassis, version, &headers, &state))
+    records::insert(&state, chassis, version, &headers).await
 }
 
 pub async fn patch(

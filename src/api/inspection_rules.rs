@@ -268,20 +268,8 @@ pub async fn create(
         actions: Vec::new(),
     };
     apply_checked(None, &body, &mut r)?;
-    r.uuid = match body.get("uuid").and_then(Value::as_str) {
-        None | Some("") => Uuid::new_v4(),
-        Some(u) => u
-            .parse()
-            .map_err(|_| ApiError::bad_request(format!("Expected UUID for uuid: {u}")))?,
-    };
-    let saved = r.clone();
-    state
-        .conductor
-        .store()
-        .call(move |s| s.create_record(&saved))
-        .await?;
-    tracing::info!(rule = %r.uuid, "inspection rule created");
-    Ok(records::created(&r, version, &headers, &state))
+    r.uuid = records::body_uuid(&body)?.unwrap_or_else(Uuid::new_v4);
+    records::insert(&state, r, version, &headers).await
 }
 
 pub async fn patch(
@@ -340,11 +328,5 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     SPEC.writable(version)?;
     check_uuid(&ident)?;
-    let r = records::fetch::<InspectionRule>(&state, ident).await?;
-    state
-        .conductor
-        .store()
-        .call(move |s| s.delete_record::<InspectionRule>(r.uuid))
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    records::remove::<InspectionRule>(&state, ident).await
 }

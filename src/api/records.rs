@@ -358,6 +358,49 @@ pub fn created<T: Served>(
     resp
 }
 
+/// The `uuid` a create body asks for, if it gives one (an empty string
+/// counts as none).
+pub fn body_uuid(body: &Map<String, Value>) -> Result<Option<uuid::Uuid>, ApiError> {
+    match body.get("uuid").and_then(Value::as_str) {
+        None | Some("") => Ok(None),
+        Some(u) => u
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("Expected UUID for uuid: {u}"))),
+    }
+}
+
+/// Stores a new record and answers 201 with it.
+pub async fn insert<T: Served>(
+    state: &AppState,
+    rec: T,
+    version: Version,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let resp = created(&rec, version, headers, state);
+    let uuid = rec.uuid();
+    state
+        .conductor
+        .store()
+        .call(move |s| s.create_record(&rec))
+        .await?;
+    tracing::info!(%uuid, "{} created", T::KIND.label().to_lowercase());
+    Ok(resp)
+}
+
+/// Deletes the record `ident` names; 204.
+pub async fn remove<T: Served>(state: &AppState, ident: String) -> Result<StatusCode, ApiError> {
+    let rec = fetch::<T>(state, ident).await?;
+    let uuid = rec.uuid();
+    state
+        .conductor
+        .store()
+        .call(move |s| s.delete_record::<T>(uuid))
+        .await?;
+    tracing::info!(%uuid, "{} deleted", T::KIND.label().to_lowercase());
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// A 200 with the record.
 pub fn shown<T: Served>(
     rec: &T,

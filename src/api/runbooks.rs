@@ -14,11 +14,11 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::records::{self, Listing, Served, Spec};
-use super::schema::{self, Items, Prop, Ty, OBJ, STR};
+use super::schema::{self, Prop, Ty, OBJ, STR};
 use super::version::Version;
 use super::{base_url, AppState, JsonBody, Params};
 use crate::conductor::PatchOp;
-use crate::model::template::{duplicate_steps, Runbook};
+use crate::model::template::Runbook;
 
 const TOO_OLD: &str = "The API version does not allow runbooks";
 
@@ -138,14 +138,7 @@ fn apply_checked(
     schema::check_map(Some(of), body, props(version), &["steps", "name"])?;
     check_name(of, &body["name"], traits_only)?;
     let steps = schema::check_steps(Some(of), &body["steps"], "order")?;
-    let dups = duplicate_steps(&steps);
-    if !dups.is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "Deploy template invalid: Duplicate deploy steps. A template cannot have \
-             multiple deploy steps with the same interface and step. Duplicates: {}.",
-            dups.join("; ")
-        )));
-    }
+    super::templates::refuse_duplicate_steps(&steps)?;
     let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
     let flag = |k: &str| body.get(k).and_then(Value::as_bool).unwrap_or(false);
     rb.name = text("name").unwrap_or_default();
@@ -190,20 +183,8 @@ pub async fn create(
         traits: Vec::new(),
     };
     apply_checked("runbook", &body, version, !version.at_least(112), &mut rb)?;
-    rb.uuid = match body.get("uuid").and_then(Value::as_str) {
-        None => Uuid::new_v4(),
-        Some(u) => u
-            .parse()
-            .map_err(|_| ApiError::bad_request(format!("Expected UUID for uuid: {u}")))?,
-    };
-    let saved = rb.clone();
-    state
-        .conductor
-        .store()
-        .call(move |s| s.create_record(&saved))
-        .await?;
-    tracing::info!(runbook = %rb.uuid, name = %rb.name, "runbook created");
-    Ok(records::created(&rb, version, &headers, &state))
+    rb.uuid = records::body_uuid(&body)?.unwrap_or_else(Uuid::new_v4);
+    records::insert(&state, rb, version, &headers).await
 }
 
 pub async fn patch(
@@ -278,13 +259,7 @@ pub async fn delete(
     Path(ident): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     SPEC.writable(version)?;
-    let rb = records::fetch::<Runbook>(&state, ident).await?;
-    state
-        .conductor
-        .store()
-        .call(move |s| s.delete_record::<Runbook>(rb.uuid))
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    records::remove::<Runbook>(&state, ident).await
 }
 
 // ------------------------------------------------------------------ traits
@@ -350,22 +325,7 @@ pub async fn traits_set(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     traits_version(version)?;
-    let Some(body) = super::traits::optional_body(&body)? else {
-        return Err(ApiError::bad_request(ONE_OR_ALL));
-    };
-    schema::check(
-        Some("body"),
-        &body,
-        &[Prop::new("traits", &[Ty::Arr]).items(Items::Trait)],
-        &[],
-    )?;
-    let Some(list) = body.get("traits").and_then(Value::as_array) else {
-        return Err(ApiError::bad_request(ONE_OR_ALL));
-    };
-    let list: Vec<String> = list
-        .iter()
-        .filter_map(|t| t.as_str().map(str::to_string))
-        .collect();
+    let list = super::traits::traits_body(&body, ONE_OR_ALL)?;
     change_traits(&state, ident, move |t| *t = list).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -77,6 +77,20 @@ const PROPS: &[Prop] = &[
     Prop::new("uuid", STR),
 ];
 
+/// Refuses steps naming one interface and step twice, in Ironic's words
+/// (runbooks get the deploy-template message too, as there).
+pub fn refuse_duplicate_steps(steps: &[Step]) -> Result<(), ApiError> {
+    let dups = duplicate_steps(steps);
+    if dups.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(format!(
+        "Deploy template invalid: Duplicate deploy steps. A template cannot have \
+         multiple deploy steps with the same interface and step. Duplicates: {}.",
+        dups.join("; ")
+    )))
+}
+
 /// What a checked template body or patched template sets.
 struct Checked {
     name: String,
@@ -96,14 +110,7 @@ fn check_template(of: &str, body: &Map<String, Value>) -> Result<Checked, ApiErr
         ));
     }
     let steps = schema::check_steps(Some(of), &body["steps"], "priority")?;
-    let dups = duplicate_steps(&steps);
-    if !dups.is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "Deploy template invalid: Duplicate deploy steps. A template cannot have \
-             multiple deploy steps with the same interface and step. Duplicates: {}.",
-            dups.join("; ")
-        )));
-    }
+    refuse_duplicate_steps(&steps)?;
     let extra = body
         .get("extra")
         .and_then(Value::as_object)
@@ -131,28 +138,15 @@ pub async fn create(
         ));
     };
     let Checked { name, steps, extra } = check_template("template", &body)?;
-    let uuid = match body.get("uuid").and_then(Value::as_str) {
-        None => Uuid::new_v4(),
-        Some(u) => u
-            .parse()
-            .map_err(|_| ApiError::bad_request(format!("Expected UUID for uuid: {u}")))?,
-    };
     let template = DeployTemplate {
-        uuid,
+        uuid: records::body_uuid(&body)?.unwrap_or_else(Uuid::new_v4),
         created_at: crate::model::now(),
         updated_at: None,
         name,
         extra,
         steps,
     };
-    let saved = template.clone();
-    state
-        .conductor
-        .store()
-        .call(move |s| s.create_record(&saved))
-        .await?;
-    tracing::info!(template = %template.uuid, name = %template.name, "deploy template created");
-    Ok(records::created(&template, version, &headers, &state))
+    records::insert(&state, template, version, &headers).await
 }
 
 pub async fn patch(
@@ -188,11 +182,5 @@ pub async fn delete(
     Path(ident): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     SPEC.writable(version)?;
-    let template = records::fetch::<DeployTemplate>(&state, ident).await?;
-    state
-        .conductor
-        .store()
-        .call(move |s| s.delete_record::<DeployTemplate>(template.uuid))
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    records::remove::<DeployTemplate>(&state, ident).await
 }

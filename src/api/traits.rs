@@ -40,6 +40,27 @@ pub fn optional_body(bytes: &[u8]) -> Result<Option<Value>, ApiError> {
     })
 }
 
+/// The trait list of a `PUT …/traits` body (`{"traits": [...]}`);
+/// `one_or_all` is the refusal of a body without one.
+pub fn traits_body(bytes: &[u8], one_or_all: &str) -> Result<Vec<String>, ApiError> {
+    let Some(body) = optional_body(bytes)? else {
+        return Err(ApiError::bad_request(one_or_all));
+    };
+    schema::check(
+        Some("body"),
+        &body,
+        &[Prop::new("traits", &[Ty::Arr]).items(Items::Trait)],
+        &[],
+    )?;
+    let Some(list) = body.get("traits").and_then(Value::as_array) else {
+        return Err(ApiError::bad_request(one_or_all));
+    };
+    Ok(list
+        .iter()
+        .filter_map(|t| t.as_str().map(str::to_string))
+        .collect())
+}
+
 const ONE_OR_ALL: &str = "A single node trait may be added via PUT /v1/nodes/<node identifier>/traits/<trait> with no body, or all node traits may be replaced via PUT /v1/nodes/<node identifier>/traits with the list of traits specified in the request body.";
 
 pub async fn list(
@@ -70,22 +91,7 @@ pub async fn set_all(
 ) -> Result<StatusCode, ApiError> {
     check_version(version, StatusCode::NOT_FOUND)?;
     super::nodes::check_ident(&ident)?;
-    let Some(body) = optional_body(&body)? else {
-        return Err(ApiError::bad_request(ONE_OR_ALL));
-    };
-    schema::check(
-        Some("body"),
-        &body,
-        &[Prop::new("traits", &[Ty::Arr]).items(Items::Trait)],
-        &[],
-    )?;
-    let Some(list) = body.get("traits").and_then(Value::as_array) else {
-        return Err(ApiError::bad_request(ONE_OR_ALL));
-    };
-    let list: Vec<String> = list
-        .iter()
-        .filter_map(|t| t.as_str().map(str::to_string))
-        .collect();
+    let list = traits_body(&body, ONE_OR_ALL)?;
     state
         .conductor
         .update_traits(&ident, caller.user.clone(), move |_, traits| {

@@ -354,12 +354,7 @@ pub async fn create<T: VolumeRecord>(
     schema::check(Some(T::ARG), &body, T::PROPS, T::REQUIRED)?;
     let body = body.as_object().cloned().unwrap_or_default();
     let node = parse_node_uuid(&body)?;
-    let uuid = match body.get("uuid").and_then(Value::as_str) {
-        None => Uuid::new_v4(),
-        Some(u) => u
-            .parse()
-            .map_err(|_| ApiError::bad_request(format!("Expected UUID for uuid: {u}")))?,
-    };
+    let uuid = records::body_uuid(&body)?.unwrap_or_else(Uuid::new_v4);
     let rec = T::build(&body, uuid, node, crate::model::now());
     let saved = rec.clone();
     state

@@ -18,33 +18,11 @@ import os
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import Abort, Tally, eq, ok  # noqa: E402
+
 BAREMETAL = os.path.join(os.path.dirname(sys.executable), 'baremetal')
-KEEP_GOING = False
-FAILURES = []
-PASSES = 0
 ENV = {}
-
-
-class Abort(Exception):
-    pass
-
-
-def ok(cond, what, detail=None):
-    global PASSES
-    if cond:
-        PASSES += 1
-        print(f'PASS {what}', flush=True)
-        return True
-    msg = what if detail is None else f'{what}: {detail}'
-    print(f'FAIL {msg}', flush=True)
-    FAILURES.append(msg)
-    if not KEEP_GOING:
-        raise Abort(msg)
-    return False
-
-
-def eq(actual, expected, what):
-    return ok(actual == expected, what, f'expected {expected!r}, got {actual!r}')
 
 
 def run(*args, check=True):
@@ -365,9 +343,8 @@ def cleanup(st):
 
 
 def main(argv):
-    global KEEP_GOING
     args = [a for a in argv[1:] if not a.startswith('--')]
-    KEEP_GOING = '--keep-going' in argv[1:]
+    Tally.keep_going = '--keep-going' in argv[1:]
     if len(args) != 1:
         print(__doc__, file=sys.stderr)
         return 2
@@ -383,16 +360,16 @@ def main(argv):
             fn(st)
     except Abort as e:
         aborted = str(e)
-        if aborted not in FAILURES:
-            FAILURES.append(aborted)
+        if aborted not in Tally.failures:
+            Tally.failures.append(aborted)
     finally:
         cleanup(st)
-    if FAILURES:
-        print(f'\n{PASSES} checks passed, {len(FAILURES)} failed', flush=True)
-        for f in FAILURES:
+    if Tally.failures:
+        print(f'\n{Tally.passes} checks passed, {len(Tally.failures)} failed', flush=True)
+        for f in Tally.failures:
             print(f'FAILED: {f}', file=sys.stderr)
         return 1
-    print(f'\nall {PASSES} checks passed', flush=True)
+    print(f'\nall {Tally.passes} checks passed', flush=True)
     return 0
 
 

@@ -12,6 +12,7 @@ unexpected exception still aborts the current section), and the exit status
 is 1 if anything failed.  Everything created is deleted at the end.
 """
 
+import os
 import sys
 import traceback
 import uuid
@@ -19,39 +20,12 @@ import uuid
 import openstack
 from openstack import exceptions as exc
 
-KEEP_GOING = False
-FAILURES = []
-PASSES = 0
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import Abort, Tally, eq, ok  # noqa: E402
+
 
 RC = 'sdk-rc'
 MISSING = '00000000-1111-2222-3333-444444444444'
-
-
-class CheckFailed(Exception):
-    pass
-
-
-class Abort(Exception):
-    """Raised in fail-fast mode to stop the whole run."""
-
-
-def ok(cond, what, detail=None):
-    global PASSES
-    if cond:
-        PASSES += 1
-        print(f'PASS {what}', flush=True)
-        return True
-    msg = what if detail is None else f'{what}: {detail}'
-    print(f'FAIL {msg}', flush=True)
-    FAILURES.append(msg)
-    if not KEEP_GOING:
-        raise Abort(msg)
-    return False
-
-
-def eq(actual, expected, what):
-    return ok(actual == expected, what,
-              f'expected {expected!r}, got {actual!r}')
 
 
 def raises(exc_type, fn, what, status=None, contains=None):
@@ -1088,9 +1062,8 @@ SECTIONS = [
 
 
 def main(argv):
-    global KEEP_GOING
     args = [a for a in argv[1:] if not a.startswith('--')]
-    KEEP_GOING = '--keep-going' in argv[1:]
+    Tally.keep_going = '--keep-going' in argv[1:]
     if len(args) != 1:
         print(__doc__, file=sys.stderr)
         return 2
@@ -1127,8 +1100,8 @@ def main(argv):
                        f'{f" (HTTP {code})" if code else ""}: {e}')
                 print(f'FAIL {msg}', flush=True)
                 traceback.print_exc()
-                FAILURES.append(msg)
-                if not KEEP_GOING:
+                Tally.failures.append(msg)
+                if not Tally.keep_going:
                     raise Abort(msg)
     except Abort as e:
         aborted = str(e)
@@ -1136,17 +1109,17 @@ def main(argv):
         print('== cleanup', flush=True)
         leftovers = cl.run()
         if leftovers:
-            FAILURES.append(f'cleanup incomplete: {leftovers}')
+            Tally.failures.append(f'cleanup incomplete: {leftovers}')
 
-    if FAILURES:
-        print(f'\n{PASSES} checks passed, {len(FAILURES)} failed', flush=True)
+    if Tally.failures:
+        print(f'\n{Tally.passes} checks passed, {len(Tally.failures)} failed', flush=True)
         if aborted:
             print(f'FAILED (stopped at first failure): {aborted}', file=sys.stderr)
         else:
-            for f in FAILURES:
+            for f in Tally.failures:
                 print(f'FAILED: {f}', file=sys.stderr)
         return 1
-    print(f'\nall {PASSES} checks passed', flush=True)
+    print(f'\nall {Tally.passes} checks passed', flush=True)
     return 0
 
 
