@@ -250,12 +250,7 @@ pub async fn create(
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
     SPEC.writable(version)?;
-    let Value::Object(body) = body else {
-        return Err(schema::error(
-            None,
-            format!("{} is not of type 'object'", py_repr(&body)),
-        ));
-    };
+    let body = schema::object_body(None, body)?;
     let mut r = InspectionRule {
         uuid: Uuid::nil(),
         created_at: crate::model::now(),

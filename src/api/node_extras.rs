@@ -72,12 +72,7 @@ pub async fn vif_attach(
     JsonBody(body): JsonBody<Value>,
 ) -> Result<StatusCode, ApiError> {
     since(version, 28)?;
-    let Some(m) = body.as_object() else {
-        return Err(schema::error(
-            Some("vif"),
-            format!("{} is not of type 'object'", py_repr(&body)),
-        ));
-    };
+    let m = &schema::object_body(Some("vif"), body.clone())?;
     let Some(id) = m.get("id") else {
         return Err(schema::error(Some("vif"), "'id' is a required property"));
     };

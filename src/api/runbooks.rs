@@ -163,12 +163,7 @@ pub async fn create(
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
     SPEC.writable(version)?;
-    let Value::Object(body) = body else {
-        return Err(schema::error(
-            Some("runbook"),
-            format!("{} is not of type 'object'", schema::py_repr(&body)),
-        ));
-    };
+    let body = schema::object_body(Some("runbook"), body)?;
     let mut rb = Runbook {
         uuid: Uuid::nil(),
         created_at: crate::model::now(),

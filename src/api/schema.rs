@@ -177,6 +177,14 @@ pub fn trait_error(name: &Value) -> Option<String> {
     ))
 }
 
+/// A request body that must be a JSON object, as its map.
+pub fn object_body(of: Option<&str>, body: Value) -> Result<Map<String, Value>, ApiError> {
+    match body {
+        Value::Object(m) => Ok(m),
+        other => Err(error(of, type_error(&other, &[Ty::Obj]))),
+    }
+}
+
 /// Checks a request body against an object schema with no additional
 /// properties allowed.
 pub fn check(

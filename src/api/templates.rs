@@ -131,12 +131,7 @@ pub async fn create(
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
     SPEC.writable(version)?;
-    let Value::Object(body) = body else {
-        return Err(schema::error(
-            Some("template"),
-            format!("{} is not of type 'object'", schema::py_repr(&body)),
-        ));
-    };
+    let body = schema::object_body(Some("template"), body)?;
     let Checked { name, steps, extra } = check_template("template", &body)?;
     let template = DeployTemplate {
         uuid: records::body_uuid(&body)?.unwrap_or_else(Uuid::new_v4),
