@@ -314,6 +314,44 @@ def section_node_extras(st):
     run('port', 'delete', p['uuid'])
 
 
+def section_node_behaviours(st):
+    for name, extra in (('cli-b1', ['--resource-class', 'cli-b', '--description', 'rack 7 top']),
+                        ('cli-b2', ['--resource-class', 'cli-b', '--shard', 'b-east']),
+                        ('cli-b3', ['--resource-class', 'cli-other'])):
+        st['nodes'].append(js('node', 'create', '--driver', 'fake-hardware', '--name', name,
+                              *extra)['uuid'])
+    names = lambda *a: sorted(x['name'] for x in rows('node', 'list', *a))  # noqa: E731
+    eq(names('--resource-class', 'cli-b'), ['cli-b1', 'cli-b2'], 'nodes: list --resource-class')
+    eq(names('--description-contains', 'rack 7'), ['cli-b1'], 'nodes: list --description-contains')
+    eq(names('--shards', 'b-east'), ['cli-b2'], 'nodes: list --shards')
+    ordered = [x['name'] for x in rows('node', 'list', '--resource-class', 'cli-b',
+                                         '--sort', 'name:desc')]
+    eq(ordered, ['cli-b2', 'cli-b1'], 'nodes: list --sort name:desc')
+    got = rows('node', 'list', '--resource-class', 'cli-b', '--fields', 'name', 'owner')
+    eq(sorted(got[0]), ['name', 'owner'], 'nodes: list --fields')
+    inst = '7c1b2d0e-8f35-4a4e-9b0c-0b6a4b3f9a11'
+    run('node', 'set', 'cli-b3', '--instance-uuid', inst,
+        '--instance-info', 'display_name=db-01')
+    n = js('node', 'show', 'cli-b3')
+    eq((n['instance_uuid'], n['instance_name']), (inst, 'db-01'),
+       'nodes: instance_name follows instance_info.display_name')
+    eq(names('--associated', '--resource-class', 'cli-other'), ['cli-b3'], 'nodes: list --associated')
+    run('node', 'unset', 'cli-b3', '--instance-uuid')
+    eq(js('node', 'show', 'cli-b3')['instance_uuid'], None, 'nodes: unset --instance-uuid')
+    run('node', 'set', 'cli-b3', '--retired', '--retired-reason', 'end of life')
+    eq(names('--retired', '--resource-class', 'cli-other'), ['cli-b3'], 'nodes: list --retired')
+    run('node', 'unset', 'cli-b3', '--retired')
+    n = js('node', 'show', 'cli-b3')
+    eq((n['retired'], n['retired_reason']), (False, None),
+       'nodes: unsetting retired clears the reason')
+    h = rows('node', 'history', 'list', 'cli-b3')
+    ok(len(h) > 0 and 'event' in h[0], 'history: list', h[:1])
+    one = js('node', 'history', 'get', 'cli-b3', h[-1]['uuid'])
+    eq(one['uuid'], h[-1]['uuid'], 'history: get one entry')
+    fails(['node', 'history', 'get', 'cli-b3', '00000000-1111-2222-3333-444444444444'],
+          'history: a missing entry', 'Node history record')
+
+
 SECTIONS = [
     ('chassis', section_chassis),
     ('conductors', section_conductors),
@@ -325,6 +363,7 @@ SECTIONS = [
     ('runbooks', section_runbooks),
     ('inspection rules', section_inspection_rules),
     ('VIFs, BIOS, firmware', section_node_extras),
+    ('node behaviours', section_node_behaviours),
 ]
 
 
