@@ -282,18 +282,6 @@ pub async fn patch(
         )));
     }
     let old = records::fetch::<InspectionRule>(&state, ident).await?;
-    if old.sensitive {
-        let unsets = ops.iter().any(|o| {
-            o.path == "/sensitive"
-                && (o.op == "remove" || !o.value.as_ref().is_some_and(schema::py_truthy))
-        });
-        if unsets {
-            return Err(ApiError::bad_request(format!(
-                "Couldn't apply patch '{}'. Reason: Inspection rules cannot have the sensitive flag unset.",
-                py_repr(&serde_json::to_value(&ops).unwrap_or_default())
-            )));
-        }
-    }
     let mut doc = records::patched_doc(
         &old,
         &ops,
@@ -311,6 +299,15 @@ pub async fn patch(
     }
     let mut new = old.clone();
     apply_checked(Some("patch"), &doc, &mut new)?;
+    if old.sensitive && !new.sensitive {
+        // Only the operations on the flag are shown: the others may carry
+        // the very conditions and actions the flag hides.
+        let on_flag: Vec<&PatchOp> = ops.iter().filter(|o| o.path == "/sensitive").collect();
+        return Err(ApiError::bad_request(format!(
+            "Couldn't apply patch '{}'. Reason: Inspection rules cannot have the sensitive flag unset.",
+            py_repr(&serde_json::to_value(&on_flag).unwrap_or_default())
+        )));
+    }
     new.updated_at = Some(crate::model::now());
     records::save_and_show(&state, new, version, &headers).await
 }

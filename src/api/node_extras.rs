@@ -42,8 +42,10 @@ pub async fn vif_list(
     _c: super::auth::Caller,
     Extension(version): Extension<Version>,
     Path(ident): Path<String>,
+    axum::extract::Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
     since(version, 28)?;
+    super::check_args(&q, &[], &[])?;
     super::nodes::check_ident(&ident)?;
     let vifs = state.conductor.vif_list(&ident).await?;
     let list: Vec<Value> = vifs.into_iter().map(|id| json!({ "id": id })).collect();
@@ -313,8 +315,10 @@ pub async fn bios_show(
     _c: super::auth::Caller,
     Extension(version): Extension<Version>,
     Path((ident, name)): Path<(String, String)>,
+    axum::extract::Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
     since(version, 40)?;
+    super::check_args(&q, &[], &[])?;
     let uuid = node_uuid(&state, ident).await?;
     Err(ApiError::not_found(format!(
         "Node {uuid} doesn't have a BIOS setting '{name}'"

@@ -66,7 +66,12 @@ pub static SPEC: Spec = Spec {
 impl Served for Portgroup {
     const SPEC: &'static Spec = &SPEC;
 
-    fn filter(q: &HashMap<String, String>, _version: Version) -> Result<Listing, ApiError> {
+    fn filter(q: &HashMap<String, String>, version: Version) -> Result<Listing, ApiError> {
+        if q.contains_key("shard") && !version.at_least(82) {
+            return Err(ApiError::not_acceptable(
+                "Request not acceptable. The minimal required API version should be 1.82 for this operation.",
+            ));
+        }
         let given = ["node", "address", "shard", "conductor_groups"]
             .iter()
             .filter(|k| q.contains_key(**k))

@@ -204,9 +204,15 @@ pub async fn patch(
         None => old.public,
     };
     if !owners.is_empty() && made_public {
+        // Only the owner and public operations are shown (a steps value
+        // may hold secrets).
+        let shown: Vec<&PatchOp> = ops
+            .iter()
+            .filter(|o| o.path == "/owner" || o.path == "/public")
+            .collect();
         return Err(ApiError::bad_request(format!(
             "Couldn't apply patch '{}'. Reason: There cannot be an owner for a public runbook",
-            schema::py_repr(&serde_json::to_value(&ops).unwrap_or_default())
+            schema::py_repr(&serde_json::to_value(&shown).unwrap_or_default())
         )));
     }
     if !publics.is_empty() {

@@ -280,10 +280,12 @@ pub async fn root(
     _c: super::auth::Caller,
     Extension(version): Extension<Version>,
     headers: HeaderMap,
+    axum::extract::Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
     if !version.at_least(32) {
         return Err(ApiError::not_found(TOO_OLD));
     }
+    super::check_args(&q, &[], &[])?;
     Ok(Json(root_body(&base_url(&headers), "")))
 }
 
@@ -293,10 +295,12 @@ pub async fn node_root(
     Extension(version): Extension<Version>,
     headers: HeaderMap,
     Path(ident): Path<String>,
+    axum::extract::Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
     if !version.at_least(32) {
         return Err(ApiError::not_found(TOO_OLD));
     }
+    super::check_args(&q, &[], &[])?;
     super::nodes::check_ident(&ident)?;
     Ok(Json(root_body(
         &base_url(&headers),
@@ -425,7 +429,14 @@ pub async fn patch<T: VolumeRecord>(
     }
     state
         .conductor
-        .change_volume_record(node, T::WHAT, VolumeChange::Update(new.clone()))
+        .change_volume_record(
+            node,
+            T::WHAT,
+            VolumeChange::Update {
+                old: old.clone(),
+                new: new.clone(),
+            },
+        )
         .await?;
     Ok(records::shown(&new, version, &headers, &state))
 }
@@ -458,7 +469,7 @@ pub async fn delete<T: VolumeRecord>(
     let rec = records::fetch::<T>(&state, ident).await?;
     state
         .conductor
-        .change_volume_record::<T>(rec.node_uuid(), T::WHAT, VolumeChange::Delete(rec.uuid()))
+        .change_volume_record::<T>(rec.node_uuid(), T::WHAT, VolumeChange::Delete(rec.clone()))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

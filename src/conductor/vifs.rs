@@ -107,6 +107,34 @@ impl Conductor {
             .await?)
     }
 
+    /// Writes a changed port or port group with the node's history entry
+    /// in one transaction, releasing the node's lock.
+    async fn write_slot(
+        &self,
+        node: Node,
+        lock: locking::LockGuard,
+        slot: Slot,
+        note: (Uuid, HistoryEntry),
+    ) -> Result<()> {
+        match slot {
+            Slot::Port(p) => {
+                self.store()
+                    .call(move |s| -> Result<()> {
+                        let r = s.save_port(&p, &[note]).map_err(Error::from);
+                        lock.release_in(s);
+                        r
+                    })
+                    .await
+            }
+            Slot::Group(g) => {
+                let write = store::RecordWrite::put(&g)?;
+                self.save_locked_writes(node, vec![note.1], lock, vec![write])
+                    .await
+                    .map(drop)
+            }
+        }
+    }
+
     /// The node's VIFs: its ports' first, then its port groups'.
     pub async fn vif_list(&self, ident: &str) -> Result<Vec<String>> {
         let node = self.load(ident).await?;
@@ -144,23 +172,19 @@ impl Conductor {
             Slot::Group(g) => note(format!("port group {}", g.uuid)),
         };
         let vif_value = Value::String(vif.clone());
-        self.store()
-            .call(move |s| -> Result<()> {
-                let r = match slot {
-                    Slot::Port(mut p) => {
-                        p.internal_info.insert(VIF_KEY.into(), vif_value);
-                        s.save_port(&p, &[note]).map_err(Error::from)
-                    }
-                    Slot::Group(mut g) => {
-                        g.internal_info.insert(VIF_KEY.into(), vif_value);
-                        s.save_record(&g).map_err(Error::from)
-                    }
-                };
-                lock.release_in(s);
-                r
-            })
-            .await?;
-        tracing::info!(node = %node.uuid, %vif, "VIF attached");
+        let slot = match slot {
+            Slot::Port(mut p) => {
+                p.internal_info.insert(VIF_KEY.into(), vif_value);
+                Slot::Port(p)
+            }
+            Slot::Group(mut g) => {
+                g.internal_info.insert(VIF_KEY.into(), vif_value);
+                Slot::Group(g)
+            }
+        };
+        let uuid = node.uuid;
+        self.write_slot(node, lock, slot, note).await?;
+        tracing::info!(node = %uuid, %vif, "VIF attached");
         Ok(())
     }
 
@@ -201,17 +225,9 @@ impl Conductor {
                 node.uuid
             )));
         };
-        self.store()
-            .call(move |s| -> Result<()> {
-                let r = match slot {
-                    Slot::Port(p) => s.save_port(&p, &[note]).map_err(Error::from),
-                    Slot::Group(g) => s.save_record(&g).map_err(Error::from),
-                };
-                lock.release_in(s);
-                r
-            })
-            .await?;
-        tracing::info!(node = %node.uuid, %vif, "VIF detached");
+        let uuid = node.uuid;
+        self.write_slot(node, lock, slot, note).await?;
+        tracing::info!(node = %uuid, %vif, "VIF detached");
         Ok(())
     }
 }

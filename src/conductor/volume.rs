@@ -5,10 +5,12 @@
 use super::*;
 use crate::store::Record;
 
-/// A change to a volume connector or target.
+/// A change to a volume connector or target, with the record as it was
+/// read when the change was made (if it changed meanwhile, the change is
+/// refused rather than lost).
 pub enum VolumeChange<T> {
-    Update(T),
-    Delete(Uuid),
+    Update { old: T, new: T },
+    Delete(T),
 }
 
 impl Conductor {
@@ -25,7 +27,7 @@ impl Conductor {
         let (lock, n) = self.lock(node, &node.to_string()).await?;
         let off = n.power_state == Some(crate::model::PowerState::Off);
         let (allowed, action) = match &change {
-            VolumeChange::Update(_) => (off, "update"),
+            VolumeChange::Update { .. } => (off, "update"),
             VolumeChange::Delete(_) => (
                 off || matches!(
                     n.provision_state,
@@ -43,16 +45,30 @@ impl Conductor {
                 n.uuid
             )));
         }
-        Ok(self
-            .store()
-            .call(move |s| -> store::Result<()> {
-                let r = match &change {
-                    VolumeChange::Update(rec) => s.save_record(rec),
-                    VolumeChange::Delete(uuid) => s.delete_record::<T>(*uuid),
-                };
+        let what = what.to_string();
+        self.store()
+            .call(move |s| -> Result<()> {
+                let r = (|| {
+                    let (read, write) = match &change {
+                        VolumeChange::Update { old, new } => (old, Some(new)),
+                        VolumeChange::Delete(old) => (old, None),
+                    };
+                    let now: T = s.get_record(&read.uuid().to_string())?;
+                    if serde_json::to_value(&now).ok() != serde_json::to_value(read).ok() {
+                        return Err(Error::InvalidState(format!(
+                            "The {what} {} changed while this request waited for its node; retry",
+                            read.uuid()
+                        )));
+                    }
+                    match write {
+                        Some(new) => s.save_record(new)?,
+                        None => s.delete_record::<T>(read.uuid())?,
+                    }
+                    Ok(())
+                })();
                 lock.release_in(s);
                 r
             })
-            .await?)
+            .await
     }
 }

@@ -110,6 +110,8 @@ fn bad_requests_are_refused_in_ironics_format_and_write_nothing() {
         ("POST", "/v1/nodes/nope/vifs".into(), br#"{"id": 5}"#.to_vec(), 400, "Schema error for vif: 5 is not of type 'string'"),
         ("POST", "/v1/nodes/nope/vmedia".into(), br#"{"device_type": "cdrom", "image_url": "tftp://x/y"}"#.to_vec(), 400, "Unsupported or missing URL scheme: tftp"),
         ("GET", "/v1/nodes/nope/firmware?detail=True".into(), Vec::new(), 400, "'True' is not of type 'boolean'"),
+        ("GET", "/v1/nodes/nope/vifs?fields=id".into(), Vec::new(), 400, "Unexpected arguments: fields"),
+        ("GET", "/v1/volume?detail=True".into(), Vec::new(), 400, "Unexpected arguments: detail"),
         ("DELETE", "/v1/ports/not-a-port".into(), Vec::new(), 400, "Expected a UUID"),
         ("GET", "/v1/nowhere".into(), Vec::new(), 404, "could not be found"),
         ("DELETE", "/v1/drivers".into(), Vec::new(), 405, "not allowed"),

@@ -928,6 +928,11 @@ def section_inspection_rules(conn, cl, st):
                           json=[{'op': 'replace', 'path': '/sensitive', 'value': False}],
                           microversion='1.96', retriable_status_codes=[])
     eq(resp.status_code, 400, 'rules: the sensitive flag cannot be unset')
+    resp = st['nr'].patch(f'/inspection_rules/{r.id}',
+                          json=[{'op': 'replace', 'path': '/sensitive', 'value': 'false'}],
+                          microversion='1.96', retriable_status_codes=[])
+    eq(resp.status_code, 400, 'rules: nor unset by the string "false"')
+    eq(bm.get_inspection_rule(r.id).actions, None, 'rules: the actions stay hidden')
     raises(exc.BadRequestException,
            lambda: bm.create_inspection_rule(actions=[]),
            'rules: no actions -> 400', status=400, contains='non-empty')
@@ -966,6 +971,10 @@ def section_node_extras(conn, cl, st):
     eq(bm.get_port(lone.id).internal_info.get('tenant_vif_port_id'), 'vif-b',
        'vifs: then the free port')
     eq(sorted(bm.list_node_vifs(node)), ['vif-a', 'vif-b'], 'vifs: list')
+    events = [h['event'] for h in bm.get(f'/nodes/{node.id}/history',
+                                         microversion='1.78').json()['history']]
+    ok(f'VIF vif-a attached to port group {pg.id}' in events,
+       'vifs: the attach is in the node history', events[-3:])
     raises(exc.BadRequestException, lambda: bm.attach_vif_to_node(node, 'vif-c'),
            'vifs: no free port left -> 400', status=400, contains='not enough free physical ports')
     r = st['nr'].post(f'/nodes/{node.id}/vifs', json={'id': 'vif-a'}, microversion='1.28',

@@ -147,7 +147,8 @@ pub(super) fn node_in(sql: &mut String, args: &mut Vec<Sql>, expr: &str, values:
         args.push(Sql::Text(v.clone()));
         marks.push(format!("?{}", args.len()));
     }
-    sql.push_str(&format!(" AND {expr} IN ({})", marks.join(", ")));
+    // Case-insensitive, as the API lower-cases the values it is given.
+    sql.push_str(&format!(" AND lower({expr}) IN ({})", marks.join(", ")));
 }
 
 /// Appends the marker condition, the order and the limit of `page` to a
