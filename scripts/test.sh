@@ -14,6 +14,10 @@ if [[ $(id -u) -ne 0 ]]; then
     exit 1
 fi
 
+# The ironic-python-agent ramdisk (images/out/ipa; built once per machine and
+# cached by content in /var/cache/rackboot/images, about 2 minutes from nothing).
+images/build-ipa-ramdisk.sh
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
