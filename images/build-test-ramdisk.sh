@@ -5,7 +5,8 @@
 #   2. brings up the NIC named by BOOTIF=01-<mac> on the kernel command line,
 #      gets an address with udhcpc (vendor class RackBootRamdisk),
 #   3. looks itself up at <ipa-api-url>/v1/lookup?addresses=<mac>,
-#   4. heartbeats to <ipa-api-url>/v1/heartbeat/<uuid>,
+#   4. heartbeats to <ipa-api-url>/v1/heartbeat/<uuid> with the agent token
+#      the lookup gave it,
 #   5. prints RACKBOOT-HEARTBEAT-SENT and stays up (it is the instance).
 # Any ramdisk that follows Ironic's conventions would do; this one is tiny.
 #
@@ -17,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=$(realpath -m "${1:-images/out}")
-RECIPE=4  # bump when /init changes, so a stale image is rebuilt
+RECIPE=5  # bump when /init changes, so a stale image is rebuilt
 if [[ -s "$OUT/vmlinuz" && -s "$OUT/initrd.cpio.gz" && "$(cat "$OUT/recipe" 2>/dev/null)" == "$RECIPE" ]]; then
     echo "build-test-ramdisk: $OUT/vmlinuz and initrd.cpio.gz exist"
     exit 0
@@ -108,11 +109,13 @@ if [ -n "$iface" ] && [ -n "$api" ]; then
     ip link set lo up
     ip link set "$iface" up
     udhcpc -i "$iface" -s /etc/udhcpc.script -q -n -t 10 -T 2 -V RackBootRamdisk
-    uuid=$(timeout 15 wget -q -O - "$api/v1/lookup?addresses=$mac" | sed -n 's/.*"uuid": *"\([0-9a-f-]*\)".*/\1/p')
+    found=$(timeout 15 wget -q -O - "$api/v1/lookup?addresses=$mac")
+    uuid=$(echo "$found" | sed -n 's/.*"uuid": *"\([0-9a-f-]*\)".*/\1/p')
+    token=$(echo "$found" | sed -n 's/.*"agent_token": *"\([A-Za-z0-9_*-]*\)".*/\1/p')
     echo "RACKBOOT-LOOKUP uuid=$uuid"
     if [ -n "$uuid" ]; then
         timeout 15 wget -q -O - --header 'Content-Type: application/json' \
-            --post-data '{"callback_url": "", "agent_version": "rackboot-test-ramdisk"}' \
+            --post-data "{\"callback_url\": \"\", \"agent_version\": \"rackboot-test-ramdisk\", \"agent_token\": \"$token\"}" \
             "$api/v1/heartbeat/$uuid" >/dev/null 2>&1
         echo "RACKBOOT-HEARTBEAT-SENT"
     fi

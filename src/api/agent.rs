@@ -80,6 +80,7 @@ async fn lookup(
             node.uuid, node.provision_state
         )));
     }
+    let token = a.conductor.agent_token_for_lookup(node.uuid).await?;
     tracing::info!(node = %node.uuid, "agent lookup");
     Ok(Json(json!({
         "node": {
@@ -92,19 +93,63 @@ async fn lookup(
         },
         "config": {
             "heartbeat_timeout": AGENT_HEARTBEAT_TIMEOUT_SECS,
-            "agent_token_required": false,
+            "agent_token": token,
+            "agent_token_required": true,
             "metrics": {"backend": "noop", "prepend_host": false, "prepend_uuid": false, "prepend_host_reverse": true, "global_prefix": null},
             "metrics_statsd": {"statsd_host": "localhost", "statsd_port": 8125},
         }
     })))
 }
 
+/// A heartbeat's body, as ironic-python-agent sends it.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeartbeatBody {
+    callback_url: Option<String>,
+    agent_version: Option<String>,
+    agent_token: Option<String>,
+    agent_verify_ca: Option<String>,
+    agent_status: Option<String>,
+    agent_status_message: Option<String>,
+}
+
+/// The agent states a heartbeat may report (Ironic's).
+const AGENT_STATES: &[&str] = &["start", "end", "error"];
+
 async fn heartbeat(
     State(a): State<Agent>,
     Path(node): Path<String>,
     ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+    body: axum::body::Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let state = a.conductor.heartbeat(&node, &peer.ip().to_string()).await?;
+    let b: HeartbeatBody = if body.iter().all(u8::is_ascii_whitespace) {
+        HeartbeatBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(format!("Invalid heartbeat body: {}", super::body_error(&e)))
+        })?
+    };
+    if let Some(s) = &b.agent_status {
+        if !AGENT_STATES.contains(&s.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "Agent status is invalid. Valid states are {}.",
+                AGENT_STATES.join(",")
+            )));
+        }
+    }
+    if let (Some(status), Some(msg)) = (&b.agent_status, &b.agent_status_message) {
+        tracing::info!(%node, %status, "agent status: {}", crate::redact::mask_text(msg));
+    }
+    let beat = crate::conductor::Heartbeat {
+        agent_token: b.agent_token,
+        agent_url: b.callback_url,
+        agent_version: b.agent_version,
+        agent_verify_ca: b.agent_verify_ca,
+    };
+    let state = a
+        .conductor
+        .heartbeat(&node, &peer.ip().to_string(), beat)
+        .await?;
     tracing::info!(%node, from = %peer.ip(), %state, "agent heartbeat");
     Ok(StatusCode::ACCEPTED)
 }

@@ -1,20 +1,56 @@
 //! The ramdisk's call-back (heartbeat) and the call-back timeouts.
 
 use super::*;
+use crate::model::internal;
+
+/// What a heartbeat says (Ironic's heartbeat body).
+#[derive(Debug, Clone, Default)]
+pub struct Heartbeat {
+    pub agent_token: Option<String>,
+    /// The agent's command API (`callback_url` in the body).
+    pub agent_url: Option<String>,
+    pub agent_version: Option<String>,
+    pub agent_verify_ca: Option<String>,
+}
 
 impl Conductor {
     /// A booted ramdisk's heartbeat (`POST /v1/heartbeat/{node}` on the boot
     /// HTTP listener). A node waiting for it in `wait call-back` finishes its
     /// deploy: wait call-back -> deploying -> active. In any other state it
     /// is only noted. `from` is the caller's address, for the history.
-    pub async fn heartbeat(&self, ident: &str, from: &str) -> Result<State> {
+    pub async fn heartbeat(&self, ident: &str, from: &str, beat: Heartbeat) -> Result<State> {
         let (lock, mut node) = self.lock_ident(ident).await?;
+        if let Err(why) = super::agent::check_token(&node, beat.agent_token.as_deref()) {
+            // Refused and logged; nothing about the node changes.
+            tracing::warn!(node = %node.uuid, %from, "heartbeat refused: {why}");
+            drop(lock);
+            return Err(Error::Invalid(why.to_string()));
+        }
+        for (key, v) in [
+            (internal::AGENT_URL, beat.agent_url.clone()),
+            (internal::AGENT_VERSION, beat.agent_version.clone()),
+            (internal::AGENT_VERIFY_CA, beat.agent_verify_ca.clone()),
+        ] {
+            if let Some(v) = v {
+                node.driver_internal_info
+                    .insert(key.into(), Value::String(v));
+            }
+        }
+        node.driver_internal_info.insert(
+            internal::AGENT_LAST_HEARTBEAT.into(),
+            Value::from(self.unix_now()),
+        );
+        let agent = beat
+            .agent_version
+            .as_deref()
+            .map(|v| format!(" (agent {v})"))
+            .unwrap_or_default();
         let state = node.provision_state;
         if !matches!(state, State::WaitCallBack | State::CleanWait) {
             let h = HistoryEntry::new(
                 Severity::Info,
                 "agent",
-                format!("heartbeat from {from} (node is {state}: nothing to do)"),
+                format!("heartbeat from {from}{agent} (node is {state}: nothing to do)"),
             );
             self.save_locked(node, vec![h], lock).await?;
             return Ok(state);
@@ -41,7 +77,7 @@ impl Conductor {
             HistoryEntry::new(
                 Severity::Info,
                 "agent",
-                format!("heartbeat from {from}: the ramdisk is up"),
+                format!("heartbeat from {from}{agent}: the ramdisk is up"),
             ),
             HistoryEntry::new(
                 Severity::Info,

@@ -16,6 +16,7 @@
 //! (launch and outcome), `workflows` (what a worker runs), `sync` (power
 //! state), `update` (node JSON patch).
 
+mod agent;
 pub mod allocations;
 mod callbacks;
 mod locking;
@@ -50,6 +51,7 @@ use locking::LockGuard;
 pub use ports::bad_mac;
 
 pub use allocations::AllocationRequest;
+pub use callbacks::Heartbeat;
 pub use update::PatchOp;
 pub use vifs::VifTarget;
 pub use volume::VolumeChange;

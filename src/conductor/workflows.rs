@@ -73,6 +73,8 @@ impl Conductor {
             let fail =
                 |e: drivers::Error| format!("Failed to prepare node {uuid} for cleaning: {e}");
             let how = b.boot.prepare_ramdisk(task, b).await.map_err(fail)?;
+            // A new boot of the ramdisk gets a new token at its lookup.
+            task.node.wipe_agent();
             let timeout = self.inner.settings.clean_callback_timeout;
             let deadline = self.unix_now() + timeout.as_secs() as i64;
             task.node.set_callback_deadline(Some(deadline));
@@ -112,6 +114,7 @@ impl Conductor {
         Ok(Some(match outcome {
             DeployOutcome::Done => Event::Done,
             DeployOutcome::Wait => {
+                task.node.wipe_agent();
                 let deadline =
                     self.unix_now() + self.inner.settings.deploy_callback_timeout.as_secs() as i64;
                 task.node.set_callback_deadline(Some(deadline));
@@ -141,6 +144,7 @@ impl Conductor {
             .map_err(|e| format!("Failed to tear down node {uuid}: {e}"))?;
         task.node.instance_info.clear();
         task.node.instance_uuid = None;
+        task.node.wipe_agent();
         // The instance's allocation goes with it (Ironic's tear-down).
         let allocation = task.node.allocation_uuid.take();
         // "adopted" stays: without cleaning, the disks still hold what the

@@ -95,6 +95,17 @@ pub mod internal {
     pub const FIRST_POWER_STATE: &str = "first_power_state";
     /// Power-state reads that failed in a row.
     pub const POWER_SYNC_FAILURES: &str = "power_sync_failures";
+    /// The agent token issued at the ramdisk's first lookup (Ironic's key;
+    /// shown masked, as every key holding "token").
+    pub const AGENT_TOKEN: &str = "agent_secret_token";
+    /// Where the running agent's command API is (from its heartbeat).
+    pub const AGENT_URL: &str = "agent_url";
+    /// The agent's version (from its heartbeat).
+    pub const AGENT_VERSION: &str = "agent_version";
+    /// When the agent last heartbeated (Unix seconds).
+    pub const AGENT_LAST_HEARTBEAT: &str = "agent_last_heartbeat";
+    /// The agent's TLS certificate, if it sent one.
+    pub const AGENT_VERIFY_CA: &str = "agent_verify_ca";
 }
 
 /// How an active node boots.
@@ -237,6 +248,25 @@ impl Node {
                 .driver_internal_info
                 .remove(internal::CALLBACK_DEADLINE),
         };
+    }
+
+    /// The agent token issued for this boot of the ramdisk, if any.
+    pub fn agent_token(&self) -> Option<&str> {
+        self.driver_internal_info
+            .get(internal::AGENT_TOKEN)
+            .and_then(Value::as_str)
+    }
+
+    /// Forgets the agent of the last boot: its token, URL and certificate
+    /// (before the node boots a ramdisk again, and once it is done with one).
+    pub fn wipe_agent(&mut self) {
+        for key in [
+            internal::AGENT_TOKEN,
+            internal::AGENT_URL,
+            internal::AGENT_VERIFY_CA,
+        ] {
+            self.driver_internal_info.remove(key);
+        }
     }
 
     /// Marks the node adopted (at `at`), or, with `None`, no longer so: its

@@ -251,16 +251,63 @@ fn per_mac_scripts_follow_the_node_and_the_ramdisk_deploy_waits_for_its_call_bac
     assert_eq!(st, 200);
     let found: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(found["node"]["uuid"], uuid.as_str());
-    let (st, _, _) = b.curl(
-        &format!("/v1/heartbeat/{uuid}"),
-        &[
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            "{\"callback_url\": \"\", \"agent_version\": \"test\"}",
-        ],
+    assert_eq!(found["config"]["agent_token_required"], true);
+    let token = found["config"]["agent_token"].as_str().unwrap().to_string();
+    assert_eq!(token.len(), 43, "{found}");
+    // The token is shown once per boot: a second lookup gets a mask.
+    let (_, _, again) = b.curl(&format!("/v1/lookup?addresses={mac}"), &[]);
+    let again: Value = serde_json::from_slice(&again).unwrap();
+    assert_eq!(again["config"]["agent_token"], "******");
+    // Nor is it in the API's node.
+    assert_eq!(
+        s.node("rd")["driver_internal_info"]["agent_secret_token"],
+        "******"
+    );
+    let beat = |body: String| {
+        b.curl(
+            &format!("/v1/heartbeat/{uuid}"),
+            &[
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                &body,
+            ],
+        )
+    };
+    // Without the token, or with another one, a heartbeat changes nothing.
+    for (body, why) in [
+        (
+            json!({"callback_url": "", "agent_version": "test"}),
+            "Agent token is required for heartbeat processing.",
+        ),
+        (
+            json!({"callback_url": "", "agent_token": "forged"}),
+            "Invalid or missing agent token received.",
+        ),
+        (
+            json!({"callback_url": "", "agent_token": "******"}),
+            "Invalid or missing agent token received.",
+        ),
+    ] {
+        let (st, _, resp) = beat(body.to_string());
+        assert_eq!(st, 400, "{}", String::from_utf8_lossy(&resp));
+        assert!(
+            String::from_utf8_lossy(&resp).contains(why),
+            "{}",
+            String::from_utf8_lossy(&resp)
+        );
+        assert_eq!(s.node("rd")["provision_state"], "wait call-back");
+    }
+    assert!(
+        !s.events("rd").iter().any(|e| e.contains("heartbeat from")),
+        "a refused heartbeat left a trace in the history"
+    );
+    assert!(s.log().contains("heartbeat refused"), "refusals are logged");
+    let (st, _, _) = beat(
+        json!({"callback_url": "http://127.0.0.1:9999", "agent_version": "test", "agent_token": token})
+            .to_string(),
     );
     assert_eq!(st, 202);
     s.wait_state("rd", "active");
@@ -268,8 +315,12 @@ fn per_mac_scripts_follow_the_node_and_the_ramdisk_deploy_waits_for_its_call_bac
     assert!(
         events
             .iter()
-            .any(|e| e.contains("heartbeat from 127.0.0.1: the ramdisk is up")),
+            .any(|e| e.contains("heartbeat from 127.0.0.1 (agent test): the ramdisk is up")),
         "{events:#?}"
+    );
+    assert_eq!(
+        s.node("rd")["driver_internal_info"]["agent_url"],
+        "http://127.0.0.1:9999"
     );
     assert!(
         events
@@ -311,9 +362,9 @@ fn per_mac_scripts_follow_the_node_and_the_ramdisk_deploy_waits_for_its_call_bac
     s.provision("rd", "deleted", "available");
     assert_eq!(s.node("rd")["power_state"], "power off");
     wait_script(&b, mac, "nothing to boot");
-    // A heartbeat for a node that waits for nothing changes nothing.
+    // Undeploy forgot the ramdisk's token: its heartbeats are refused.
     let (st, _, _) = b.curl("/v1/heartbeat/rd", &["-X", "POST", "-d", "{}"]);
-    assert_eq!(st, 202);
+    assert_eq!(st, 400);
     assert_eq!(s.node("rd")["provision_state"], "available");
     assert_eq!(
         b.curl("/v1/heartbeat/nosuchnode", &["-X", "POST", "-d", "{}"])
@@ -556,11 +607,13 @@ fn cleaning_boots_the_deploy_ramdisk_and_waits_for_its_call_back() {
         "{t}"
     );
     assert_eq!(s.node("c1")["power_state"], "power on");
-    let (st, _, _) = b.curl("/v1/lookup?addresses=52:54:00:44:00:01", &[]);
+    let (st, _, found) = b.curl("/v1/lookup?addresses=52:54:00:44:00:01", &[]);
     assert_eq!(st, 200, "lookup is allowed in clean wait");
+    let found: Value = serde_json::from_slice(&found).unwrap();
+    let body = json!({"agent_token": found["config"]["agent_token"]}).to_string();
     let (st, _, _) = b.curl(
         &format!("/v1/heartbeat/{uuid}"),
-        &["-X", "POST", "-d", "{}"],
+        &["-X", "POST", "-d", &body],
     );
     assert_eq!(st, 202);
     s.wait_state("c1", "available");
