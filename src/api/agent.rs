@@ -37,9 +37,35 @@ pub struct Agent {
 /// The agent routes, to be merged into the boot listener's router.
 pub fn routes(agent: Agent) -> Router {
     Router::new()
+        .route("/", get(versions))
         .route("/v1/lookup", get(lookup))
         .route("/v1/heartbeat/{node}", post(heartbeat))
         .with_state(agent)
+}
+
+/// The API version the agent is told (`GET /` on the boot listener, which
+/// ironic-python-agent reads before its lookup). 1.62 and above make it
+/// send its token; 1.68 and above would make it serve its command API over
+/// TLS with a certificate of its own, which rackboot's agent client does
+/// not verify yet, so the agent is told 1.67.
+const AGENT_API_VERSION: &str = "1.67";
+
+/// `GET /`: Ironic's version document, as the agent reads it.
+async fn versions(headers: axum::http::HeaderMap) -> Json<Value> {
+    let base = super::base_url(&headers);
+    let v = json!({
+        "id": "v1",
+        "links": [{"href": format!("{base}/v1/"), "rel": "self"}],
+        "status": "CURRENT",
+        "min_version": "1.1",
+        "version": AGENT_API_VERSION,
+    });
+    Json(json!({
+        "name": "OpenStack Ironic API",
+        "description": "rackboot's agent endpoints (lookup, heartbeat)",
+        "default_version": v,
+        "versions": [v],
+    }))
 }
 
 #[derive(serde::Deserialize)]

@@ -243,6 +243,11 @@ fn per_mac_scripts_follow_the_node_and_the_ramdisk_deploy_waits_for_its_call_bac
     let (st, _, k) = b.curl(&format!("/images/{uuid}/kernel"), &[]);
     assert_eq!((st, k.as_slice()), (200, &b"vmlinuz"[..]));
     assert_eq!(b.curl(&format!("/images/{uuid}/deploy_kernel"), &[]).0, 404);
+    // The agent reads the API version first: 1.67 (tokens, no agent TLS).
+    let (st, _, root) = b.curl("/", &[]);
+    assert_eq!(st, 200);
+    let root: Value = serde_json::from_slice(&root).unwrap();
+    assert_eq!(root["default_version"]["version"], "1.67", "{root}");
     // The ramdisk looks itself up and calls back.
     let (st, _, body) = b.curl(
         &format!("/v1/lookup?addresses=aa:bb:cc:dd:ee:ff,{mac}"),
