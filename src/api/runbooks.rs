@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::{Extension, Json};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
@@ -16,7 +16,7 @@ use super::error::ApiError;
 use super::records::{self, Listing, Served, Spec};
 use super::schema::{self, Prop, Ty, OBJ, STR};
 use super::version::Version;
-use super::{base_url, AppState, JsonBody, Params};
+use super::{AppState, JsonBody, Params};
 use crate::conductor::PatchOp;
 use crate::model::template::Runbook;
 
@@ -349,12 +349,10 @@ pub async fn traits_add(
     }
     let t = name.clone();
     change_traits(&state, ident.clone(), move |traits| traits.push(t)).await?;
-    let mut resp = StatusCode::NO_CONTENT.into_response();
-    let base = base_url(&headers);
-    if let Ok(v) = format!("{base}/v1/runbooks/{ident}/traits/{name}").parse() {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(resp)
+    Ok(super::traits::added(
+        &headers,
+        &format!("runbooks/{ident}/traits/{name}"),
+    ))
 }
 
 /// `DELETE /v1/runbooks/{ident}/traits`: removes them all.

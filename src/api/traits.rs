@@ -132,12 +132,16 @@ pub async fn add(
             Ok(())
         })
         .await?;
+    Ok(added(&headers, &format!("nodes/{ident}/traits/{name}")))
+}
+
+/// A 204 for an added trait, with its `Location` (`path` under `/v1/`).
+pub fn added(headers: &HeaderMap, path: &str) -> Response {
     let mut resp = StatusCode::NO_CONTENT.into_response();
-    let base = base_url(&headers);
-    if let Ok(v) = format!("{base}/v1/nodes/{ident}/traits/{name}").parse() {
+    if let Ok(v) = format!("{}/v1/{path}", base_url(headers)).parse() {
         resp.headers_mut().insert(header::LOCATION, v);
     }
-    Ok(resp)
+    resp
 }
 
 /// `DELETE /v1/nodes/{ident}/traits`: removes them all.
