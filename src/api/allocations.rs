@@ -238,7 +238,7 @@ pub async fn node_show(
     axum::extract::Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
     SPEC.check_version(version)?;
-    super::check_args(&q, &[super::args::SHOW], &[])?;
+    super::check_args(&q, &[super::args::SHOW])?;
     let fields = SPEC.parse_fields(&q, version)?;
     let a = of_node(&state, &ident).await?;
     let base = super::base_url(&headers);

@@ -160,7 +160,7 @@ async fn nodes_of(
     } else {
         &[super::args::NODE_FILTERS, super::args::LIST_ONLY]
     };
-    super::check_args(&q, allowed, &[])?;
+    super::check_args(&q, allowed)?;
     let uuid = parse_uuid(&ident)?;
     records::fetch::<Chassis>(&state, uuid.to_string()).await?;
     q.insert("chassis_uuid".into(), uuid.to_string());

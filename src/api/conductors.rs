@@ -111,7 +111,7 @@ pub async fn show(
     axum::extract::Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
     SPEC.check_version(version)?;
-    super::check_args(&q, &[super::args::SHOW], &[])?;
+    super::check_args(&q, &[super::args::SHOW])?;
     let fields = SPEC.parse_fields(&q, version)?;
     if hostname != state.conductor.host() {
         return Err(ApiError::not_found(format!(
@@ -136,7 +136,7 @@ pub async fn shards(
     if !version.at_least(82) {
         return Err(ApiError::not_found("The API version does not allow shards"));
     }
-    super::check_args(&q, &[], &[])?;
+    super::check_args(&q, &[])?;
     let counts = state.conductor.store().call(|s| s.shard_counts()).await?;
     let list: Vec<Value> = counts
         .into_iter()

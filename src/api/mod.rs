@@ -332,35 +332,17 @@ pub fn string_list(v: Option<&String>) -> Vec<String> {
 /// Refuses query parameters the handler does not take, as Ironic does
 /// ("Unexpected arguments: a, b", sorted), and those rackboot does not
 /// filter by yet, so a typo or an unsupported filter is never ignored.
-pub fn check_args(
-    q: &HashMap<String, String>,
-    allowed: &[&[&str]],
-    not_yet: &[&str],
-) -> Result<(), ApiError> {
-    let sorted = |mut v: Vec<&str>| {
-        v.sort_unstable();
-        v.join(", ")
-    };
-    let unknown: Vec<&str> = q
+pub fn check_args(q: &HashMap<String, String>, allowed: &[&[&str]]) -> Result<(), ApiError> {
+    let mut unknown: Vec<&str> = q
         .keys()
         .map(String::as_str)
         .filter(|k| !allowed.iter().any(|a| a.contains(k)))
         .collect();
     if !unknown.is_empty() {
+        unknown.sort_unstable();
         return Err(ApiError::bad_request(format!(
             "Unexpected arguments: {}",
-            sorted(unknown)
-        )));
-    }
-    let not_yet: Vec<&str> = q
-        .keys()
-        .map(String::as_str)
-        .filter(|k| not_yet.contains(k))
-        .collect();
-    if !not_yet.is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "rackboot does not filter by {} yet (see the README's \"Not supported yet\")",
-            sorted(not_yet)
+            unknown.join(", ")
         )));
     }
     Ok(())

@@ -45,7 +45,7 @@ pub async fn vif_list(
     axum::extract::Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
     since(version, 28)?;
-    super::check_args(&q, &[], &[])?;
+    super::check_args(&q, &[])?;
     super::nodes::check_ident(&ident)?;
     let vifs = state.conductor.vif_list(&ident).await?;
     let list: Vec<Value> = vifs.into_iter().map(|id| json!({ "id": id })).collect();
@@ -196,7 +196,7 @@ pub async fn vmedia_detach(
     axum::extract::Query(q): Params,
 ) -> Result<StatusCode, ApiError> {
     since(version, 89)?;
-    super::check_args(&q, &[&["device_types"]], &[])?;
+    super::check_args(&q, &[&["device_types"]])?;
     let mut devices: Vec<String> = Vec::new();
     for d in q
         .get("device_types")
@@ -283,7 +283,7 @@ pub async fn bios_list(
 ) -> Result<Json<Value>, ApiError> {
     since(version, 40)?;
     if version.at_least(74) {
-        super::check_args(&q, &[&["fields", "detail"]], &[])?;
+        super::check_args(&q, &[&["fields", "detail"]])?;
         if q.contains_key("fields") && super::query_bool(&q, "detail")? == Some(true) {
             return Err(ApiError::bad_request(
                 "Can not specify ?detail=True and fields in the same request.",
@@ -318,7 +318,7 @@ pub async fn bios_show(
     axum::extract::Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
     since(version, 40)?;
-    super::check_args(&q, &[], &[])?;
+    super::check_args(&q, &[])?;
     let uuid = node_uuid(&state, ident).await?;
     Err(ApiError::not_found(format!(
         "Node {uuid} doesn't have a BIOS setting '{name}'"
@@ -347,7 +347,7 @@ pub async fn firmware_list(
     axum::extract::Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
     since(version, 86)?;
-    super::check_args(&q, &[&["fields", "detail"]], &[])?;
+    super::check_args(&q, &[&["fields", "detail"]])?;
     if let Some(d) = q.get("detail") {
         return Err(schema::error(
             None,

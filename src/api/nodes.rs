@@ -273,11 +273,7 @@ pub async fn list(
     headers: HeaderMap,
     axum::extract::Query(q): Params,
 ) -> Result<Response, ApiError> {
-    super::check_args(
-        &q,
-        &[super::args::NODE_FILTERS, super::args::LIST_ONLY],
-        &[],
-    )?;
+    super::check_args(&q, &[super::args::NODE_FILTERS, super::args::LIST_ONLY])?;
     list_inner(state, version, headers, q, false, "/v1/nodes").await
 }
 
@@ -288,7 +284,7 @@ pub async fn list_detail(
     headers: HeaderMap,
     axum::extract::Query(q): Params,
 ) -> Result<Response, ApiError> {
-    super::check_args(&q, &[super::args::NODE_FILTERS], &[])?;
+    super::check_args(&q, &[super::args::NODE_FILTERS])?;
     list_inner(state, version, headers, q, true, "/v1/nodes/detail").await
 }
 
@@ -301,7 +297,7 @@ pub async fn show(
     axum::extract::Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
     check_ident(&ident)?;
-    super::check_args(&q, &[super::args::SHOW], &[])?;
+    super::check_args(&q, &[super::args::SHOW])?;
     let fields = parse_fields(&q, version, types::node_field_known)?;
     let node = state
         .conductor
@@ -326,7 +322,7 @@ pub async fn patch(
     JsonBody(ops): JsonBody<Vec<PatchOp>>,
 ) -> Result<Json<Value>, ApiError> {
     check_ident(&ident)?;
-    super::check_args(&q, &[super::args::NODE_PATCH], &[])?;
+    super::check_args(&q, &[super::args::NODE_PATCH])?;
     let reset = query_bool(&q, "reset_interfaces")?;
     let node = state.conductor.update_node(&ident, ops, reset).await?;
     let base = base_url(&headers);
@@ -410,7 +406,6 @@ pub async fn history(
     super::check_args(
         &q,
         &[&["detail", "limit", "marker", "sort_key", "sort_dir"]],
-        &[],
     )?;
     check_ident(&ident)?;
     let detail = super::query_bool(&q, "detail")?.unwrap_or(false);
@@ -465,7 +460,7 @@ pub async fn history_event(
     if !version.at_least(78) {
         return Err(ApiError::not_found("The resource could not be found."));
     }
-    super::check_args(&q, &[], &[])?;
+    super::check_args(&q, &[])?;
     if event.parse::<Uuid>().is_err() && check_name(&event).is_err() {
         return Err(ApiError::bad_request(format!(
             "Expected UUID or name for event: {event}"

@@ -152,7 +152,7 @@ pub async fn list_inner(
     } else {
         &[PORT_FILTERS, LIST_ONLY]
     };
-    super::check_args(&q, allowed, &[])?;
+    super::check_args(&q, allowed)?;
     let detail = detail || super::query_bool(&q, "detail")?.unwrap_or(false);
     let fields = parse_fields(&q, version, types::port_field_known)?;
     if let Some(key) = q
@@ -350,7 +350,7 @@ pub async fn show(
     axum::extract::Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
     check_port_ident(&ident)?;
-    super::check_args(&q, &[super::args::SHOW], &[])?;
+    super::check_args(&q, &[super::args::SHOW])?;
     let fields = parse_fields(&q, version, types::port_field_known)?;
     let port = state
         .conductor

@@ -146,7 +146,7 @@ impl Spec {
             (false, true) => super::args::LIST_ONLY,
             (false, false) => super::args::SHOW,
         };
-        super::check_args(q, &[PAGING, self.filters, extra], &[])?;
+        super::check_args(q, &[PAGING, self.filters, extra])?;
         if let Some(key) = q.get("sort_key") {
             if self.no_sort.contains(&key.as_str()) {
                 return Err(ApiError::bad_request(format!(
@@ -331,7 +331,7 @@ pub async fn show<T: Served>(
 ) -> Result<Json<Value>, ApiError> {
     T::SPEC.check_version(version)?;
     T::check_ident(&ident)?;
-    super::check_args(&q, &[super::args::SHOW], &[])?;
+    super::check_args(&q, &[super::args::SHOW])?;
     let fields = T::SPEC.parse_fields(&q, version)?;
     let rec = fetch::<T>(&state, ident).await?;
     let base = base_url(&headers);

@@ -312,7 +312,7 @@ pub async fn traits_list(
     axum::extract::Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
     traits_version(version)?;
-    super::check_args(&q, &[], &[])?;
+    super::check_args(&q, &[])?;
     let rb = records::fetch::<Runbook>(&state, ident).await?;
     Ok(Json(json!({ "traits": rb.traits })))
 }

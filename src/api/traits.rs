@@ -72,7 +72,7 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     check_version(version, StatusCode::NOT_ACCEPTABLE)?;
     super::nodes::check_ident(&ident)?;
-    super::check_args(&q, &[], &[])?;
+    super::check_args(&q, &[])?;
     let node = state
         .conductor
         .store()

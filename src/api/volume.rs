@@ -285,7 +285,7 @@ pub async fn root(
     if !version.at_least(32) {
         return Err(ApiError::not_found(TOO_OLD));
     }
-    super::check_args(&q, &[], &[])?;
+    super::check_args(&q, &[])?;
     Ok(Json(root_body(&base_url(&headers), "")))
 }
 
@@ -300,7 +300,7 @@ pub async fn node_root(
     if !version.at_least(32) {
         return Err(ApiError::not_found(TOO_OLD));
     }
-    super::check_args(&q, &[], &[])?;
+    super::check_args(&q, &[])?;
     super::nodes::check_ident(&ident)?;
     Ok(Json(root_body(
         &base_url(&headers),
