@@ -17,6 +17,9 @@
 //! state), `update` (node JSON patch).
 
 mod agent;
+// Used by the direct deploy and clean steps (issue 12/13, in progress).
+#[allow(dead_code)]
+pub mod agent_client;
 pub mod allocations;
 mod callbacks;
 mod locking;

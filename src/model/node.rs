@@ -182,6 +182,11 @@ pub struct Node {
     /// The allocation that picked (or was backfilled for) the node.
     #[serde(default)]
     pub allocation_uuid: Option<Uuid>,
+    /// When the last inspection started and ended (Ironic's fields).
+    #[serde(default)]
+    pub inspection_started_at: Option<String>,
+    #[serde(default)]
+    pub inspection_finished_at: Option<String>,
     /// The node's traits (standard os-traits names or `CUSTOM_…`), sorted.
     #[serde(default)]
     pub traits: Vec<String>,
@@ -338,6 +343,8 @@ impl Node {
             instance_name: None,
             chassis_uuid: None,
             allocation_uuid: None,
+            inspection_started_at: None,
+            inspection_finished_at: None,
             traits: Vec::new(),
             interfaces,
             created_at: now,

@@ -261,7 +261,9 @@ fn node_field<'a>(node: &'a Node, field: &str, r: &'a Render, id: &'a str) -> Op
         "resource_class" => o(&node.resource_class),
         "chassis_uuid" => Field::OptUuid(node.chassis_uuid),
         "allocation_uuid" => Field::OptUuid(node.allocation_uuid),
-        "health" | "inspection_started_at" | "inspection_finished_at" => Field::OptStr(None),
+        "health" => Field::OptStr(None),
+        "inspection_started_at" => o(&node.inspection_started_at),
+        "inspection_finished_at" => o(&node.inspection_finished_at),
         "automated_clean" => Field::OptBool(node.automated_clean),
         "clean_step" | "deploy_step" | "service_step" | "raid_config" | "target_raid_config" => {
             Field::EmptyMap
