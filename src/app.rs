@@ -104,6 +104,25 @@ pub fn build_conductor(config: &Config) -> Result<Conductor> {
         answer_wait: c.answer_wait.0,
         deploy_callback_timeout: c.deploy_callback_timeout.0,
         clean_callback_timeout: c.clean_callback_timeout.0,
+        inspect_wait_timeout: c.inspect_wait_timeout.0,
+        inspection: crate::inspection::Settings {
+            add_ports: config.inspector.add_ports,
+            keep_ports: config.inspector.keep_ports,
+            update_pxe_enabled: config.inspector.update_pxe_enabled,
+            hooks: config.inspector.hooks.clone(),
+            ..Default::default()
+        },
+        inspection_power_off: config.inspector.power_off,
+        discovery: config.discovery.enabled.then(|| conductor::Discovery {
+            driver: config.discovery.driver.clone().unwrap_or_default(),
+            resource_class: config.discovery.resource_class.clone(),
+        }),
+        agent: conductor::agent_client::AgentSettings {
+            command_timeout: config.agent.command_timeout.0,
+            max_command_attempts: config.agent.max_command_attempts,
+            poll_interval: config.agent.poll_interval.0,
+            poll_attempts: config.agent.poll_attempts,
+        },
         sync: conductor::sync::SyncSettings {
             interval: c.sync_power_state_interval.0,
             force_power_state: c.force_power_state_during_sync,
@@ -489,6 +508,7 @@ fn start_http(
     tasks: &mut JoinSet<()>,
 ) {
     let h = &config.http;
+    let inspection_max_bytes = config.inspector.max_data_bytes;
     let assets = config
         .tftp
         .root
@@ -511,12 +531,25 @@ fn start_http(
         allowed,
         cache,
         timeline,
+        inspection_params: config.inspector.extra_kernel_params.clone(),
     });
-    let agent = api::agent::routes(api::agent::Agent {
+    let agent = api::agent::Agent {
         conductor: conductor.clone(),
         backend,
-    });
-    let app = pxe::http::layers(boot.merge(agent), h.max_body_bytes);
+    };
+    // Inspection data (the agent's logs ride along) has a limit of its own.
+    let inspection = api::agent::inspection_routes(agent.clone())
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            inspection_max_bytes,
+        ));
+    let app = pxe::http::count_requests(
+        boot.merge(api::agent::routes(agent))
+            .layer(tower_http::limit::RequestBodyLimitLayer::new(
+                h.max_body_bytes,
+            ))
+            .merge(inspection),
+    );
     tracing::info!(listen = ?listener.local_addr().ok(), %public_url, "boot HTTP listening");
     let listener = BoundedListener::new(listener, h.max_connections, h.idle_timeout.0);
     tasks.spawn(async move {

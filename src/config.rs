@@ -78,6 +78,87 @@ pub struct Config {
     pub dhcp: Dhcp,
     pub conductor: Conductor,
     pub images: Images,
+    pub inspector: Inspector,
+    pub discovery: Discovery,
+    pub agent: Agent,
+}
+
+/// `[inspector]`: what in-band inspection does with the data the agent
+/// posts (Ironic's option names).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Inspector {
+    /// Which NICs become ports: "pxe", "active", "all" or "disabled".
+    pub add_ports: crate::inspection::AddPorts,
+    /// Which existing ports are kept: "all", "present" or "added".
+    pub keep_ports: crate::inspection::KeepPorts,
+    /// Set each port's pxe_enabled from the NIC the ramdisk booted from.
+    pub update_pxe_enabled: bool,
+    /// The hooks run on the data, in order (Ironic's names).
+    pub hooks: Vec<String>,
+    /// Power the node off once the data is processed.
+    pub power_off: bool,
+    /// Largest inspection data body accepted (`/v1/continue_inspection`).
+    pub max_data_bytes: usize,
+    /// Extra kernel parameters of the inspection ramdisk.
+    pub extra_kernel_params: String,
+}
+
+impl Default for Inspector {
+    fn default() -> Self {
+        let d = crate::inspection::Settings::default();
+        Inspector {
+            add_ports: d.add_ports,
+            keep_ports: d.keep_ports,
+            update_pxe_enabled: d.update_pxe_enabled,
+            hooks: d.hooks,
+            power_off: true,
+            max_data_bytes: 16 << 20,
+            extra_kernel_params: String::new(),
+        }
+    }
+}
+
+/// `[discovery]`: unknown machines that network-boot on the provisioning
+/// interface get the inspection ramdisk and are enrolled from what it
+/// reports. Off unless asked for.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Discovery {
+    pub enabled: bool,
+    /// The hardware type discovered nodes get (e.g. "ipmi").
+    pub driver: Option<String>,
+    /// The ramdisk unknown machines boot (file:// or http(s)://).
+    pub deploy_kernel: Option<String>,
+    pub deploy_ramdisk: Option<String>,
+    /// Resource class discovered nodes get.
+    pub resource_class: Option<String>,
+}
+
+/// `[agent]`: how the conductor calls ironic-python-agent's command API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Agent {
+    /// Deadline of one call to the agent.
+    pub command_timeout: Dur,
+    /// Tries of a call whose connection fails.
+    pub max_command_attempts: u32,
+    /// Wait between two reads of a running command.
+    pub poll_interval: Dur,
+    /// Reads of a running command before it counts as stuck.
+    pub poll_attempts: u32,
+}
+
+impl Default for Agent {
+    fn default() -> Self {
+        let d = crate::conductor::agent_client::AgentSettings::default();
+        Agent {
+            command_timeout: Dur(d.command_timeout),
+            max_command_attempts: d.max_command_attempts,
+            poll_interval: Dur(d.poll_interval),
+            poll_attempts: d.poll_attempts,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -409,6 +490,9 @@ pub struct Conductor {
     /// How long a node waits in `clean wait` for the deploy ramdisk's
     /// heartbeat before cleaning fails (Ironic's clean_callback_timeout).
     pub clean_callback_timeout: Dur,
+    /// How long a node waits in `inspect wait` for its inspection data
+    /// before inspection fails (Ironic's inspect_wait_timeout; 0: forever).
+    pub inspect_wait_timeout: Dur,
     pub power_state_change_timeout: Dur,
     /// Deadline of one image reachability check.
     pub image_check_timeout: Dur,
@@ -519,6 +603,7 @@ impl Default for Conductor {
             answer_wait: Dur(Duration::from_millis(250)),
             deploy_callback_timeout: Dur(Duration::from_secs(1800)),
             clean_callback_timeout: Dur(Duration::from_secs(1800)),
+            inspect_wait_timeout: Dur(Duration::from_secs(1800)),
             power_state_change_timeout: Dur(Duration::from_secs(60)),
             image_check_timeout: Dur(Duration::from_secs(10)),
             shutdown_timeout: Dur(Duration::from_secs(30)),
@@ -610,6 +695,34 @@ impl Config {
                 "[conductor] file_url_allowed_paths: {} is not an absolute path",
                 p.display()
             )));
+        }
+        crate::inspection::check_hooks(&self.inspector.hooks)
+            .map_err(|e| Error::Invalid(format!("[inspector] hooks: {e}")))?;
+        if self.inspector.max_data_bytes < 65536 {
+            return Err(Error::Invalid(
+                "[inspector] max_data_bytes must be at least 65536 (the agent's inventory alone is tens of KiB)".into(),
+            ));
+        }
+        if self.agent.max_command_attempts == 0
+            || self.agent.poll_attempts == 0
+            || self.agent.command_timeout.0.is_zero()
+        {
+            return Err(Error::Invalid(
+                "[agent] command_timeout, max_command_attempts and poll_attempts must be above zero".into(),
+            ));
+        }
+        if self.discovery.enabled {
+            let d = &self.discovery;
+            if d.driver.as_deref().is_none_or(str::is_empty) {
+                return Err(Error::Invalid(
+                    "[discovery] enabled = true needs [discovery] driver, the hardware type discovered nodes get (e.g. \"ipmi\")".into(),
+                ));
+            }
+            if d.deploy_kernel.is_none() || d.deploy_ramdisk.is_none() {
+                return Err(Error::Invalid(
+                    "[discovery] enabled = true needs [discovery] deploy_kernel and deploy_ramdisk, the inspection ramdisk unknown machines boot (images/build-ipa-ramdisk.sh builds one)".into(),
+                ));
+            }
         }
         if self.data.history_max_entries == 0 || self.data.readers == 0 {
             return Err(Error::Invalid(

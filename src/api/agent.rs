@@ -43,6 +43,14 @@ pub fn routes(agent: Agent) -> Router {
         .with_state(agent)
 }
 
+/// `POST /v1/continue_inspection`, kept apart so it can take larger bodies
+/// than the other boot routes (`[inspector] max_data_bytes`).
+pub fn inspection_routes(agent: Agent) -> Router {
+    Router::new()
+        .route("/v1/continue_inspection", post(continue_inspection))
+        .with_state(agent)
+}
+
 /// The API version the agent is told (`GET /` on the boot listener, which
 /// ironic-python-agent reads before its lookup). 1.62 and above make it
 /// send its token; 1.68 and above would make it serve its command API over
@@ -178,4 +186,86 @@ async fn heartbeat(
         .await?;
     tracing::info!(%node, from = %peer.ip(), %state, "agent heartbeat");
     Ok(StatusCode::ACCEPTED)
+}
+
+/// Checks posted inspection data as Ironic's schema does (an object with
+/// an `inventory` object whose `interfaces` is a non-empty list of objects
+/// with a string `mac_address`; BMC addresses strings or null) and splits
+/// it into the inventory and the plugin data (the rest of the body).
+pub fn inspection_data(body: &[u8]) -> Result<crate::inspection::Data, String> {
+    let schema = |m: String| format!("Schema error for data: {m}");
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| format!("Invalid inspection data: {}", super::body_error(&e)))?;
+    let Value::Object(mut body) = v else {
+        return Err(schema("the data is not an object".into()));
+    };
+    let inventory = body
+        .remove("inventory")
+        .ok_or_else(|| schema("'inventory' is a required property".into()))?;
+    let Value::Object(inv) = &inventory else {
+        return Err(schema("'inventory' is not of type 'object'".into()));
+    };
+    match inv.get("interfaces") {
+        None => return Err(schema("'interfaces' is a required property".into())),
+        Some(Value::Array(a)) if a.is_empty() => {
+            return Err(schema(
+                "[] should be non-empty (in 'inventory.interfaces')".into(),
+            ))
+        }
+        Some(Value::Array(a)) => {
+            for (i, nic) in a.iter().enumerate() {
+                if !nic.get("mac_address").is_some_and(Value::is_string) {
+                    return Err(schema(format!(
+                        "interface {i} has no string 'mac_address' (in 'inventory.interfaces')"
+                    )));
+                }
+            }
+        }
+        Some(_) => return Err(schema("'interfaces' is not of type 'array'".into())),
+    }
+    for k in ["bmc_address", "bmc_v6address"] {
+        if inv.get(k).is_some_and(|v| !v.is_string() && !v.is_null()) {
+            return Err(schema(format!("'{k}' is not of type 'string', 'null'")));
+        }
+    }
+    Ok(crate::inspection::Data {
+        inventory,
+        plugin_data: body,
+    })
+}
+
+/// `POST /v1/continue_inspection`: the agent's inspection data. The agent
+/// sends no version header (API 1.1); 1.84 and above are taken too.
+async fn continue_inspection(
+    State(a): State<Agent>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if let Some(v) = headers
+        .get("x-openstack-ironic-api-version")
+        .and_then(|v| v.to_str().ok())
+    {
+        let minor = v
+            .trim()
+            .strip_prefix("1.")
+            .and_then(|m| m.parse::<u32>().ok());
+        if v.trim() != "latest" && !matches!(minor, Some(1) | Some(84..)) {
+            return Err(ApiError::not_found("API version 1.84 or newer is required"));
+        }
+    }
+    let data = inspection_data(&body).map_err(ApiError::bad_request)?;
+    if crate::inspection::inventory_macs(&data.inventory).is_empty()
+        && crate::inspection::bmc_addresses(&data.inventory).is_empty()
+    {
+        return Err(ApiError::bad_request("No lookup information provided"));
+    }
+    let from = peer.ip().to_string();
+    match a.conductor.continue_inspection(data, &from).await? {
+        Some(uuid) => {
+            tracing::info!(node = %uuid, %from, "inspection data taken");
+            Ok((StatusCode::ACCEPTED, Json(json!({"uuid": uuid}))))
+        }
+        None => Err(ApiError::not_found("Resource could not be found.")),
+    }
 }

@@ -710,6 +710,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/nodes/{ident}/vmedia",
             axum::routing::post(node_extras::vmedia_attach).delete(node_extras::vmedia_detach),
         )
+        .route("/v1/nodes/{ident}/inventory", get(node_extras::inventory))
         .route("/v1/nodes/{ident}/bios", get(node_extras::bios_list))
         .route("/v1/nodes/{ident}/bios/{name}", get(node_extras::bios_show))
         .route(

@@ -273,6 +273,28 @@ fn check_fields(q: &HashMap<String, String>, allowed: &[&str]) -> Result<(), Api
     Ok(())
 }
 
+/// `GET /v1/nodes/{ident}/inventory` (1.81+): the inspection data the
+/// agent last posted, and the plugin data the hooks left.
+pub async fn inventory(
+    State(state): State<AppState>,
+    _c: super::auth::Caller,
+    Extension(version): Extension<Version>,
+    Path(ident): Path<String>,
+    axum::extract::Query(q): Params,
+) -> Result<Json<Value>, ApiError> {
+    since(version, 81)?;
+    super::check_args(&q, &[])?;
+    match state.conductor.inventory(&ident).await? {
+        Some(r) => Ok(Json(json!({
+            "inventory": r.inventory,
+            "plugin_data": r.plugin_data,
+        }))),
+        None => Err(ApiError::not_found(format!(
+            "Node inventory record for node {ident} could not be found."
+        ))),
+    }
+}
+
 /// `GET /v1/nodes/{ident}/bios`: the `no-bios` interface has no settings.
 pub async fn bios_list(
     State(state): State<AppState>,

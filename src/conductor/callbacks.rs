@@ -1,4 +1,5 @@
-//! The ramdisk's call-back (heartbeat) and the call-back timeouts.
+//! The ramdisk's call-back (heartbeat) and the call-back timeouts
+//! (deploy, cleaning and inspection).
 
 use super::*;
 use crate::model::internal;
@@ -93,7 +94,9 @@ impl Conductor {
     pub async fn check_callback_timeouts(&self) -> usize {
         let nodes = match self
             .store()
-            .call(|s| s.nodes_in_states(&[State::WaitCallBack, State::CleanWait]))
+            .call(|s| {
+                s.nodes_in_states(&[State::WaitCallBack, State::CleanWait, State::InspectWait])
+            })
             .await
         {
             Ok(n) => n,
@@ -113,6 +116,16 @@ impl Conductor {
                 continue;
             };
             let from = node.provision_state;
+            if from == State::InspectWait {
+                if self
+                    .abort_inspection(lock, node, super::inspection::INSPECT_TIMEOUT, &None)
+                    .await
+                    .is_ok()
+                {
+                    failed += 1;
+                }
+                continue;
+            }
             if !matches!(from, State::WaitCallBack | State::CleanWait) {
                 continue;
             }
@@ -156,6 +169,11 @@ impl Conductor {
             .settings
             .deploy_callback_timeout
             .min(self.inner.settings.clean_callback_timeout)
+            .min(
+                Some(self.inner.settings.inspect_wait_timeout)
+                    .filter(|t| !t.is_zero())
+                    .unwrap_or(Duration::MAX),
+            )
             / 4)
         .clamp(Duration::from_millis(200), Duration::from_secs(10));
         let mut tick = tokio::time::interval(every);

@@ -22,6 +22,7 @@ mod agent;
 pub mod agent_client;
 pub mod allocations;
 mod callbacks;
+pub mod inspection;
 mod locking;
 mod nodes;
 mod ports;
@@ -163,6 +164,18 @@ pub struct Settings {
     pub deploy_callback_timeout: Duration,
     /// How long a node may wait in `clean wait` for its heartbeat.
     pub clean_callback_timeout: Duration,
+    /// How long a node may wait in `inspect wait` for its data (0: forever).
+    pub inspect_wait_timeout: Duration,
+    /// What inspection does with the agent's data.
+    pub inspection: crate::inspection::Settings,
+    /// Power the node off once inspection data is processed.
+    pub inspection_power_off: bool,
+    /// Discovery of unknown machines (None: off).
+    pub discovery: Option<Discovery>,
+    /// The agent command client's limits (the direct deploy and clean
+    /// steps call the agent; issue 13).
+    #[allow(dead_code)]
+    pub agent: agent_client::AgentSettings,
     /// Interface limits.
     pub drivers: drivers::Settings,
     /// The power-state sync loop.
@@ -181,10 +194,23 @@ impl Default for Settings {
             answer_wait: Duration::from_millis(250),
             deploy_callback_timeout: Duration::from_secs(1800),
             clean_callback_timeout: Duration::from_secs(1800),
+            inspect_wait_timeout: Duration::from_secs(1800),
+            inspection: crate::inspection::Settings::default(),
+            inspection_power_off: true,
+            discovery: None,
+            agent: agent_client::AgentSettings::default(),
             sync: sync::SyncSettings::default(),
             drivers: drivers::Settings::default(),
         }
     }
+}
+
+/// What discovered nodes get.
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    /// Their hardware type.
+    pub driver: String,
+    pub resource_class: Option<String>,
 }
 
 /// The `extra` key through which a `baremetal` user consents, once, to a
@@ -219,6 +245,8 @@ struct Inner {
     started_at: String,
     /// Taken by each allocation's pick, so picks here take turns.
     allocating: tokio::sync::Mutex<()>,
+    /// Taken by each discovery, so two boots of one machine make one node.
+    discovering: tokio::sync::Mutex<()>,
     running: AtomicUsize,
     idle: Notify,
     stopping: AtomicBool,
@@ -268,6 +296,7 @@ impl Conductor {
                 workers,
                 started_at: now(),
                 allocating: tokio::sync::Mutex::new(()),
+                discovering: tokio::sync::Mutex::new(()),
                 running: AtomicUsize::new(0),
                 idle: Notify::new(),
                 stopping: AtomicBool::new(false),

@@ -51,6 +51,12 @@ impl Conductor {
             (State::Manageable, Event::Provide) => Some(Job::Clean),
             (_, Event::Deploy) | (_, Event::Rebuild) => Some(Job::Deploy),
             (_, Event::Delete) => Some(Job::TearDown),
+            (_, Event::Inspect) => Some(Job::Inspect),
+            (State::InspectWait, Event::Abort) => {
+                return self
+                    .abort_inspection(lock, node, inspection::INSPECT_ABORTED, &opts.user)
+                    .await
+            }
             _ => None,
         };
         let Some(job) = job else {

@@ -11,6 +11,10 @@ pub(super) enum Job {
     Clean,
     Deploy,
     TearDown,
+    /// Boot the agent ramdisk for inspection.
+    Inspect,
+    /// Apply the inspection data the agent posted.
+    ProcessInspection,
     Power(PowerState),
 }
 
@@ -165,6 +169,8 @@ impl Conductor {
             Job::Clean => self.clean(&mut task, &bundle).await,
             Job::Deploy => self.deploy(&mut task, &bundle).await,
             Job::TearDown => self.tear_down(&mut task, &bundle).await,
+            Job::Inspect => self.inspect(&mut task, &bundle).await,
+            Job::ProcessInspection => self.process_inspection(&mut task, &bundle).await,
             Job::Power(target) => self.power_action(&mut task, &bundle, target).await,
         };
         let name = match job {
@@ -173,6 +179,8 @@ impl Conductor {
             Job::Clean => "clean",
             Job::Deploy => "deploy",
             Job::TearDown => "undeploy",
+            Job::Inspect => "inspect",
+            Job::ProcessInspection => "inspection data",
             Job::Power(_) => "power",
         };
         let result = match &outcome {

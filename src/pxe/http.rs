@@ -33,6 +33,9 @@ pub struct BootHttp {
     pub cache: Option<Arc<crate::images::cache::Cache>>,
     /// Node timelines.
     pub timeline: Arc<super::Timeline>,
+    /// Extra kernel parameters of the inspection ramdisk
+    /// (`[inspector] extra_kernel_params`).
+    pub inspection_params: String,
 }
 
 type Shared = Arc<BootHttp>;
@@ -50,10 +53,10 @@ pub fn routes(state: BootHttp) -> Router {
 
 /// The boot listener's layers around everything it serves (the boot routes
 /// and the agent's): request counts by route, and the body bound.
-pub fn layers(router: Router, max_body: usize) -> Router {
-    router
-        .layer(axum::middleware::from_fn(count))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
+/// Counts requests per route in the metrics (routes merged in with their
+/// own body limits are counted too).
+pub fn count_requests(router: Router) -> Router {
+    router.layer(axum::middleware::from_fn(count))
 }
 
 fn ipxe(text: String) -> Response<Body> {
@@ -90,6 +93,7 @@ async fn count(req: axum::extract::Request, next: axum::middleware::Next) -> Res
         "images" => "images",
         "metrics" => "metrics",
         "v1" if path.starts_with("/v1/lookup") => "lookup",
+        "v1" if path.starts_with("/v1/continue_inspection") => "continue_inspection",
         "v1" => "heartbeat",
         _ => "other",
     };
@@ -185,6 +189,18 @@ pub fn render(s: &BootHttp, mac: Mac, who: Option<&NodeBoot>) -> String {
                 format!(" {}", im.append)
             };
             let root = if im.deploy { "" } else { "root=/dev/ram0 " };
+            // The agent posts what it finds here before it looks itself up.
+            let inspect = if im.inspect {
+                let extra = s.inspection_params.trim();
+                format!(
+                    " ipa-inspection-callback-url={}/v1/continue_inspection{}{extra}",
+                    s.public_url,
+                    if extra.is_empty() { "" } else { " " }
+                )
+            } else {
+                String::new()
+            };
+            let append = format!("{inspect}{append}");
             fill(
                 KERNEL,
                 &[

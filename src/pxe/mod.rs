@@ -185,6 +185,8 @@ pub struct BootImages {
     pub iso: Option<String>,
     /// Extra kernel parameters (kernel_append_params, ramdisk_kernel_arguments).
     pub append: String,
+    /// The deploy ramdisk boots to inspect: it is told where to post its data.
+    pub inspect: bool,
 }
 
 /// The BootBackend's answer for one MAC.
@@ -224,6 +226,7 @@ pub fn images_of(node: &Node, action: &BootAction) -> BootImages {
             ramdisk: text(&node.driver_info, "deploy_ramdisk"),
             iso: None,
             append,
+            inspect: matches!(node.provision_state, State::Inspecting | State::InspectWait),
         }
     } else {
         BootImages {
@@ -232,6 +235,7 @@ pub fn images_of(node: &Node, action: &BootAction) -> BootImages {
             ramdisk: text(&node.instance_info, "ramdisk"),
             iso: text(&node.instance_info, "boot_iso"),
             append,
+            inspect: false,
         }
     }
 }

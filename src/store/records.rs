@@ -26,6 +26,8 @@ pub enum Kind {
     InspectionRule,
     VolumeConnector,
     VolumeTarget,
+    /// A node's inspection data (its UUID is the node's).
+    Inventory,
 }
 
 impl Kind {
@@ -39,6 +41,7 @@ impl Kind {
             Kind::InspectionRule => "inspection_rule",
             Kind::VolumeConnector => "volume_connector",
             Kind::VolumeTarget => "volume_target",
+            Kind::Inventory => "inventory",
         }
     }
 
@@ -53,6 +56,7 @@ impl Kind {
             Kind::InspectionRule => "Rule",
             Kind::VolumeConnector => "Volume connector",
             Kind::VolumeTarget => "Volume target",
+            Kind::Inventory => "Node inventory",
         }
     }
 
@@ -192,6 +196,15 @@ impl Store {
         self.update_record(T::KIND, &r.to_row()?)
     }
 
+    /// Inserts a record, or replaces the one with its UUID.
+    pub fn put_record<T: Record>(&self, r: &T) -> Result<()> {
+        let row = r.to_row()?;
+        match self.update_record(T::KIND, &row) {
+            Err(Error::RecordNotFound { .. }) => self.insert_record(T::KIND, &row),
+            other => other,
+        }
+    }
+
     /// Finds a record by UUID or name.
     pub fn get_record<T: Record>(&self, ident: &str) -> Result<T> {
         T::from_row(&self.find_record(T::KIND, ident)?)
@@ -228,6 +241,16 @@ impl Record for crate::model::Runbook {
     }
     fn name(&self) -> Option<&str> {
         Some(&self.name)
+    }
+}
+
+impl Record for crate::model::NodeInventory {
+    const KIND: Kind = Kind::Inventory;
+    fn uuid(&self) -> Uuid {
+        self.node_uuid
+    }
+    fn node(&self) -> Option<Uuid> {
+        Some(self.node_uuid)
     }
 }
 

@@ -1,0 +1,557 @@
+//! In-band inspection (Ironic's `agent` inspect interface) and discovery:
+//! the node boots the agent ramdisk (inspecting -> inspect wait), the agent
+//! posts what it found (`/v1/continue_inspection`), the hooks and the
+//! inspection rules turn that into properties and ports, the node is
+//! powered off and returned to manageable. Unknown machines that post data
+//! while discovery is on are enrolled from it.
+
+use serde_json::{json, Map};
+
+use super::*;
+use crate::inspection::{self, Data, PortChange};
+use crate::model::NodeInventory;
+
+/// `driver_internal_info` key: the BMC addresses of a node being inspected,
+/// so its data can be matched by the BMC address the agent reports.
+pub const LOOKUP_BMC_ADDRESSES: &str = "lookup_bmc_addresses";
+
+/// Ironic's `last_error` for an inspection that timed out.
+pub const INSPECT_TIMEOUT: &str = "Timeout reached while inspecting the node. Please check if the ramdisk responsible for the inspection is running on the node.";
+
+/// Ironic's `last_error` for an aborted inspection.
+pub const INSPECT_ABORTED: &str = "Inspection was aborted by request.";
+
+/// Which node inspection data is about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InspectionTarget {
+    /// A node waiting for it (in `inspect wait`).
+    Node(Uuid),
+    /// Nobody: discovery may enroll it.
+    Unknown,
+    /// Ambiguous, or a node that is not waiting: refused (Ironic answers
+    /// 404 to all of these alike). The reason is for the log.
+    Refused(String),
+}
+
+/// The BMC addresses in a node's driver_info: every `*_address` value (the
+/// host of a URL), as Ironic caches them for the lookup by BMC.
+pub fn bmc_addresses_of(node: &Node) -> Vec<String> {
+    let mut out: Vec<String> = node
+        .driver_info
+        .iter()
+        .filter(|(k, _)| k.ends_with("_address"))
+        .filter_map(|(_, v)| v.as_str())
+        .map(|v| {
+            reqwest::Url::parse(v)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_else(|| v.to_string())
+        })
+        .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_string())
+        .filter(|h| !h.is_empty())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Decides which node posted data is about, from the nodes owning its MACs
+/// and the nodes in `inspect wait` with one of its BMC addresses.
+pub fn decide_target(
+    mac_owners: &[(Uuid, State)],
+    bmc_matches: &[Uuid],
+    has_bmc: bool,
+) -> InspectionTarget {
+    let mut owners: Vec<(Uuid, State)> = mac_owners.to_vec();
+    owners.sort_by_key(|(u, _)| *u);
+    owners.dedup();
+    match owners.as_slice() {
+        [] => {}
+        [(u, State::InspectWait)] => {
+            if has_bmc && !bmc_matches.is_empty() && !bmc_matches.contains(u) {
+                return InspectionTarget::Refused(format!(
+                    "its MACs belong to node {u} but its BMC address to another node"
+                ));
+            }
+            return InspectionTarget::Node(*u);
+        }
+        [(u, s)] => {
+            return InspectionTarget::Refused(format!(
+                "its MACs belong to node {u}, which is {s}, not inspect wait"
+            ))
+        }
+        many => {
+            return InspectionTarget::Refused(format!("its MACs belong to {} nodes", many.len()))
+        }
+    }
+    match bmc_matches {
+        [] => InspectionTarget::Unknown,
+        [u] => InspectionTarget::Node(*u),
+        many => InspectionTarget::Refused(format!(
+            "its BMC address matches {} nodes in inspect wait",
+            many.len()
+        )),
+    }
+}
+
+/// One line about posted data, for the node's history.
+pub fn summary(inv: &Value) -> String {
+    let nics = inv
+        .get("interfaces")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let disks = inv
+        .get("disks")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let cpus = inv
+        .pointer("/cpu/count")
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| "?".into());
+    let mem = inv
+        .pointer("/memory/physical_mb")
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| "?".into());
+    format!("{cpus} CPUs, {mem} MiB, {disks} disks, {nics} NICs")
+}
+
+/// The driver_info key a hardware type keeps its BMC address in.
+fn bmc_key(driver: &str) -> Option<&'static str> {
+    match driver {
+        "ipmi" | "ipmitool" => Some("ipmi_address"),
+        "redfish" | "idrac" | "idrac-redfish" => Some("redfish_address"),
+        _ => None,
+    }
+}
+
+impl Conductor {
+    /// The inspect workflow: boots the agent ramdisk for inspection;
+    /// inspecting -> inspect wait.
+    pub(super) async fn inspect(
+        &self,
+        task: &mut Task,
+        b: &Bundle,
+    ) -> std::result::Result<Option<Event>, String> {
+        let uuid = task.node.uuid;
+        b.power.validate(&task.node).map_err(|e| {
+            format!("Failed to validate power driver interface for node {uuid}: {e}")
+        })?;
+        // A new boot of the ramdisk gets a new token.
+        task.node.wipe_agent();
+        let bmcs = bmc_addresses_of(&task.node);
+        task.node
+            .driver_internal_info
+            .insert(LOOKUP_BMC_ADDRESSES.into(), json!(bmcs));
+        task.node.inspection_started_at = Some(now());
+        task.node.inspection_finished_at = None;
+        let how = b
+            .boot
+            .prepare_ramdisk(task, b)
+            .await
+            .map_err(|e| format!("Failed to prepare node {uuid} for inspection: {e}"))?;
+        let timeout = self.inner.settings.inspect_wait_timeout;
+        let wait = if timeout.is_zero() {
+            task.node.set_callback_deadline(None);
+            "no time limit".to_string()
+        } else {
+            let deadline = self.unix_now() + timeout.as_secs() as i64;
+            task.node.set_callback_deadline(Some(deadline));
+            format!("up to {} s", timeout.as_secs())
+        };
+        task.record(
+            Severity::Info,
+            "inspection",
+            format!("inspection: booting the agent ramdisk ({how}); waiting {wait} for its data"),
+        );
+        Ok(Some(Event::Wait))
+    }
+
+    /// Which node posted inspection data is about.
+    async fn inspection_target(&self, inv: &Value) -> Result<InspectionTarget> {
+        let macs = inspection::inventory_macs(inv);
+        let bmcs = inspection::bmc_addresses(inv);
+        Ok(self
+            .store()
+            .call(move |s| {
+                let mut owners = Vec::new();
+                for m in &macs {
+                    match s.get_port(&m.to_string()) {
+                        Ok(p) => {
+                            let n = s.get_node(&p.node_uuid.to_string())?;
+                            owners.push((n.uuid, n.provision_state));
+                        }
+                        Err(store::Error::PortNotFound(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                let mut by_bmc = Vec::new();
+                if !bmcs.is_empty() {
+                    for n in s.nodes_in_states(&[State::InspectWait])? {
+                        let known = n
+                            .driver_internal_info
+                            .get(LOOKUP_BMC_ADDRESSES)
+                            .and_then(Value::as_array)
+                            .cloned()
+                            .unwrap_or_default();
+                        if known
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .any(|a| bmcs.iter().any(|b| b == a))
+                        {
+                            by_bmc.push(n.uuid);
+                        }
+                    }
+                }
+                Ok::<_, store::Error>(decide_target(&owners, &by_bmc, !bmcs.is_empty()))
+            })
+            .await?)
+    }
+
+    /// Inspection data posted by the agent (`/v1/continue_inspection`).
+    /// Ok(node) once the data is taken (its processing goes on in a worker);
+    /// Ok(None) when no node takes it (Ironic's generic 404).
+    pub async fn continue_inspection(&self, data: Data, from: &str) -> Result<Option<Uuid>> {
+        match self.inspection_target(&data.inventory).await? {
+            InspectionTarget::Node(uuid) => self.resume_inspection(uuid, data, from).await,
+            InspectionTarget::Unknown if self.inner.settings.discovery.is_some() => {
+                self.discover(data, from).await.map(Some)
+            }
+            InspectionTarget::Unknown => {
+                tracing::info!(%from, macs = ?inspection::inventory_macs(&data.inventory), "inspection data from an unknown machine ignored (discovery is off)");
+                Ok(None)
+            }
+            InspectionTarget::Refused(why) => {
+                tracing::warn!(%from, "inspection data refused: {why}");
+                Ok(None)
+            }
+        }
+    }
+
+    /// inspect wait -> inspecting, the data kept, the processing launched.
+    async fn resume_inspection(&self, uuid: Uuid, data: Data, from: &str) -> Result<Option<Uuid>> {
+        let (lock, mut node) = self.lock(uuid, &uuid.to_string()).await?;
+        let from_state = node.provision_state;
+        let Some(to) =
+            states::next(from_state, Event::Resume).filter(|_| from_state == State::InspectWait)
+        else {
+            tracing::warn!(node = %uuid, state = %from_state, "inspection data for a node no longer waiting for it");
+            return Ok(None);
+        };
+        let ticket = self.worker_ticket()?;
+        let record = NodeInventory {
+            node_uuid: uuid,
+            inventory: data.inventory,
+            plugin_data: data.plugin_data,
+            created_at: now(),
+        };
+        let text = format!(
+            "inspection data received from {from}: {}",
+            summary(&record.inventory)
+        );
+        self.store().call(move |s| s.put_record(&record)).await?;
+        node.enter(to);
+        node.updated_at = Some(now());
+        node.driver_internal_info.insert(
+            internal::AGENT_LAST_HEARTBEAT.into(),
+            Value::from(self.unix_now()),
+        );
+        let lookup = HistoryEntry::new(
+            Severity::Info,
+            "agent",
+            format!("lookup: inspection data from {from} matched this node"),
+        );
+        let h = HistoryEntry::new(Severity::Info, "inspection", text);
+        let node = self.save(node, vec![lookup]).await?;
+        self.launch(ticket, lock, node, h, Job::ProcessInspection)
+            .await?;
+        Ok(Some(uuid))
+    }
+
+    /// The processing workflow: inspecting -> manageable (or inspect failed).
+    pub(super) async fn process_inspection(
+        &self,
+        task: &mut Task,
+        b: &Bundle,
+    ) -> std::result::Result<Option<Event>, String> {
+        let uuid = task.node.uuid;
+        let record = self
+            .store()
+            .call(move |s| s.get_record::<NodeInventory>(&uuid.to_string()))
+            .await
+            .map_err(|e| format!("Failed to inspect hardware. Reason: the data is gone: {e}"))?;
+        let power_off = self.inner.settings.inspection_power_off && !task.node.disable_power_off;
+        self.apply_inspection(task, record, power_off.then_some(b))
+            .await?;
+        task.node.set_callback_deadline(None);
+        Ok(None)
+    }
+
+    /// Runs the hooks and rules on the data, writes the ports they chose,
+    /// powers the node off (`power`), and keeps the processed data.
+    async fn apply_inspection(
+        &self,
+        task: &mut Task,
+        record: NodeInventory,
+        power: Option<&Bundle>,
+    ) -> std::result::Result<(), String> {
+        let uuid = task.node.uuid;
+        let mut data = Data {
+            inventory: record.inventory,
+            plugin_data: record.plugin_data,
+        };
+        let settings = &self.inner.settings.inspection;
+        let outcome = inspection::run_hooks(&mut task.node, &task.ports, &mut data, settings)
+            .map_err(|e| {
+                format!("Failed to inspect hardware. Reason: failed to run inspection hooks: {e}")
+            })?;
+        for w in &outcome.warnings {
+            task.record(Severity::Warning, "inspection", w.clone());
+        }
+        for n in &outcome.notes {
+            task.record(Severity::Info, "inspection", n.clone());
+        }
+        self.write_port_changes(task, outcome.ports).await;
+        if let Some(b) = power {
+            let timeout = task.settings.power_state_change_timeout;
+            match tokio::time::timeout(timeout, b.power.set_power_state(task, PowerState::Off))
+                .await
+            {
+                Ok(Ok(())) => {
+                    task.node.power_state = Some(PowerState::Off);
+                    task.record(Severity::Info, "power", "inspection done: powered off");
+                }
+                Ok(Err(e)) => return Err(format!("Inspection clean up failed: {e}")),
+                Err(_) => {
+                    return Err(format!(
+                        "Inspection clean up failed: no power-off within {} s",
+                        timeout.as_secs()
+                    ))
+                }
+            }
+        }
+        data.plugin_data.remove("logs");
+        let kept = NodeInventory {
+            node_uuid: uuid,
+            inventory: data.inventory,
+            plugin_data: data.plugin_data,
+            created_at: record.created_at,
+        };
+        self.store()
+            .call(move |s| s.put_record(&kept))
+            .await
+            .map_err(|e| format!("Failed to store the inspection data: {e}"))?;
+        task.node.inspection_finished_at = Some(now());
+        task.node.driver_internal_info.remove(LOOKUP_BMC_ADDRESSES);
+        task.node.wipe_agent();
+        Ok(())
+    }
+
+    /// Writes the hooks' port changes (each with a history note); a MAC
+    /// another node has is skipped with a warning, as Ironic does.
+    async fn write_port_changes(&self, task: &mut Task, changes: Vec<PortChange>) {
+        let uuid = task.node.uuid;
+        for change in changes {
+            let (what, port) = match &change {
+                PortChange::Create(p) => ("created", p.clone()),
+                PortChange::Update(p) => ("updated", p.clone()),
+                PortChange::Delete(p) => ("deleted", p.clone()),
+            };
+            let note = HistoryEntry::new(
+                Severity::Info,
+                "port",
+                format!("inspection: port {} {what}", port.address),
+            );
+            let p = port.clone();
+            let r = self
+                .store()
+                .call(move |s| match change {
+                    PortChange::Create(p) => s.create_port(&p, &[(uuid, note)]),
+                    PortChange::Update(p) => s.save_port(&p, &[(uuid, note)]),
+                    PortChange::Delete(p) => s.delete_port(p.uuid, &[(uuid, note)]),
+                })
+                .await;
+            match r {
+                Ok(()) => match what {
+                    "created" => task.ports.push(p),
+                    "deleted" => task.ports.retain(|x| x.uuid != p.uuid),
+                    _ => {
+                        if let Some(x) = task.ports.iter_mut().find(|x| x.uuid == p.uuid) {
+                            *x = p;
+                        }
+                    }
+                },
+                Err(e) => task.record(
+                    Severity::Warning,
+                    "inspection",
+                    format!("port {} not {what}: {e}", port.address),
+                ),
+            }
+        }
+    }
+
+    /// Enrolls an unknown machine from its inspection data: a node in
+    /// `enroll` with the discovery driver, its BMC address, its ports and
+    /// the data. Discoveries here take turns, and the MACs are looked at
+    /// again inside the turn, so two boots of one machine racing make one
+    /// node.
+    async fn discover(&self, data: Data, from: &str) -> Result<Uuid> {
+        let Some(d) = self.inner.settings.discovery.clone() else {
+            return Err(Error::Invalid("discovery is off".into()));
+        };
+        let _turn = self.inner.discovering.lock().await;
+        match self.inspection_target(&data.inventory).await? {
+            InspectionTarget::Unknown => {}
+            InspectionTarget::Node(u) => return Ok(u),
+            InspectionTarget::Refused(why) => {
+                return Err(Error::InvalidState(format!(
+                    "the machine is already enrolled: {why}"
+                )))
+            }
+        }
+        let interfaces = self.inner.registry.hardware_type(&d.driver)?.defaults();
+        let mut node = Node::new(Uuid::new_v4(), &d.driver, interfaces, State::Enroll, now());
+        node.resource_class = d.resource_class.clone();
+        if let (Some(key), Some(addr)) = (
+            bmc_key(&d.driver),
+            inspection::bmc_addresses(&data.inventory).first(),
+        ) {
+            node.driver_info
+                .insert(key.into(), Value::String(addr.clone()));
+        }
+        let node = self.create_node(node, Some("discovery".into())).await?;
+        let uuid = node.uuid;
+        let (lock, node) = self.lock(uuid, &uuid.to_string()).await?;
+        let mut plugin_data: Map<String, Value> = data.plugin_data;
+        plugin_data.insert("auto_discovered".into(), Value::Bool(true));
+        let record = NodeInventory {
+            node_uuid: uuid,
+            inventory: data.inventory,
+            plugin_data,
+            created_at: now(),
+        };
+        let text = format!(
+            "discovered: inspection data from {from} ({}) enrolled this node",
+            summary(&record.inventory)
+        );
+        let mut task = self.task(node).await?;
+        task.record(Severity::Info, "inspection", text);
+        // A discovered node's BMC credentials are not known yet: no power-off.
+        let outcome = self.apply_inspection(&mut task, record, None).await;
+        if let Err(e) = &outcome {
+            task.node.last_error = Some(e.clone());
+            task.record(Severity::Error, "inspection", e.clone());
+        }
+        let records = task.take_records();
+        self.save_locked(task.node, records, lock).await?;
+        Ok(uuid)
+    }
+
+    /// Abort from inspect wait: inspect failed, and the node powered off.
+    pub(super) async fn abort_inspection(
+        &self,
+        lock: locking::LockGuard,
+        mut node: Node,
+        msg: &str,
+        user: &Option<String>,
+    ) -> Result<()> {
+        let from = node.provision_state;
+        let Some(to) = states::next(from, Event::Abort).or_else(|| states::next(from, Event::Fail))
+        else {
+            return Err(Error::InvalidState(format!(
+                "internal error: the state table has no way out of {from}"
+            )));
+        };
+        node.enter(to);
+        node.last_error = Some(msg.to_string());
+        node.set_callback_deadline(None);
+        node.driver_internal_info.remove(LOOKUP_BMC_ADDRESSES);
+        node.wipe_agent();
+        node.updated_at = Some(now());
+        let h = history(
+            Severity::Error,
+            "inspection",
+            format!("{from} -> {to}: {msg}"),
+            user,
+        );
+        // Ironic always powers the node off after a failed inspection.
+        match self.worker_ticket() {
+            Ok(ticket) => {
+                node.target_power_state = Some(PowerState::Off);
+                self.launch(ticket, lock, node, h, Job::Power(PowerState::Off))
+                    .await
+            }
+            Err(e) => {
+                tracing::warn!(node = %node.uuid, error = %e, "no worker to power the node off after inspection");
+                self.save_locked(node, vec![h], lock).await.map(drop)
+            }
+        }
+    }
+
+    /// The node's stored inspection data (`GET /v1/nodes/{node}/inventory`).
+    pub async fn inventory(&self, ident: &str) -> Result<Option<NodeInventory>> {
+        let node = self.load(ident).await?;
+        let uuid = node.uuid.to_string();
+        match self
+            .store()
+            .call(move |s| s.get_record::<NodeInventory>(&uuid))
+            .await
+        {
+            Ok(r) => Ok(Some(r)),
+            Err(store::Error::RecordNotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn which_node_data_is_about() {
+        let a = Uuid::from_u128(1);
+        let b = Uuid::from_u128(2);
+        use InspectionTarget as T;
+        // (MAC owners, BMC matches, BMC reported, want): want is the node,
+        // or "unknown" / "refused".
+        let w = State::InspectWait;
+        type Case = (Vec<(Uuid, State)>, Vec<Uuid>, bool, &'static str);
+        let cases: Vec<Case> = vec![
+            (vec![], vec![], false, "unknown"),
+            (vec![], vec![], true, "unknown"),
+            (vec![(a, w)], vec![], false, "a"),
+            (vec![(a, w), (a, w)], vec![], false, "a"),
+            (vec![(a, State::Manageable)], vec![], false, "refused"),
+            (vec![(a, State::Enroll)], vec![], false, "refused"),
+            (vec![(a, w), (b, w)], vec![], false, "refused"),
+            (vec![], vec![b], true, "b"),
+            (vec![], vec![a, b], true, "refused"),
+            (vec![(a, w)], vec![b], true, "refused"),
+            (vec![(a, w)], vec![a], true, "a"),
+        ];
+        for (owners, bmc, has_bmc, want) in cases {
+            let got = decide_target(&owners, &bmc, has_bmc);
+            let name = match &got {
+                T::Node(u) if *u == a => "a",
+                T::Node(u) if *u == b => "b",
+                T::Node(_) => "other",
+                T::Unknown => "unknown",
+                T::Refused(_) => "refused",
+            };
+            assert_eq!(name, want, "{owners:?} {bmc:?} -> {got:?}");
+        }
+    }
+
+    #[test]
+    fn bmc_addresses_of_driver_info() {
+        let mut n = crate::conductor::tests::fake_node("x", State::Manageable);
+        n.driver_info
+            .insert("ipmi_address".into(), json!("192.0.2.10"));
+        n.driver_info.insert(
+            "redfish_address".into(),
+            json!("https://[fd00::5]:8000/redfish"),
+        );
+        n.driver_info.insert("ipmi_username".into(), json!("admin"));
+        assert_eq!(bmc_addresses_of(&n), ["192.0.2.10", "fd00::5"]);
+    }
+}
