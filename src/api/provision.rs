@@ -20,6 +20,7 @@ use crate::model::PowerState;
 /// Verbs the appliance runs today; the others are refused with a clear 400.
 const SUPPORTED_TARGETS: &[&str] = &[
     "manage", "provide", "adopt", "active", "deploy", "deleted", "undeploy", "rebuild", "abort",
+    "inspect",
 ];
 
 pub async fn states(

@@ -415,7 +415,9 @@ pub fn run_hooks(
                     let tlvs = pd
                         .get("lldp_raw")
                         .and_then(|r| r.get(&nic.name))
-                        .or_else(|| nic.doc.get("lldp"));
+                        .or_else(|| nic.doc.get("lldp"))
+                        .filter(|t| !t.is_null());
+                    // The agent reports `lldp: null` when it collected none.
                     let Some(tlvs) = tlvs else { continue };
                     match lldp::local_link_connection(tlvs) {
                         Ok(found) => {
