@@ -266,7 +266,22 @@ pub async fn serve(config: Config) -> Result<()> {
     let boot_store = Arc::new(BootStore(conductor.store().clone()));
     let (timeline, timeline_writer) =
         pxe::Timeline::start(boot_store.clone(), config.dhcp.event_queue);
-    let backend = pxe::BootBackend::new(boot_store.clone(), conductor.store().subscribe());
+    let discovery = match (
+        config.discovery.enabled,
+        &config.discovery.deploy_kernel,
+        &config.discovery.deploy_ramdisk,
+    ) {
+        (true, Some(k), Some(r)) => {
+            tracing::warn!("discovery is on: machines nobody enrolled that network-boot here get the agent ramdisk and are enrolled from what it reports");
+            Some(pxe::discovery_boot(k, r, &config.discovery.kernel_append_params))
+        }
+        _ => None,
+    };
+    let backend = pxe::BootBackend::with_discovery(
+        boot_store.clone(),
+        conductor.store().subscribe(),
+        discovery,
+    );
     let known = backend
         .reload()
         .await

@@ -131,6 +131,8 @@ pub struct Discovery {
     /// The ramdisk unknown machines boot (file:// or http(s)://).
     pub deploy_kernel: Option<String>,
     pub deploy_ramdisk: Option<String>,
+    /// Kernel parameters of the discovery ramdisk (e.g. "console=ttyS0").
+    pub kernel_append_params: String,
     /// Resource class discovered nodes get.
     pub resource_class: Option<String>,
 }

@@ -225,7 +225,7 @@ async fn node_script(State(s): State<Shared>, Path(mac): Path<String>) -> Respon
             "#!ipxe\necho rackboot: {mac:?} is not a MAC address\nexit\n"
         ));
     };
-    let who = s.backend.lookup(mac);
+    let who = s.backend.boot_for(mac);
     let script = render(&s, mac, who.as_ref());
     match &who {
         Some(n) => {

@@ -283,17 +283,50 @@ pub struct BootBackend {
     table: RwLock<Arc<HashMap<Mac, NodeBoot>>>,
     /// Nodes per provision state at the last reload (for `/metrics`).
     by_state: RwLock<Arc<Vec<(String, u64)>>>,
+    /// What MACs nobody enrolled boot while discovery is on.
+    discovery: Option<NodeBoot>,
+}
+
+/// The answer for MACs nobody enrolled while discovery is on: the agent
+/// ramdisk, told to post its inspection data (the node is the nil UUID).
+pub fn discovery_boot(kernel: &str, ramdisk: &str, append: &str) -> NodeBoot {
+    NodeBoot {
+        node: Uuid::nil(),
+        name: Some("discovery".into()),
+        state: State::InspectWait,
+        action: BootAction::Network(NetworkBoot::DeployRamdisk),
+        images: BootImages {
+            deploy: true,
+            kernel: Some(kernel.to_string()),
+            ramdisk: Some(ramdisk.to_string()),
+            iso: None,
+            append: append.to_string(),
+            inspect: true,
+        },
+    }
 }
 
 impl BootBackend {
-    /// A backend over `source`, reloaded whenever `changes` moves.
-    pub fn new(source: Arc<dyn BootSource>, changes: watch::Receiver<u64>) -> Arc<BootBackend> {
+    /// A backend over `source`, reloaded whenever `changes` moves, that
+    /// answers MACs nobody enrolled with `discovery` (None: not at all).
+    pub fn with_discovery(
+        source: Arc<dyn BootSource>,
+        changes: watch::Receiver<u64>,
+        discovery: Option<NodeBoot>,
+    ) -> Arc<BootBackend> {
         Arc::new(BootBackend {
             source,
             changes,
             table: RwLock::new(Arc::new(HashMap::new())),
             by_state: RwLock::new(Arc::new(Vec::new())),
+            discovery,
         })
+    }
+
+    /// What a MAC boots: its node's answer, or, for a MAC nobody enrolled,
+    /// the discovery ramdisk while discovery is on (None: ignore it).
+    pub fn boot_for(&self, mac: Mac) -> Option<NodeBoot> {
+        self.lookup(mac).or_else(|| self.discovery.clone())
     }
 
     /// Nodes per provision state, as of the last reload.
@@ -316,7 +349,14 @@ impl BootBackend {
     /// Whether a node booting from the network now uses this image
     /// reference (the cache never evicts those).
     pub fn uses(&self, reference: &str) -> bool {
-        self.table
+        let discovery = self.discovery.iter().any(|d| {
+            [&d.images.kernel, &d.images.ramdisk]
+                .into_iter()
+                .any(|r| r.as_deref() == Some(reference))
+        });
+        discovery
+            || self
+                .table
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .values()
@@ -329,8 +369,12 @@ impl BootBackend {
             })
     }
 
-    /// The answer for any of a node's MACs, by node UUID.
+    /// The answer for any of a node's MACs, by node UUID (the nil UUID:
+    /// the discovery answer).
     pub fn by_node(&self, uuid: Uuid) -> Option<NodeBoot> {
+        if uuid.is_nil() {
+            return self.discovery.clone();
+        }
         self.table
             .read()
             .unwrap_or_else(|p| p.into_inner())

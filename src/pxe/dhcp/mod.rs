@@ -323,7 +323,7 @@ async fn handle_packet(
         shared.counters.malformed.fetch_add(1, Ordering::Relaxed);
         tracing::info!(%src, mac = %mac.map(Mac).map_or("-".into(), |m| m.to_string()), "malformed DHCP options ignored: {why}");
     }
-    let who = mac.and_then(|m| shared.backend.lookup(Mac(m)));
+    let who = mac.and_then(|m| shared.backend.boot_for(Mac(m)));
     let outcome = {
         let mut guard = shared
             .leases
