@@ -10,7 +10,7 @@ const PORT_ID: u64 = 2;
 const SYSTEM_NAME: u64 = 5;
 
 fn hex(s: &str) -> Result<Vec<u8>, String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(format!("TLV value {s:?} is not valid hex"));
     }
     (0..s.len())
@@ -108,7 +108,11 @@ mod tests {
     #[test]
     fn tlv_table() {
         // TLVs as lldpd-fed switches send them, hex as IPA reports them.
-        let cases: Vec<(Value, Result<Vec<(&str, &str)>, &str>)> = vec![
+        type Case = (
+            Value,
+            Result<Vec<(&'static str, &'static str)>, &'static str>,
+        );
+        let cases: Vec<Case> = vec![
             (
                 json!([
                     [1, "04885a92ec5459"],
