@@ -52,7 +52,7 @@ use crate::store::{self, Store};
 use workers::Job;
 
 use locking::LockGuard;
-pub use ports::bad_mac;
+pub use ports::{bad_mac, patch_port};
 
 pub use allocations::AllocationRequest;
 pub use callbacks::Heartbeat;

@@ -127,7 +127,9 @@ const IRONIC_PATCHABLE: &[&str] = &[
     "firmware_interface",
 ];
 
-fn patchable_doc(node: &Node) -> Value {
+/// The node's patchable fields as the PATCH document sees them (also how
+/// inspection rules read a field before they write it).
+pub fn patchable_doc(node: &Node) -> Value {
     let mut m = Map::new();
     let s = |v: &Option<String>| v.clone().map(Value::String).unwrap_or(Value::Null);
     m.insert("name".into(), s(&node.name));

@@ -9,6 +9,7 @@
 //! `local-link-connection` (LLDP).
 
 pub mod lldp;
+pub mod rules;
 
 use std::collections::BTreeMap;
 
@@ -597,3 +598,6 @@ fn ports_hook(
         i += 1;
     }
 }
+
+#[cfg(test)]
+mod tests;
