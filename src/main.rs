@@ -1,7 +1,8 @@
 //! rackboot: a rack bootstrap appliance in one binary.
 //!
-//! `rackboot serve` runs the appliance; `rackboot node …` and `rackboot port …`
-//! are a client for its Ironic-compatible API.
+//! `rackboot serve` runs the appliance; `rackboot node …`, `rackboot port …`,
+//! `rackboot enroll FILE` and the other verbs are a client for its
+//! Ironic-compatible API.
 
 mod api;
 mod app;
@@ -53,6 +54,8 @@ enum Command {
     Allocation(cli::AllocationArgs),
     /// Manage chassis (like `baremetal chassis …`).
     Chassis(cli::ChassisArgs),
+    /// Create or update nodes and ports from a Bifrost inventory (JSON or YAML).
+    Enroll(cli::EnrollArgs),
     /// Talk to one BMC directly (native IPMI): status, on, off, soft-off, reboot, bootdev.
     Bmc(cli::bmc::BmcArgs),
 }
@@ -99,6 +102,7 @@ fn main() -> std::process::ExitCode {
         Command::Port(a) => cli::run(cli::Cmd::Port(a)),
         Command::Allocation(a) => cli::run(cli::Cmd::Allocation(a)),
         Command::Chassis(a) => cli::run(cli::Cmd::Chassis(a)),
+        Command::Enroll(a) => cli::run(cli::Cmd::Enroll(a)),
         Command::Bmc(a) => cli::bmc::run(a),
     }
 }

@@ -1,5 +1,5 @@
-//! The command-line grammar of `rackboot node|port|allocation|chassis …`: the
-//! clap argument structs and verb enums, and nothing that acts on them.
+//! The command-line grammar of `rackboot node|port|allocation|chassis|enroll …`:
+//! the clap argument structs and verb enums, and nothing that acts on them.
 
 use clap::{Args, Subcommand};
 
@@ -43,6 +43,21 @@ pub struct ChassisArgs {
     pub(super) conn: Conn,
     #[command(subcommand)]
     pub(super) cmd: ChassisCmd,
+}
+
+#[derive(Args)]
+pub struct EnrollArgs {
+    #[command(flatten)]
+    pub(super) conn: Conn,
+    /// A Bifrost inventory: JSON or YAML (by extension, else by content).
+    pub(super) file: std::path::PathBuf,
+    /// API calls in flight at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub(super) parallel: u16,
+    /// Also re-send the secret driver_info and instance_info values (passwords)
+    /// of existing nodes: the API never shows them, so a change cannot be seen.
+    #[arg(long = "update-secrets")]
+    pub(super) update_secrets: bool,
 }
 
 #[derive(Args, Default)]

@@ -67,12 +67,13 @@ impl Client {
         })
     }
 
-    pub(super) async fn call(
+    /// Sends one request; returns the status and the body text.
+    async fn send(
         &self,
-        method: reqwest::Method,
+        method: &reqwest::Method,
         path: &str,
         body: Option<Value>,
-    ) -> Res<Value> {
+    ) -> Res<(reqwest::StatusCode, String)> {
         let mut req = self
             .http
             .request(method.clone(), format!("{}{path}", self.base))
@@ -90,6 +91,16 @@ impl Client {
             .map_err(|e| Failure(format!("cannot reach {}: {e}", self.base)))?;
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
+        Ok((status, text))
+    }
+
+    pub(super) async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Res<Value> {
+        let (status, text) = self.send(&method, path, body).await?;
         if !status.is_success() {
             let msg = ironic_message(&text).unwrap_or(text);
             return Err(Failure(format!("{msg} (HTTP {})", status.as_u16())));
@@ -99,6 +110,22 @@ impl Client {
         }
         serde_json::from_str(&text)
             .map_err(|e| Failure(format!("unreadable answer from {method} {path}: {e}")))
+    }
+
+    /// GET that takes 404 as "not there" (`Ok(None)`) rather than an error.
+    pub(super) async fn find(&self, path: &str) -> Res<Option<Value>> {
+        let method = reqwest::Method::GET;
+        let (status, text) = self.send(&method, path, None).await?;
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            let msg = ironic_message(&text).unwrap_or(text);
+            return Err(Failure(format!("{msg} (HTTP {})", status.as_u16())));
+        }
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| Failure(format!("unreadable answer from GET {path}: {e}")))
     }
 
     pub(super) async fn get(&self, path: &str) -> Res<Value> {

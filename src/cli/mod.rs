@@ -1,4 +1,4 @@
-//! The native client: `rackboot node|port|allocation|chassis …`, for hosts
+//! The native client: `rackboot node|port|allocation|chassis|enroll …`, for hosts
 //! without Python. Same verbs and flags as `baremetal` where they overlap;
 //! tables by default, `--json` for scripts. Credentials come from the
 //! environment (`OS_AUTH_TYPE=http_basic`, `OS_USERNAME`, `OS_PASSWORD`),
@@ -8,12 +8,14 @@ pub mod bmc;
 
 mod args;
 mod client;
+mod enroll;
+mod inventory;
 mod node;
 mod output;
 mod port;
 mod records;
 
-pub use args::{AllocationArgs, ChassisArgs, NodeArgs, PortArgs};
+pub use args::{AllocationArgs, ChassisArgs, EnrollArgs, NodeArgs, PortArgs};
 
 use std::process::ExitCode;
 
@@ -26,6 +28,7 @@ pub enum Cmd {
     Port(PortArgs),
     Allocation(AllocationArgs),
     Chassis(ChassisArgs),
+    Enroll(EnrollArgs),
 }
 
 /// Runs a client command; errors go to stderr with exit code 1.
@@ -57,6 +60,10 @@ pub fn run(cmd: Cmd) -> ExitCode {
             Cmd::Chassis(a) => {
                 let c = Client::new(&a.conn)?;
                 records::chassis(&c, a.cmd).await
+            }
+            Cmd::Enroll(a) => {
+                let c = Client::new(&a.conn)?;
+                enroll::enroll(&c, a).await
             }
         }
     });

@@ -9,6 +9,7 @@ mod boot_http;
 mod cli_adoption;
 mod dhcp;
 mod e2e;
+mod enroll;
 mod inspection;
 mod ipmi;
 mod native_cli;
