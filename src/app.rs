@@ -273,7 +273,11 @@ pub async fn serve(config: Config) -> Result<()> {
     ) {
         (true, Some(k), Some(r)) => {
             tracing::warn!("discovery is on: machines nobody enrolled that network-boot here get the agent ramdisk and are enrolled from what it reports");
-            Some(pxe::discovery_boot(k, r, &config.discovery.kernel_append_params))
+            Some(pxe::discovery_boot(
+                k,
+                r,
+                &config.discovery.kernel_append_params,
+            ))
         }
         _ => None,
     };

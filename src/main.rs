@@ -11,8 +11,6 @@ mod conductor;
 mod config;
 mod drivers;
 mod images;
-// Wired into the conductor by the inspection workflow (issue 12, in progress).
-#[allow(dead_code)]
 mod inspection;
 mod metrics;
 mod model;

@@ -311,6 +311,7 @@ impl Conductor {
             task.record(Severity::Info, "inspection", n.clone());
         }
         self.write_port_changes(task, outcome.ports).await;
+        self.run_rules(task, &mut data).await?;
         if let Some(b) = power {
             let timeout = task.settings.power_state_change_timeout;
             match tokio::time::timeout(timeout, b.power.set_power_state(task, PowerState::Off))
@@ -343,6 +344,61 @@ impl Conductor {
         task.node.inspection_finished_at = Some(now());
         task.node.driver_internal_info.remove(LOOKUP_BMC_ADDRESSES);
         task.node.wipe_agent();
+        Ok(())
+    }
+
+    /// Runs the stored inspection rules (phase main) on the node, its ports
+    /// and the data; writes the ports they changed.
+    async fn run_rules(&self, task: &mut Task, data: &mut Data) -> std::result::Result<(), String> {
+        let rules = self
+            .store()
+            .call(|s| {
+                s.list_records::<crate::model::InspectionRule>(
+                    &store::RecordFilter::default(),
+                    store::Page::ALL,
+                )
+            })
+            .await
+            .map_err(|e| {
+                format!("Failed to finish inspection: cannot read the inspection rules: {e}")
+            })?;
+        if rules.is_empty() {
+            return Ok(());
+        }
+        let outcome = inspection::rules::apply(
+            &rules,
+            &mut task.node,
+            &mut task.ports,
+            data,
+            &self.inner.registry,
+            inspection::rules::MaskSecrets::default(),
+        )
+        .map_err(|e| format!("Failed to finish inspection: {e}"))?;
+        for n in outcome.notes {
+            task.record(n.severity, "inspection", n.text);
+        }
+        let uuid = task.node.uuid;
+        for port in task
+            .ports
+            .iter()
+            .filter(|p| outcome.ports.contains(&p.uuid))
+        {
+            let p = port.clone();
+            let note = HistoryEntry::new(
+                Severity::Info,
+                "port",
+                format!("inspection rules: port {} updated", p.address),
+            );
+            self.store()
+                .call(move |s| s.save_port(&p, &[(uuid, note)]))
+                .await
+                .map_err(|e| {
+                    format!(
+                        "Failed to finish inspection: cannot save port {}: {e}",
+                        port.address
+                    )
+                })?;
+        }
         Ok(())
     }
 
@@ -399,14 +455,22 @@ impl Conductor {
             return Err(Error::Invalid("discovery is off".into()));
         };
         let _turn = self.inner.discovering.lock().await;
-        match self.inspection_target(&data.inventory).await? {
-            InspectionTarget::Unknown => {}
-            InspectionTarget::Node(u) => return Ok(u),
-            InspectionTarget::Refused(why) => {
-                return Err(Error::InvalidState(format!(
-                    "the machine is already enrolled: {why}"
-                )))
-            }
+        if let t @ (InspectionTarget::Node(_) | InspectionTarget::Refused(_)) =
+            self.inspection_target(&data.inventory).await?
+        {
+            // Another boot of this machine won the turn: its node stands.
+            let macs = inspection::inventory_macs(&data.inventory);
+            let owner = self
+                .store()
+                .call(move |s| {
+                    macs.iter()
+                        .find_map(|m| s.get_port(&m.to_string()).ok())
+                        .map(|p| p.node_uuid)
+                })
+                .await;
+            return owner.ok_or_else(|| {
+                Error::InvalidState(format!("the machine is already known: {t:?}"))
+            });
         }
         let interfaces = self.inner.registry.hardware_type(&d.driver)?.defaults();
         let mut node = Node::new(Uuid::new_v4(), &d.driver, interfaces, State::Enroll, now());

@@ -357,16 +357,16 @@ impl BootBackend {
         discovery
             || self
                 .table
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .filter(|n| matches!(n.action, BootAction::Network(_)))
-            .any(|n| {
-                let i = &n.images;
-                [&i.kernel, &i.ramdisk, &i.iso]
-                    .into_iter()
-                    .any(|r| r.as_deref() == Some(reference))
-            })
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .values()
+                .filter(|n| matches!(n.action, BootAction::Network(_)))
+                .any(|n| {
+                    let i = &n.images;
+                    [&i.kernel, &i.ramdisk, &i.iso]
+                        .into_iter()
+                        .any(|r| r.as_deref() == Some(reference))
+                })
     }
 
     /// The answer for any of a node's MACs, by node UUID (the nil UUID:

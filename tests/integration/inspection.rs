@@ -218,3 +218,256 @@ fn ipmi_vm_is_inspected_by_the_real_agent() {
     assert!(pos(&e, "inspection done: powered off") < pos(&e, "inspecting -> manageable"));
     assert!(serial(vmdir.path()).contains("RACKBOOT-IPA-STARTING"));
 }
+
+/// A VM started by the test (no BMC: discovery knows nothing of it),
+/// killed on drop.
+struct BareVm {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl BareVm {
+    fn start(tap1: &str, mac1: &str, tap2: &str, mac2: &str) -> BareVm {
+        let dir = tempfile::tempdir().unwrap();
+        let cmd = agent_vm_cmd(tap1, mac1, tap2, mac2, dir.path());
+        let child = std::process::Command::new("sh")
+            .args(["-c", &format!("exec {cmd}")])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start qemu-system-x86_64");
+        BareVm { child, dir }
+    }
+}
+
+impl Drop for BareVm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The nodes the appliance has, with their ports' MACs.
+fn nodes_and_macs(s: &Server) -> Vec<(String, Vec<String>)> {
+    let (st, nodes) = s.json("GET", "/v1/nodes", None);
+    assert_eq!(st, 200, "{nodes}");
+    nodes["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            let uuid = n["uuid"].as_str().unwrap().to_string();
+            let (_, ports) = s.json("GET", &format!("/v1/ports?node={uuid}"), None);
+            let mut macs: Vec<String> = ports["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["address"].as_str().unwrap().to_string())
+                .collect();
+            macs.sort();
+            (uuid, macs)
+        })
+        .collect()
+}
+
+/// Posts inspection data to the boot listener as the agent does (no
+/// version header); (status, body).
+fn post_data(ip: &str, body: &Value) -> (u16, Value) {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "30",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            "@-",
+            &format!("http://{ip}:8080/v1/continue_inspection"),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(body.to_string().as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (
+        code.trim().parse().unwrap_or(0),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+/// Discovery: a VM nobody enrolled network-boots, the agent reports it,
+/// and it ends up a node in enroll with its MACs and inventory; a second
+/// boot makes no second node, nor do two posts of one machine racing.
+#[test]
+fn an_unknown_vm_is_discovered_once() {
+    let (kernel, ramdisk) = ipa_images();
+    let mut seg = Segment::new();
+    let ip = seg.server_ip();
+    let s = agent_lab(
+        &seg,
+        &format!(
+            "[inspector]\nadd_ports = \"all\"\n\
+             [discovery]\nenabled = true\ndriver = \"ipmi\"\ndeploy_kernel = \"{kernel}\"\ndeploy_ramdisk = \"{ramdisk}\"\nkernel_append_params = \"console=ttyS0\"\n"
+        ),
+    );
+    let (mac1, mac2) = (seg.mac(1), seg.mac(2));
+    let (tap1, tap2) = (seg.tap(), seg.tap());
+    let started = Instant::now();
+    let vm = BareVm::start(&tap1, &mac1, &tap2, &mac2);
+    let deadline = Instant::now() + Duration::from_secs(420);
+    let uuid = loop {
+        let (_, p) = s.json("GET", &format!("/v1/ports/detail?address={mac1}"), None);
+        if let Some(u) = p["ports"][0]["node_uuid"].as_str() {
+            break u.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the VM was never enrolled; serial tail:\n{}\nlog tail:\n{}",
+            tail(&serial(vm.dir.path()), 40),
+            tail(&s.log(), 40)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    eprintln!(
+        "discovery wall time: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let n = s.node(&uuid);
+    assert_eq!(n["provision_state"], "enroll", "{n}");
+    assert_eq!(n["driver"], "ipmi", "{n}");
+    assert_eq!(n["properties"]["cpus"], 2, "{n}");
+    assert_eq!(n["properties"]["memory_mb"], 2048, "{n}");
+    assert_eq!(n["properties"]["local_gb"], DISK_GIB[0] - 1, "{n}");
+    let mut want = vec![mac1.clone(), mac2.clone()];
+    want.sort();
+    assert_eq!(nodes_and_macs(&s), vec![(uuid.clone(), want.clone())]);
+    let (st, inv) = s.json("GET", &format!("/v1/nodes/{uuid}/inventory"), None);
+    assert_eq!(st, 200, "{inv}");
+    assert_eq!(inv["plugin_data"]["auto_discovered"], true, "{inv}");
+    assert_eq!(
+        inv["inventory"]["interfaces"].as_array().map(Vec::len),
+        Some(2)
+    );
+    let e = s.events(&uuid);
+    assert!(
+        pos(&e, "discovered: inspection data from") < pos(&e, "local_gb"),
+        "{e:#?}"
+    );
+
+    // The same machine boots again: its MACs are known now (a node in
+    // enroll boots nothing), so nothing new is made.
+    drop(vm);
+    let vm = BareVm::start(&tap1, &mac1, &tap2, &mac2);
+    wait_until(
+        "the second boot's DHCP on the discovered node's timeline",
+        120,
+        || {
+            s.events(&uuid).iter().any(|e| {
+                e.starts_with(&format!("DHCP DISCOVER from {mac1}")) && e.contains("no boot file")
+            })
+        },
+    );
+    drop(vm);
+    assert_eq!(nodes_and_macs(&s), vec![(uuid.clone(), want.clone())]);
+
+    // Two boots of one new machine racing: one node. Its data is the VM's,
+    // with other MACs and a BMC address.
+    let mut data = inv.clone();
+    let inventory = data["inventory"].as_object_mut().unwrap();
+    inventory["bmc_address"] = json!("192.0.2.77");
+    for (i, nic) in inventory["interfaces"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .enumerate()
+    {
+        nic["mac_address"] = json!(format!("52:54:00:99:00:0{i}"));
+    }
+    let body =
+        json!({"inventory": data["inventory"], "root_disk": data["plugin_data"]["root_disk"]});
+    let posts: Vec<_> = (0..2)
+        .map(|_| {
+            let (ip, body) = (ip.clone(), body.clone());
+            std::thread::spawn(move || post_data(&ip, &body))
+        })
+        .collect();
+    let answers: Vec<(u16, Value)> = posts.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(answers[0].0, 202, "{answers:?}");
+    assert_eq!(answers[1].0, 202, "{answers:?}");
+    assert_eq!(answers[0].1["uuid"], answers[1].1["uuid"], "{answers:?}");
+    let all = nodes_and_macs(&s);
+    assert_eq!(all.len(), 2, "{all:?}");
+    let new = answers[0].1["uuid"].as_str().unwrap();
+    let n = s.node(new);
+    assert_eq!(n["driver_info"]["ipmi_address"], "192.0.2.77", "{n}");
+    assert_eq!(n["provision_state"], "enroll");
+    // Posting the same machine again now finds it enrolled: refused, as
+    // Ironic refuses data for a node that is not waiting for it.
+    assert_eq!(post_data(&ip, &body).0, 404);
+    assert_eq!(nodes_and_macs(&s).len(), 2);
+}
+
+/// Discovery is off by default: an unknown machine's data is refused with
+/// Ironic's generic 404 and nothing is enrolled; bad data gets Ironic's
+/// schema errors.
+#[test]
+fn inspection_data_without_discovery_and_bad_data() {
+    let mut seg = Segment::new();
+    let ip = seg.server_ip();
+    let _ = seg.tap();
+    let s = agent_lab(&seg, "");
+    let inv = json!({"inventory": {"interfaces": [{"name": "eth0", "mac_address": "52:54:00:aa:bb:cc"}],
+                                   "cpu": {"count": 1, "architecture": "x86_64"}}});
+    let (st, v) = post_data(&ip, &inv);
+    assert_eq!(
+        (
+            st,
+            v["error_message"].is_string() || v["faultstring"].is_string()
+        ),
+        (404, true),
+        "{v}"
+    );
+    assert!(
+        v.to_string().contains("Resource could not be found."),
+        "{v}"
+    );
+    assert!(nodes_and_macs(&s).is_empty());
+    for (body, want) in [
+        (json!({}), "'inventory' is a required property"),
+        (
+            json!({"inventory": {}}),
+            "'interfaces' is a required property",
+        ),
+        (
+            json!({"inventory": {"interfaces": []}}),
+            "should be non-empty",
+        ),
+        (
+            json!({"inventory": {"interfaces": [{"name": "eth0"}]}}),
+            "mac_address",
+        ),
+        (
+            json!({"inventory": {"interfaces": [{"mac_address": "nope"}]}}),
+            "No lookup information provided",
+        ),
+        (json!([1]), "Schema error for data"),
+    ] {
+        let (st, v) = post_data(&ip, &body);
+        assert_eq!(st, 400, "{body}: {v}");
+        assert!(v.to_string().contains(want), "{body}: {v}");
+    }
+}
