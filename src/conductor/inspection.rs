@@ -136,6 +136,17 @@ impl Conductor {
         b.power.validate(&task.node).map_err(|e| {
             format!("Failed to validate power driver interface for node {uuid}: {e}")
         })?;
+        if task.node.interfaces.inspect == "fake" {
+            // Ironic's fake inspect interface: done at once, nothing learnt.
+            task.node.inspection_started_at = Some(now());
+            task.node.inspection_finished_at = Some(now());
+            task.record(
+                Severity::Info,
+                "inspection",
+                "fake inspection: nothing to learn",
+            );
+            return Ok(None);
+        }
         // A new boot of the ramdisk gets a new token.
         task.node.wipe_agent();
         let bmcs = bmc_addresses_of(&task.node);
@@ -604,6 +615,250 @@ mod tests {
             };
             assert_eq!(name, want, "{owners:?} {bmc:?} -> {got:?}");
         }
+    }
+
+    use crate::conductor::tests::{conductor, fake_node};
+
+    /// An inventory as ironic-python-agent 13 posts it (cut down).
+    fn agent_data(pxe: &str, other: &str) -> Data {
+        let body = json!({
+            "inventory": {
+                "interfaces": [
+                    {"name": "ens2", "mac_address": pxe, "ipv4_address": "10.0.0.5", "lldp": null},
+                    {"name": "ens3", "mac_address": other, "ipv4_address": null, "lldp": null}
+                ],
+                "cpu": {"count": 2, "architecture": "x86_64", "flags": ["vmx"]},
+                "memory": {"total": 2000000000u64, "physical_mb": 2048},
+                "disks": [{"name": "/dev/vda", "size": 5368709120u64}],
+                "boot": {"current_boot_mode": "bios", "pxe_interface": format!("01-{}", pxe.replace(':', "-"))},
+                "bmc_address": null
+            },
+            "root_disk": {"name": "/dev/vda", "size": 5368709120u64},
+            "logs": "H4sIAAAA"
+        });
+        crate::api::agent::inspection_data(body.to_string().as_bytes()).unwrap()
+    }
+
+    async fn wait_state(c: &Conductor, name: &str, state: State) -> Node {
+        for _ in 0..500 {
+            let n = c.load(name).await.unwrap();
+            if n.provision_state == state && n.reservation.is_none() {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{name} never reached {state}");
+    }
+
+    /// A fake-hardware node with the agent inspect interface and one port.
+    async fn seeded(c: &Conductor, name: &str, mac: &str) -> Node {
+        let mut n = fake_node(name, State::Manageable);
+        n.interfaces.inspect = "agent".into();
+        n.driver_info
+            .insert("ipmi_address".into(), json!("192.0.2.9"));
+        c.store()
+            .create_node(&n, &HistoryEntry::new(Severity::Info, "test", "seeded"))
+            .unwrap();
+        let port = crate::model::Port::new(mac.parse().unwrap(), n.uuid);
+        c.store().create_port(&port, &[]).unwrap();
+        n
+    }
+
+    #[tokio::test]
+    async fn inspection_runs_from_inspect_to_manageable() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings::default();
+        settings.inspection.add_ports = inspection::AddPorts::All;
+        let c = conductor(&dir, settings);
+        let (pxe, other) = ("52:54:00:00:00:01", "52:54:00:00:00:02");
+        let n = seeded(&c, "i1", pxe).await;
+        c.provision("i1", "inspect", ProvisionOptions::default())
+            .await
+            .unwrap();
+        let waiting = wait_state(&c, "i1", State::InspectWait).await;
+        assert!(waiting.callback_deadline().is_some());
+        assert!(waiting.inspection_started_at.is_some());
+        assert_eq!(
+            waiting.driver_internal_info[LOOKUP_BMC_ADDRESSES],
+            json!(["192.0.2.9"])
+        );
+        let got = c
+            .continue_inspection(agent_data(pxe, other), "10.0.0.5")
+            .await
+            .unwrap();
+        assert_eq!(got, Some(n.uuid));
+        let done = wait_state(&c, "i1", State::Manageable).await;
+        assert_eq!(done.last_error, None);
+        assert_eq!(done.properties["cpus"], 2);
+        assert_eq!(done.properties["memory_mb"], 2048);
+        assert_eq!(done.properties["local_gb"], 4);
+        assert_eq!(done.properties["cpu_arch"], "x86_64");
+        assert_eq!(
+            done.properties["capabilities"],
+            "boot_mode:bios,cpu_vt:true"
+        );
+        assert_eq!(done.power_state, Some(PowerState::Off));
+        assert_eq!(done.callback_deadline(), None);
+        assert!(done.inspection_finished_at.is_some());
+        assert!(!done.driver_internal_info.contains_key(LOOKUP_BMC_ADDRESSES));
+        let mut ports: Vec<(String, bool)> = c
+            .store()
+            .node_ports(n.uuid)
+            .unwrap()
+            .iter()
+            .map(|p| (p.address.to_string(), p.pxe_enabled))
+            .collect();
+        ports.sort();
+        assert_eq!(ports, [(pxe.to_string(), true), (other.to_string(), false)]);
+        let inv = c.inventory("i1").await.unwrap().unwrap();
+        assert!(!inv.plugin_data.contains_key("logs"), "logs are dropped");
+        assert_eq!(inv.plugin_data["local_gb"], 4);
+        // Data again, now that nobody waits for it: refused (404).
+        assert_eq!(
+            c.continue_inspection(agent_data(pxe, other), "10.0.0.5")
+                .await
+                .unwrap(),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn inspection_needs_an_inspect_interface_and_fake_learns_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = conductor(&dir, Settings::default());
+        let mut n = fake_node("none", State::Manageable);
+        assert_eq!(
+            n.interfaces.inspect, "no-inspect",
+            "fake-hardware's default"
+        );
+        c.store()
+            .create_node(&n, &HistoryEntry::new(Severity::Info, "test", "seeded"))
+            .unwrap();
+        let err = c
+            .provision("none", "inspect", ProvisionOptions::default())
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("does not support inspect"),
+            "{err}"
+        );
+        n.uuid = Uuid::new_v4();
+        n.name = Some("fake".into());
+        n.interfaces.inspect = "fake".into();
+        c.store()
+            .create_node(&n, &HistoryEntry::new(Severity::Info, "test", "seeded"))
+            .unwrap();
+        c.provision("fake", "inspect", ProvisionOptions::default())
+            .await
+            .unwrap();
+        let done = wait_state(&c, "fake", State::Manageable).await;
+        assert!(done.inspection_finished_at.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_failing_hook_fails_the_inspection() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = conductor(&dir, Settings::default());
+        let pxe = "52:54:00:00:01:01";
+        seeded(&c, "bad", pxe).await;
+        c.provision("bad", "inspect", ProvisionOptions::default())
+            .await
+            .unwrap();
+        wait_state(&c, "bad", State::InspectWait).await;
+        let mut data = agent_data(pxe, "52:54:00:00:01:02");
+        data.inventory["cpu"]["architecture"] = Value::Null;
+        c.continue_inspection(data, "10.0.0.6").await.unwrap();
+        let failed = wait_state(&c, "bad", State::InspectFailed).await;
+        let e = failed.last_error.unwrap();
+        assert!(
+            e.starts_with("Failed to inspect hardware. Reason: failed to run inspection hooks: Inventory has malformed or missing CPU architecture information"),
+            "{e}"
+        );
+        // Inspect again from inspect failed.
+        c.provision("bad", "inspect", ProvisionOptions::default())
+            .await
+            .unwrap();
+        wait_state(&c, "bad", State::InspectWait).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn inspect_wait_ends_by_abort_or_timeout_powered_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = conductor(
+            &dir,
+            Settings {
+                inspect_wait_timeout: Duration::from_secs(120),
+                clock: Clock::tokio(),
+                ..Settings::default()
+            },
+        );
+        seeded(&c, "ab", "52:54:00:00:02:01").await;
+        seeded(&c, "to", "52:54:00:00:02:02").await;
+        for name in ["ab", "to"] {
+            c.provision(name, "inspect", ProvisionOptions::default())
+                .await
+                .unwrap();
+            wait_state(&c, name, State::InspectWait).await;
+        }
+        c.provision("ab", "abort", ProvisionOptions::default())
+            .await
+            .unwrap();
+        let aborted = wait_state(&c, "ab", State::InspectFailed).await;
+        assert_eq!(aborted.last_error.as_deref(), Some(INSPECT_ABORTED));
+        assert_eq!(aborted.power_state, Some(PowerState::Off));
+        assert_eq!(c.check_callback_timeouts().await, 0, "nothing is due yet");
+        tokio::time::advance(Duration::from_secs(121)).await;
+        assert_eq!(c.check_callback_timeouts().await, 1);
+        let timed_out = wait_state(&c, "to", State::InspectFailed).await;
+        assert_eq!(timed_out.last_error.as_deref(), Some(INSPECT_TIMEOUT));
+        assert_eq!(timed_out.power_state, Some(PowerState::Off));
+        assert_eq!(timed_out.callback_deadline(), None);
+    }
+
+    #[tokio::test]
+    async fn discovery_enrolls_an_unknown_machine_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings::default();
+        settings.discovery = Some(Discovery {
+            driver: "ipmi".into(),
+            resource_class: Some("baremetal".into()),
+        });
+        let c = conductor(&dir, settings);
+        let mut data = agent_data("52:54:00:00:03:01", "52:54:00:00:03:02");
+        data.inventory["bmc_address"] = json!("192.0.2.33");
+        let again = agent_data("52:54:00:00:03:01", "52:54:00:00:03:02");
+        let (a, b) = tokio::join!(
+            c.continue_inspection(data, "10.0.0.7"),
+            c.continue_inspection(again, "10.0.0.7")
+        );
+        let (a, b) = (a.unwrap().unwrap(), b.unwrap().unwrap());
+        assert_eq!(a, b, "one node for two racing posts");
+        let n = c.load(&a.to_string()).await.unwrap();
+        assert_eq!(n.provision_state, State::Enroll);
+        assert_eq!(n.driver, "ipmi");
+        assert_eq!(n.interfaces.inspect, "agent");
+        assert_eq!(n.resource_class.as_deref(), Some("baremetal"));
+        assert_eq!(n.properties["cpus"], 2);
+        assert_eq!(n.power_state, None, "a discovered node is not powered off");
+        let inv = c.inventory(&a.to_string()).await.unwrap().unwrap();
+        assert_eq!(inv.plugin_data["auto_discovered"], true);
+        let all = c
+            .store()
+            .list_nodes(&Default::default(), store::Page::ALL)
+            .unwrap();
+        assert_eq!(all.len(), 1);
+        // Whoever won the race set the BMC address (if it was the post with one).
+        let bmc = n.driver_info.get("ipmi_address").cloned();
+        assert!(bmc.is_none() || bmc == Some(json!("192.0.2.33")), "{bmc:?}");
+        // Without discovery, an unknown machine is nobody's.
+        let dir2 = tempfile::tempdir().unwrap();
+        let c2 = conductor(&dir2, Settings::default());
+        assert_eq!(
+            c2.continue_inspection(agent_data("52:54:00:00:04:01", "52:54:00:00:04:02"), "x")
+                .await
+                .unwrap(),
+            None
+        );
     }
 
     #[test]

@@ -121,6 +121,20 @@ impl Conductor {
                     ))
                 })?;
             }
+            Event::Inspect => {
+                if node.interfaces.inspect == "no-inspect" {
+                    return Err(Error::Invalid(format!(
+                        "Driver {} does not support inspect (disabled or not implemented). Set the node's inspect_interface to \"agent\" for in-band inspection with ironic-python-agent.",
+                        node.driver
+                    )));
+                }
+                bundle.power.validate(node).map_err(|e| {
+                    Error::Invalid(format!(
+                        "Failed to validate power driver interface for node {}: {e}",
+                        node.uuid
+                    ))
+                })?;
+            }
             Event::Delete => {
                 bundle.power.validate(node).map_err(|e| {
                     Error::Invalid(format!(

@@ -243,7 +243,7 @@ pub const HARDWARE_TYPES: &[HardwareTypeRow] = &[
             ("bios", &["no-bios", "fake"]),
             ("console", &["no-console", "fake"]),
             ("firmware", &["no-firmware", "fake"]),
-            ("inspect", &["no-inspect", "fake"]),
+            ("inspect", &["no-inspect", "fake", "agent"]),
             ("raid", &["no-raid", "fake"]),
             ("rescue", &["no-rescue", "fake"]),
             ("storage", &["noop", "fake"]),
@@ -263,7 +263,8 @@ pub const HARDWARE_TYPES: &[HardwareTypeRow] = &[
             ("bios", &["no-bios"]),
             ("console", &["no-console"]),
             ("firmware", &["no-firmware"]),
-            ("inspect", &["no-inspect"]),
+            // In-band inspection with ironic-python-agent (Ironic's default).
+            ("inspect", &["agent", "no-inspect"]),
             ("raid", &["no-raid"]),
             ("rescue", &["no-rescue"]),
             ("storage", &["noop"]),
@@ -588,7 +589,6 @@ mod tests {
                 ("bios", "no-bios"),
                 ("console", "no-console"),
                 ("firmware", "no-firmware"),
-                ("inspect", "no-inspect"),
                 ("raid", "no-raid"),
                 ("rescue", "no-rescue"),
                 ("storage", "noop"),
@@ -610,6 +610,7 @@ mod tests {
             ("network", vec!["noop", "flat"]),
         ]);
         fake_hw.extend(optional(true));
+        fake_hw.insert("inspect", vec!["no-inspect", "fake", "agent"]);
         let mut ipmi_hw: BTreeMap<&str, Vec<&str>> = BTreeMap::from([
             ("power", vec!["ipmi", "ipmitool"]),
             ("management", vec!["ipmi", "ipmitool"]),
@@ -618,6 +619,7 @@ mod tests {
             ("network", vec!["noop", "flat"]),
         ]);
         ipmi_hw.extend(optional(false));
+        ipmi_hw.insert("inspect", vec!["agent", "no-inspect"]);
         let r = Registry::standard();
         let names: Vec<_> = r.hardware_types().iter().map(|t| t.name).collect();
         assert_eq!(names, ["fake-hardware", "ipmi"]);
