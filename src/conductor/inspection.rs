@@ -818,11 +818,13 @@ mod tests {
     #[tokio::test]
     async fn discovery_enrolls_an_unknown_machine_once() {
         let dir = tempfile::tempdir().unwrap();
-        let mut settings = Settings::default();
-        settings.discovery = Some(Discovery {
-            driver: "ipmi".into(),
-            resource_class: Some("baremetal".into()),
-        });
+        let settings = Settings {
+            discovery: Some(Discovery {
+                driver: "ipmi".into(),
+                resource_class: Some("baremetal".into()),
+            }),
+            ..Settings::default()
+        };
         let c = conductor(&dir, settings);
         let mut data = agent_data("52:54:00:00:03:01", "52:54:00:00:03:02");
         data.inventory["bmc_address"] = json!("192.0.2.33");
