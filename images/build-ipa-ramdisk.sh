@@ -29,7 +29,7 @@ PACKAGES=(
     systemd systemd-sysv udev dbus kmod iproute2 iputils-ping ca-certificates
     python3 python3-venv
     lshw dmidecode pciutils usbutils hdparm smartmontools nvme-cli sg3-utils
-    parted gdisk util-linux fdisk dosfstools e2fsprogs xfsprogs mdadm lvm2
+    parted gdisk util-linux fdisk dosfstools e2fsprogs xfsprogs mdadm lvm2 psmisc
     qemu-utils ipmitool efibootmgr mokutil lsscsi
     linux-image-amd64
 )

@@ -117,6 +117,10 @@ pub fn build_conductor(config: &Config) -> Result<Conductor> {
             driver: config.discovery.driver.clone().unwrap_or_default(),
             resource_class: config.discovery.resource_class.clone(),
         }),
+        clean_step_overrides: conductor::agent_clean::parse_overrides(
+            &c.clean_step_priority_override,
+        )
+        .map_err(|e| anyhow::anyhow!("[conductor] clean_step_priority_override: {e}"))?,
         agent: conductor::agent_client::AgentSettings {
             command_timeout: config.agent.command_timeout.0,
             max_command_attempts: config.agent.max_command_attempts,

@@ -503,6 +503,9 @@ pub struct Conductor {
     /// Directories `file://` image references may point into (the data dir
     /// is always allowed).
     pub file_url_allowed_paths: Vec<PathBuf>,
+    /// Priorities of the agent's clean steps that replace its own
+    /// (`"interface.step:priority"`, Ironic's form).
+    pub clean_step_priority_override: Vec<String>,
 }
 
 impl Default for Data {
@@ -613,6 +616,7 @@ impl Default for Conductor {
                 .iter()
                 .map(PathBuf::from)
                 .collect(),
+            clean_step_priority_override: Vec::new(),
         }
     }
 }
@@ -698,6 +702,10 @@ impl Config {
                 p.display()
             )));
         }
+        crate::conductor::agent_clean::parse_overrides(
+            &self.conductor.clean_step_priority_override,
+        )
+        .map_err(|e| Error::Invalid(format!("[conductor] clean_step_priority_override: {e}")))?;
         crate::inspection::check_hooks(&self.inspector.hooks)
             .map_err(|e| Error::Invalid(format!("[inspector] hooks: {e}")))?;
         if self.inspector.max_data_bytes < 65536 {

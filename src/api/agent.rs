@@ -171,6 +171,14 @@ async fn heartbeat(
             )));
         }
     }
+    if let Some(url) = b.callback_url.as_deref().filter(|u| !u.is_empty()) {
+        if let Err(why) = crate::conductor::agent_client::check_agent_url(url) {
+            tracing::warn!(%node, "heartbeat refused: its callback_url is no agent URL: {why}");
+            return Err(ApiError::bad_request(
+                "An issue with the supplied \"callback_url\" has been detected.",
+            ));
+        }
+    }
     if let (Some(status), Some(msg)) = (&b.agent_status, &b.agent_status_message) {
         tracing::info!(%node, %status, "agent status: {}", crate::redact::mask_text(msg));
     }

@@ -47,6 +47,11 @@ impl Conductor {
             .map(|v| format!(" (agent {v})"))
             .unwrap_or_default();
         let state = node.provision_state;
+        let has_agent_api = beat.agent_url.as_deref().is_some_and(|u| !u.is_empty());
+        if state == State::CleanWait && has_agent_api {
+            // The agent runs the clean steps: a worker moves them on.
+            return self.resume_agent_clean(lock, node, from, &agent).await;
+        }
         if !matches!(state, State::WaitCallBack | State::CleanWait) {
             let h = HistoryEntry::new(
                 Severity::Info,
@@ -87,6 +92,46 @@ impl Conductor {
             ),
         ];
         self.save_locked(node, h, lock).await?;
+        Ok(to)
+    }
+
+    /// clean wait -> cleaning, and a worker that asks the agent how its
+    /// clean steps go (no free worker: only the heartbeat is recorded, and
+    /// the next one tries again).
+    async fn resume_agent_clean(
+        &self,
+        lock: super::locking::LockGuard,
+        mut node: Node,
+        from: &str,
+        agent: &str,
+    ) -> Result<State> {
+        let h = HistoryEntry::new(
+            Severity::Info,
+            "agent",
+            format!("heartbeat from {from}{agent}"),
+        );
+        let Ok(ticket) = self.worker_ticket() else {
+            let state = node.provision_state;
+            self.save_locked(node, vec![h], lock).await?;
+            return Ok(state);
+        };
+        let Some(to) = states::next(node.provision_state, Event::Resume) else {
+            return Err(Error::InvalidState(format!(
+                "internal error: the state table has no resume from {}",
+                node.provision_state
+            )));
+        };
+        node.enter(to);
+        node.updated_at = Some(now());
+        let node = self.save(node, vec![h]).await?;
+        self.launch(
+            ticket,
+            lock,
+            node,
+            HistoryEntry::new(Severity::Info, "provisioning", "clean wait -> cleaning"),
+            Job::AgentClean,
+        )
+        .await?;
         Ok(to)
     }
 

@@ -17,8 +17,7 @@
 //! state), `update` (node JSON patch).
 
 mod agent;
-// Used by the direct deploy and clean steps (issue 12/13, in progress).
-#[allow(dead_code)]
+pub mod agent_clean;
 pub mod agent_client;
 pub mod allocations;
 mod callbacks;
@@ -172,10 +171,11 @@ pub struct Settings {
     pub inspection_power_off: bool,
     /// Discovery of unknown machines (None: off).
     pub discovery: Option<Discovery>,
-    /// The agent command client's limits (the direct deploy and clean
-    /// steps call the agent; issue 13).
-    #[allow(dead_code)]
+    /// The agent command client's limits.
     pub agent: agent_client::AgentSettings,
+    /// Priorities of the agent's clean steps that replace its own
+    /// (`interface.step` -> priority; 0 keeps a step out of cleaning).
+    pub clean_step_overrides: std::collections::BTreeMap<String, u64>,
     /// Interface limits.
     pub drivers: drivers::Settings,
     /// The power-state sync loop.
@@ -199,6 +199,7 @@ impl Default for Settings {
             inspection_power_off: true,
             discovery: None,
             agent: agent_client::AgentSettings::default(),
+            clean_step_overrides: Default::default(),
             sync: sync::SyncSettings::default(),
             drivers: drivers::Settings::default(),
         }
@@ -237,6 +238,8 @@ struct Inner {
     registry: Arc<Registry>,
     settings: Settings,
     http: reqwest::Client,
+    /// Calls ironic-python-agent's command API.
+    agent: agent_client::AgentClient,
     /// Signalled whenever this conductor releases a node's lock.
     released: Notify,
 
@@ -286,12 +289,14 @@ impl Conductor {
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         let workers = Arc::new(Semaphore::new(settings.max_workers.max(1)));
+        let agent = agent_client::AgentClient::new(settings.agent.clone());
         Conductor {
             inner: Arc::new(Inner {
                 store,
                 registry,
                 settings,
                 http,
+                agent,
                 released: Notify::new(),
                 workers,
                 started_at: now(),

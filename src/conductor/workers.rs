@@ -15,6 +15,8 @@ pub(super) enum Job {
     Inspect,
     /// Apply the inspection data the agent posted.
     ProcessInspection,
+    /// Move automated cleaning on through the agent (after a heartbeat).
+    AgentClean,
     Power(PowerState),
 }
 
@@ -171,6 +173,7 @@ impl Conductor {
             Job::TearDown => self.tear_down(&mut task, &bundle).await,
             Job::Inspect => self.inspect(&mut task, &bundle).await,
             Job::ProcessInspection => self.process_inspection(&mut task, &bundle).await,
+            Job::AgentClean => self.agent_clean(&mut task, &bundle).await,
             Job::Power(target) => self.power_action(&mut task, &bundle, target).await,
         };
         let name = match job {
@@ -181,6 +184,7 @@ impl Conductor {
             Job::TearDown => "undeploy",
             Job::Inspect => "inspect",
             Job::ProcessInspection => "inspection data",
+            Job::AgentClean => "clean step",
             Job::Power(_) => "power",
         };
         let result = match &outcome {

@@ -73,8 +73,10 @@ impl Conductor {
             let fail =
                 |e: drivers::Error| format!("Failed to prepare node {uuid} for cleaning: {e}");
             let how = b.boot.prepare_ramdisk(task, b).await.map_err(fail)?;
-            // A new boot of the ramdisk gets a new token at its lookup.
+            // A new boot of the ramdisk gets a new token at its lookup, and
+            // a new plan of clean steps from its agent.
             task.node.wipe_agent();
+            super::agent_clean::forget_cleaning(&mut task.node);
             let timeout = self.inner.settings.clean_callback_timeout;
             let deadline = self.unix_now() + timeout.as_secs() as i64;
             task.node.set_callback_deadline(Some(deadline));

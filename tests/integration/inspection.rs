@@ -1,8 +1,9 @@
-//! In-band inspection and discovery with the real ironic-python-agent
-//! 13.0.0 ramdisk (images/build-ipa-ramdisk.sh) in QEMU VMs: the VM
-//! network-boots the agent through rackboot's DHCP and boot HTTP, the agent
-//! posts what it found to `/v1/continue_inspection`, and the node's
-//! properties, ports and inventory come from it.
+//! In-band inspection, discovery and automated cleaning with the real
+//! ironic-python-agent 13.0.0 ramdisk (images/build-ipa-ramdisk.sh) in QEMU
+//! VMs: the VM network-boots the agent through rackboot's DHCP and boot
+//! HTTP; the agent posts what it found to `/v1/continue_inspection` (the
+//! node's properties, ports and inventory come from it), or heartbeats and
+//! runs the clean steps the conductor sends to its command API.
 
 use std::time::{Duration, Instant};
 
@@ -86,6 +87,17 @@ fn wait_for(s: &Server, name: &str, state: &str, secs: u64, dir: &std::path::Pat
         if n["provision_state"] == state {
             return n;
         }
+        let failed = n["provision_state"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("failed"));
+        assert!(
+            !failed,
+            "{name} is {} (last_error {}); serial tail:\n{}\nlog tail:\n{}",
+            n["provision_state"],
+            n["last_error"],
+            tail(&serial(dir), 40),
+            tail(&s.log(), 40),
+        );
         assert!(
             Instant::now() < deadline,
             "{name} never reached {state} (it is {}, last_error {}); serial tail:\n{}\nlog tail:\n{}",
@@ -470,4 +482,78 @@ fn inspection_data_without_discovery_and_bad_data() {
         assert_eq!(st, 400, "{body}: {v}");
         assert!(v.to_string().contains(want), "{body}: {v}");
     }
+}
+
+/// Automated cleaning through the real agent: the conductor asks it for
+/// its clean steps, runs the automated ones (here the metadata erase; the
+/// full erase is turned off by `clean_step_priority_override`), and the
+/// disk's file system signature is gone afterwards.
+#[test]
+fn ipmi_vm_is_cleaned_by_the_real_agent() {
+    let (kernel, ramdisk) = ipa_images();
+    let mut seg = Segment::new();
+    let s = agent_lab(
+        &seg,
+        "automated_clean = true\nclean_step_priority_override = [\"deploy.erase_devices:0\"]\n",
+    );
+    let (mac1, mac2) = (seg.mac(1), seg.mac(2));
+    let (tap1, tap2) = (seg.tap(), seg.tap());
+    let vmdir = tempfile::tempdir().unwrap();
+    let bmc = crate::bmc::Bmc::start_vm(&agent_vm_cmd(&tap1, &mac1, &tap2, &mac2, vmdir.path()));
+    // A file system on the first disk, for the agent to wipe.
+    let disk = vmdir.path().join("disk0.img");
+    let mkfs = std::process::Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", "rackboot-old"])
+        .arg(&disk)
+        .status()
+        .expect("mkfs.ext4 (e2fsprogs)");
+    assert!(mkfs.success());
+    let blkid = |p: &std::path::Path| {
+        let out = std::process::Command::new("blkid")
+            .arg(p)
+            .output()
+            .expect("blkid");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(blkid(&disk).contains("ext4"), "{}", blkid(&disk));
+    s.node_with_port(
+        json!({"name": "clean1", "driver": "ipmi", "boot_interface": "ipxe",
+               "driver_info": {"ipmi_address": "127.0.0.1", "ipmi_port": bmc.port,
+                               "ipmi_username": "admin", "ipmi_password": "password",
+                               "deploy_kernel": kernel, "deploy_ramdisk": ramdisk,
+                               "kernel_append_params": "console=ttyS0"}}),
+        &mac1,
+    );
+    s.provision("clean1", "manage", "manageable");
+    s.provision("clean1", "provide", "clean wait");
+    let started = Instant::now();
+    let n = wait_for(&s, "clean1", "available", 420, vmdir.path());
+    eprintln!(
+        "cleaning wall time: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(n["last_error"], Value::Null, "{n}");
+    assert_eq!(n["power_state"], "power off", "{n}");
+    assert_eq!(bmc.state("vm.pid"), "", "the VM was stopped");
+    assert!(
+        !blkid(&disk).contains("ext4"),
+        "the agent wiped the disk's metadata: {}",
+        blkid(&disk)
+    );
+    let e = s.events("clean1");
+    eprintln!("timeline:\n{}", e.join("\n"));
+    let hb = pos(&e, "heartbeat from");
+    assert!(e[hb].contains("(agent 13.0.0)"), "{}", e[hb]);
+    assert!(pos(&e, "agent token issued") < hb);
+    let steps = pos(&e, "agent command clean.get_clean_steps: 1 automated step(s): deploy.erase_devices_metadata (99)");
+    assert!(hb < steps);
+    assert!(steps < pos(&e, "agent command clean.execute_clean_step deploy.erase_devices_metadata (priority 99) started"));
+    assert!(
+        pos(&e, "started")
+            < pos(
+                &e,
+                "agent command clean.execute_clean_step deploy.erase_devices_metadata: done"
+            )
+    );
+    assert!(pos(&e, ": done") < pos(&e, "cleaning done: 1 step(s) ran on the agent; powered off"));
 }

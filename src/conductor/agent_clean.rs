@@ -1,0 +1,368 @@
+//! Automated cleaning through ironic-python-agent, as Ironic's agent
+//! deploy interface drives it: at the first heartbeat of `clean wait` the
+//! conductor asks the agent for its clean steps (`clean.get_clean_steps`),
+//! keeps those with a priority above zero (after
+//! `[conductor] clean_step_priority_override`), highest first, and starts
+//! each with `clean.execute_clean_step`; every later heartbeat reads the
+//! agent's command list: a step still running waits, a failed one fails
+//! cleaning with the agent's error, a finished one starts the next. When
+//! none is left the node is powered off and becomes `available`.
+//!
+//! A ramdisk that heartbeats without a command API (`callback_url` empty,
+//! as the test ramdisk and Anaconda) ends cleaning at its heartbeat.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::agent_client::{AgentClient, AgentError};
+use super::*;
+
+/// `driver_internal_info` keys of a cleaning in progress.
+pub const CLEAN_STEPS: &str = "clean_steps";
+pub const CLEAN_STEP_INDEX: &str = "clean_step_index";
+pub const HARDWARE_MANAGER_VERSION: &str = "hardware_manager_version";
+
+/// One clean step as the agent lists it (and as it is sent back).
+fn step_name(step: &Value) -> String {
+    format!(
+        "{}.{}",
+        step.get("interface").and_then(Value::as_str).unwrap_or("?"),
+        step.get("step").and_then(Value::as_str).unwrap_or("?")
+    )
+}
+
+/// Parses `[conductor] clean_step_priority_override` entries
+/// (`interface.step:priority`, Ironic's form).
+pub fn parse_overrides(entries: &[String]) -> std::result::Result<BTreeMap<String, u64>, String> {
+    entries
+        .iter()
+        .map(|e| {
+            let (name, prio) = e
+                .rsplit_once(':')
+                .filter(|(n, _)| {
+                    n.split_once('.')
+                        .is_some_and(|(i, s)| !i.is_empty() && !s.is_empty())
+                })
+                .ok_or_else(|| {
+                    format!(
+                        "{e:?} is not interface.step:priority (e.g. \"deploy.erase_devices:0\")"
+                    )
+                })?;
+            let prio = prio
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| format!("{e:?}: the priority must be a whole number"))?;
+            Ok((name.trim().to_string(), prio))
+        })
+        .collect()
+}
+
+/// The automated plan from the agent's answer to `get_clean_steps`: steps
+/// with a priority above zero (after overrides), highest first (ties keep
+/// the agent's order); each step carries its effective priority.
+pub fn automated_plan(
+    result: &Value,
+    overrides: &BTreeMap<String, u64>,
+) -> std::result::Result<Vec<Value>, String> {
+    let by_manager = result
+        .get("clean_steps")
+        .and_then(Value::as_object)
+        .ok_or("the agent's answer has no clean_steps")?;
+    let mut steps: Vec<Value> = Vec::new();
+    for list in by_manager.values() {
+        for s in list
+            .as_array()
+            .ok_or("clean_steps of a hardware manager is not a list")?
+        {
+            for key in ["interface", "step", "priority"] {
+                if s.get(key).is_none() {
+                    return Err(format!("a clean step has no {key}: {s}"));
+                }
+            }
+            let mut s = s.clone();
+            let name = step_name(&s);
+            // The same step from two managers: the agent runs the one with
+            // the higher priority; list it once.
+            if steps.iter().any(|x| step_name(x) == name) {
+                continue;
+            }
+            if let Some(p) = overrides.get(&name) {
+                s["priority"] = Value::from(*p);
+            }
+            steps.push(s);
+        }
+    }
+    let prio = |s: &Value| s.get("priority").and_then(Value::as_u64).unwrap_or(0);
+    steps.retain(|s| prio(s) > 0);
+    steps.sort_by_key(|s| std::cmp::Reverse(prio(s)));
+    Ok(steps)
+}
+
+/// The node as the agent's clean commands get it (secrets masked, the
+/// token left out).
+fn node_doc(node: &Node) -> Value {
+    let mut internal = node.driver_internal_info.clone();
+    for k in [internal::AGENT_TOKEN, CLEAN_STEPS] {
+        internal.remove(k);
+    }
+    json!({
+        "uuid": node.uuid,
+        "name": node.name,
+        "driver": node.driver,
+        "provision_state": node.provision_state.to_string(),
+        "properties": node.properties,
+        "instance_info": crate::redact::Masked { map: &node.instance_info, extra: &[] },
+        "driver_info": crate::redact::Masked { map: &node.driver_info, extra: &[] },
+        "driver_internal_info": internal,
+    })
+}
+
+fn ports_doc(ports: &[crate::model::Port]) -> Value {
+    Value::Array(
+        ports
+            .iter()
+            .map(|p| {
+                json!({"uuid": p.uuid, "address": p.address.to_string(), "pxe_enabled": p.pxe_enabled,
+                       "extra": p.extra, "local_link_connection": p.local_link_connection})
+            })
+            .collect(),
+    )
+}
+
+impl Conductor {
+    /// The agent client (built once per conductor).
+    pub(super) fn agent_client(&self) -> &AgentClient {
+        &self.inner.agent
+    }
+
+    /// One round of agent-driven cleaning, run by a worker after a
+    /// heartbeat moved the node from `clean wait` to `cleaning`.
+    pub(super) async fn agent_clean(
+        &self,
+        task: &mut Task,
+        b: &Bundle,
+    ) -> std::result::Result<Option<Event>, String> {
+        let uuid = task.node.uuid;
+        let text = |k: &str| {
+            task.node
+                .driver_internal_info
+                .get(k)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let (Some(url), Some(token)) = (text(internal::AGENT_URL), text(internal::AGENT_TOKEN))
+        else {
+            return Err(format!(
+                "Failed to clean node {uuid}: the agent's URL or token is not known"
+            ));
+        };
+        let agent = self.agent_client().clone();
+        let fail = |e: AgentError| format!("Agent error while cleaning node {uuid}: {e}");
+        let mut plan: Vec<Value> = task
+            .node
+            .driver_internal_info
+            .get(CLEAN_STEPS)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let current = task
+            .node
+            .driver_internal_info
+            .get(CLEAN_STEP_INDEX)
+            .and_then(Value::as_u64)
+            .map(|i| i as usize);
+        let next = match current {
+            None if !task.node.driver_internal_info.contains_key(CLEAN_STEPS) => {
+                let params = json!({"node": node_doc(&task.node), "ports": ports_doc(&task.ports)});
+                let r = agent
+                    .execute(&url, &token, "clean.get_clean_steps", params, true)
+                    .await
+                    .map_err(fail)?;
+                let result = r.command_result.unwrap_or(Value::Null);
+                plan = automated_plan(&result, &self.inner.settings.clean_step_overrides)
+                    .map_err(|e| format!("Failed to clean node {uuid}: {e}"))?;
+                let listed = plan
+                    .iter()
+                    .map(|s| format!("{} ({})", step_name(s), s["priority"]))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                task.record(
+                    Severity::Info,
+                    "agent",
+                    format!(
+                        "agent command clean.get_clean_steps: {} automated step(s): {}",
+                        plan.len(),
+                        if listed.is_empty() { "none" } else { &listed }
+                    ),
+                );
+                task.node
+                    .driver_internal_info
+                    .insert(CLEAN_STEPS.into(), Value::Array(plan.clone()));
+                if let Some(v) = result.get("hardware_manager_version") {
+                    task.node
+                        .driver_internal_info
+                        .insert(HARDWARE_MANAGER_VERSION.into(), v.clone());
+                }
+                0
+            }
+            None => 0,
+            Some(i) => {
+                let name = plan.get(i).map(step_name).unwrap_or_else(|| "?".into());
+                let list = agent.commands(&url, &token).await.map_err(fail)?;
+                match list.iter().rev().find(|c| c.command_name == "execute_clean_step") {
+                    Some(c) if c.running() => {
+                        task.record(
+                            Severity::Info,
+                            "agent",
+                            format!("clean step {name} still running on the agent"),
+                        );
+                        return Ok(Some(Event::Wait));
+                    }
+                    Some(c) if c.command_status == "SUCCEEDED" => {
+                        task.record(
+                            Severity::Info,
+                            "agent",
+                            format!("agent command clean.execute_clean_step {name}: done"),
+                        );
+                        i + 1
+                    }
+                    Some(c) => {
+                        return Err(format!(
+                            "Agent returned error for clean step {name} on node {uuid} : {}",
+                            c.error_text()
+                        ))
+                    }
+                    None => {
+                        return Err(format!(
+                            "Failed to clean node {uuid}: the agent does not list clean step {name} (did it restart?)"
+                        ))
+                    }
+                }
+            }
+        };
+        if let Some(step) = plan.get(next) {
+            let name = step_name(step);
+            let params = json!({
+                "step": step,
+                "node": node_doc(&task.node),
+                "ports": ports_doc(&task.ports),
+                "clean_version": task.node.driver_internal_info.get(HARDWARE_MANAGER_VERSION).cloned().unwrap_or(Value::Null),
+            });
+            agent
+                .execute(&url, &token, "clean.execute_clean_step", params, false)
+                .await
+                .map_err(fail)?;
+            task.node
+                .driver_internal_info
+                .insert(CLEAN_STEP_INDEX.into(), Value::from(next as u64));
+            let deadline =
+                self.unix_now() + self.inner.settings.clean_callback_timeout.as_secs() as i64;
+            task.node.set_callback_deadline(Some(deadline));
+            task.record(
+                Severity::Info,
+                "agent",
+                format!(
+                    "agent command clean.execute_clean_step {name} (priority {}) started",
+                    step["priority"]
+                ),
+            );
+            return Ok(Some(Event::Wait));
+        }
+        // Every step ran: the agent's work is done; power the node off as
+        // Ironic's tear-down of cleaning does.
+        let timeout = task.settings.power_state_change_timeout;
+        match tokio::time::timeout(timeout, b.power.set_power_state(task, PowerState::Off)).await {
+            Ok(Ok(())) => task.node.power_state = Some(PowerState::Off),
+            Ok(Err(e)) => return Err(format!("Failed to tear down cleaning of node {uuid}: {e}")),
+            Err(_) => {
+                return Err(format!(
+                    "Failed to tear down cleaning of node {uuid}: no power-off within {} s",
+                    timeout.as_secs()
+                ))
+            }
+        }
+        forget_cleaning(&mut task.node);
+        task.node.set_boot_decision(None);
+        task.node.set_adopted(None);
+        task.node.wipe_agent();
+        task.node.set_callback_deadline(None);
+        task.record(
+            Severity::Info,
+            "provisioning",
+            format!(
+                "cleaning done: {} step(s) ran on the agent; powered off",
+                plan.len()
+            ),
+        );
+        Ok(None)
+    }
+}
+
+/// Drops a cleaning's plan and place (at its end, and when it fails).
+pub fn forget_cleaning(node: &mut Node) {
+    for k in [CLEAN_STEPS, CLEAN_STEP_INDEX, HARDWARE_MANAGER_VERSION] {
+        node.driver_internal_info.remove(k);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// IPA 13.0.0's GenericHardwareManager clean steps (priorities as the
+    /// agent lists them).
+    fn ipa_steps() -> Value {
+        json!({"clean_steps": {"GenericHardwareManager": [
+            {"step": "erase_devices", "priority": 10, "interface": "deploy", "reboot_requested": false, "abortable": true},
+            {"step": "erase_devices_metadata", "priority": 99, "interface": "deploy", "reboot_requested": false, "abortable": true},
+            {"step": "erase_pstore", "priority": 0, "interface": "deploy", "reboot_requested": false, "abortable": true},
+            {"step": "delete_configuration", "priority": 0, "interface": "raid", "reboot_requested": false, "abortable": true}
+        ]}, "hardware_manager_version": {"generic_hardware_manager": "1.2"}})
+    }
+
+    #[test]
+    fn plans() {
+        let names = |p: &[Value]| p.iter().map(step_name).collect::<Vec<_>>();
+        let none = BTreeMap::new();
+        assert_eq!(
+            names(&automated_plan(&ipa_steps(), &none).unwrap()),
+            ["deploy.erase_devices_metadata", "deploy.erase_devices"]
+        );
+        let o = parse_overrides(&[
+            "deploy.erase_devices:0".into(),
+            "deploy.erase_pstore:100".into(),
+        ])
+        .unwrap();
+        let p = automated_plan(&ipa_steps(), &o).unwrap();
+        assert_eq!(
+            names(&p),
+            ["deploy.erase_pstore", "deploy.erase_devices_metadata"]
+        );
+        assert_eq!(p[0]["priority"], 100);
+        assert!(automated_plan(&json!({}), &none).is_err());
+        assert!(automated_plan(&json!({"clean_steps": {"m": [{"step": "x"}]}}), &none).is_err());
+        for bad in [
+            "erase_devices:0",
+            "deploy.erase_devices",
+            "deploy.x:high",
+            ".x:1",
+        ] {
+            assert!(parse_overrides(&[bad.to_string()]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_agent_never_sees_the_token_or_secrets() {
+        let mut n = crate::conductor::tests::fake_node("c", State::Cleaning);
+        n.driver_internal_info
+            .insert(internal::AGENT_TOKEN.into(), json!("tok-secret"));
+        n.driver_info
+            .insert("ipmi_password".into(), json!("pw-secret"));
+        let doc = node_doc(&n).to_string();
+        assert!(
+            !doc.contains("tok-secret") && !doc.contains("pw-secret"),
+            "{doc}"
+        );
+    }
+}
