@@ -271,17 +271,9 @@ impl Conductor {
         }
         // Every step ran: the agent's work is done; power the node off as
         // Ironic's tear-down of cleaning does.
-        let timeout = task.settings.power_state_change_timeout;
-        match tokio::time::timeout(timeout, b.power.set_power_state(task, PowerState::Off)).await {
-            Ok(Ok(())) => task.node.power_state = Some(PowerState::Off),
-            Ok(Err(e)) => return Err(format!("Failed to tear down cleaning of node {uuid}: {e}")),
-            Err(_) => {
-                return Err(format!(
-                    "Failed to tear down cleaning of node {uuid}: no power-off within {} s",
-                    timeout.as_secs()
-                ))
-            }
-        }
+        self.power_action(task, b, PowerState::Off)
+            .await
+            .map_err(|e| format!("Failed to tear down cleaning of node {uuid}: {e}"))?;
         forget_cleaning(&mut task.node);
         task.node.set_boot_decision(None);
         task.node.set_adopted(None);

@@ -324,22 +324,10 @@ impl Conductor {
         self.write_port_changes(task, outcome.ports).await;
         self.run_rules(task, &mut data).await?;
         if let Some(b) = power {
-            let timeout = task.settings.power_state_change_timeout;
-            match tokio::time::timeout(timeout, b.power.set_power_state(task, PowerState::Off))
+            self.power_action(task, b, PowerState::Off)
                 .await
-            {
-                Ok(Ok(())) => {
-                    task.node.power_state = Some(PowerState::Off);
-                    task.record(Severity::Info, "power", "inspection done: powered off");
-                }
-                Ok(Err(e)) => return Err(format!("Inspection clean up failed: {e}")),
-                Err(_) => {
-                    return Err(format!(
-                        "Inspection clean up failed: no power-off within {} s",
-                        timeout.as_secs()
-                    ))
-                }
-            }
+                .map_err(|e| format!("Inspection clean up failed: {e}"))?;
+            task.record(Severity::Info, "power", "inspection done: powered off");
         }
         data.plugin_data.remove("logs");
         let kept = NodeInventory {
@@ -617,7 +605,7 @@ mod tests {
         }
     }
 
-    use crate::conductor::tests::{conductor, fake_node};
+    use crate::conductor::tests::{conductor, fake_node, wait_for as wait_state};
 
     /// An inventory as ironic-python-agent 13 posts it (cut down).
     fn agent_data(pxe: &str, other: &str) -> Data {
@@ -637,17 +625,6 @@ mod tests {
             "logs": "H4sIAAAA"
         });
         crate::api::agent::inspection_data(body.to_string().as_bytes()).unwrap()
-    }
-
-    async fn wait_state(c: &Conductor, name: &str, state: State) -> Node {
-        for _ in 0..500 {
-            let n = c.load(name).await.unwrap();
-            if n.provision_state == state && n.reservation.is_none() {
-                return n;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("{name} never reached {state}");
     }
 
     /// A fake-hardware node with the agent inspect interface and one port.

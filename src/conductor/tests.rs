@@ -24,7 +24,7 @@ pub(super) fn fake_node(name: &str, state: State) -> Node {
     n
 }
 
-async fn wait_for(c: &Conductor, name: &str, state: State) -> Node {
+pub(super) async fn wait_for(c: &Conductor, name: &str, state: State) -> Node {
     for _ in 0..500 {
         let n = c.load(name).await.unwrap();
         if n.provision_state == state && n.reservation.is_none() {

@@ -145,18 +145,7 @@ fn metric(ip: &str, sample: &str) -> u64 {
 /// An appliance serving DHCP (authoritative), TFTP and boot HTTP on a test
 /// segment, with the test images allowed.
 fn lab_server(seg: &Segment, extra: &str) -> Server {
-    let ip = seg.server_ip();
-    Server::start_with(&format!(
-        "[http]\nlisten = \"{ip}:8080\"\n\
-         [tftp]\nlisten = \"{ip}:69\"\nroot = \"{assets}\"\n\
-         [dhcp]\nmode = \"authoritative\"\ninterface = \"{br}\"\nrange = [\"{a}\", \"{b}\"]\nrouter = \"{ip}\"\n\
-         [conductor]\nfile_url_allowed_paths = [\"{images}\"]\n{extra}",
-        assets = repo().join("boot-assets").display(),
-        br = seg.bridge,
-        a = seg.ip(100),
-        b = seg.ip(199),
-        images = test_images().display(),
-    ))
+    lab_appliance(seg, &test_images(), extra)
 }
 
 /// A QEMU VM behind a simulated BMC: IPMI power on starts it.

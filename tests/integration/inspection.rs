@@ -62,20 +62,27 @@ fn serial(dir: &std::path::Path) -> String {
     String::from_utf8_lossy(&std::fs::read(dir.join("serial")).unwrap_or_default()).into_owned()
 }
 
-/// The lab appliance with the agent ramdisk's directory allowed.
+/// The lab appliance with the agent ramdisk's directory allowed and the
+/// power sync off (`extra` goes on in its `[conductor]` section).
 fn agent_lab(seg: &Segment, extra: &str) -> Server {
-    let ip = seg.server_ip();
-    Server::start_with(&format!(
-        "[http]\nlisten = \"{ip}:8080\"\n\
-         [tftp]\nlisten = \"{ip}:69\"\nroot = \"{assets}\"\n\
-         [dhcp]\nmode = \"authoritative\"\ninterface = \"{br}\"\nrange = [\"{a}\", \"{b}\"]\nrouter = \"{ip}\"\n\
-         [conductor]\nfile_url_allowed_paths = [\"{ipa}\"]\nsync_power_state_interval = \"0s\"\n{extra}",
-        assets = repo().join("boot-assets").display(),
-        br = seg.bridge,
-        a = seg.ip(100),
-        b = seg.ip(199),
-        ipa = repo().join("images/out/ipa").display(),
-    ))
+    lab_appliance(
+        seg,
+        &repo().join("images/out/ipa"),
+        &format!("sync_power_state_interval = \"0s\"\n{extra}"),
+    )
+}
+
+/// An `ipmi` node for a VM behind `bmc`, booting the agent ramdisk.
+fn agent_node(s: &Server, name: &str, mac: &str, bmc: &crate::bmc::Bmc) {
+    let (kernel, ramdisk) = ipa_images();
+    s.node_with_port(
+        json!({"name": name, "driver": "ipmi", "boot_interface": "ipxe",
+               "driver_info": {"ipmi_address": "127.0.0.1", "ipmi_port": bmc.port,
+                               "ipmi_username": "admin", "ipmi_password": "password",
+                               "deploy_kernel": kernel, "deploy_ramdisk": ramdisk,
+                               "kernel_append_params": "console=ttyS0"}}),
+        mac,
+    );
 }
 
 /// Waits (bounded) for a node to reach `state`, showing the VM's console
@@ -126,21 +133,13 @@ fn pos(events: &[String], needle: &str) -> usize {
 /// the real agent; its properties, ports, inventory and timeline follow.
 #[test]
 fn ipmi_vm_is_inspected_by_the_real_agent() {
-    let (kernel, ramdisk) = ipa_images();
     let mut seg = Segment::new();
     let s = agent_lab(&seg, "[inspector]\nadd_ports = \"all\"\n");
     let (mac1, mac2) = (seg.mac(1), seg.mac(2));
     let (tap1, tap2) = (seg.tap(), seg.tap());
     let vmdir = tempfile::tempdir().unwrap();
     let bmc = crate::bmc::Bmc::start_vm(&agent_vm_cmd(&tap1, &mac1, &tap2, &mac2, vmdir.path()));
-    s.node_with_port(
-        json!({"name": "insp1", "driver": "ipmi", "boot_interface": "ipxe",
-               "driver_info": {"ipmi_address": "127.0.0.1", "ipmi_port": bmc.port,
-                               "ipmi_username": "admin", "ipmi_password": "password",
-                               "deploy_kernel": kernel, "deploy_ramdisk": ramdisk,
-                               "kernel_append_params": "console=ttyS0"}}),
-        &mac1,
-    );
+    agent_node(&s, "insp1", &mac1, &bmc);
     s.provision("insp1", "manage", "manageable");
     // The real CLI starts it, as an operator would.
     ok(
@@ -490,7 +489,6 @@ fn inspection_data_without_discovery_and_bad_data() {
 /// disk's file system signature is gone afterwards.
 #[test]
 fn ipmi_vm_is_cleaned_by_the_real_agent() {
-    let (kernel, ramdisk) = ipa_images();
     let mut seg = Segment::new();
     let s = agent_lab(
         &seg,
@@ -516,14 +514,7 @@ fn ipmi_vm_is_cleaned_by_the_real_agent() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     assert!(blkid(&disk).contains("ext4"), "{}", blkid(&disk));
-    s.node_with_port(
-        json!({"name": "clean1", "driver": "ipmi", "boot_interface": "ipxe",
-               "driver_info": {"ipmi_address": "127.0.0.1", "ipmi_port": bmc.port,
-                               "ipmi_username": "admin", "ipmi_password": "password",
-                               "deploy_kernel": kernel, "deploy_ramdisk": ramdisk,
-                               "kernel_append_params": "console=ttyS0"}}),
-        &mac1,
-    );
+    agent_node(&s, "clean1", &mac1, &bmc);
     s.provision("clean1", "manage", "manageable");
     s.provision("clean1", "provide", "clean wait");
     let started = Instant::now();

@@ -366,3 +366,21 @@ impl Drop for Vm {
         stop(&mut self.child);
     }
 }
+
+/// An appliance serving DHCP (authoritative), TFTP and boot HTTP on a test
+/// segment's bridge, with `file://` images allowed under `images`; `extra`
+/// is appended to its `[conductor]` section (and may open others).
+pub fn lab_appliance(seg: &Segment, images: &Path, extra: &str) -> crate::common::Server {
+    let ip = seg.server_ip();
+    crate::common::Server::start_with(&format!(
+        "[http]\nlisten = \"{ip}:8080\"\n\
+         [tftp]\nlisten = \"{ip}:69\"\nroot = \"{assets}\"\n\
+         [dhcp]\nmode = \"authoritative\"\ninterface = \"{br}\"\nrange = [\"{a}\", \"{b}\"]\nrouter = \"{ip}\"\n\
+         [conductor]\nfile_url_allowed_paths = [\"{images}\"]\n{extra}",
+        assets = crate::common::repo().join("boot-assets").display(),
+        br = seg.bridge,
+        a = seg.ip(100),
+        b = seg.ip(199),
+        images = images.display(),
+    ))
+}
