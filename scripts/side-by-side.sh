@@ -37,6 +37,7 @@ IRONICCLIENT_VERSION=6.3.0
 HOST_NAME=sbs-host      # [DEFAULT] host (Ironic) and [conductor] host (rackboot)
 IRONIC_PORT=16386
 RB_PORT=16385
+RB_BOOT_PORT=16387      # rackboot's boot HTTP (the ramdisk's endpoints)
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -251,7 +252,7 @@ dir = "$TMP/rackboot-data"
 listen = "127.0.0.1:$RB_PORT"
 auth = "none"
 [http]
-listen = "127.0.0.1:0"
+listen = "127.0.0.1:$RB_BOOT_PORT"
 [tftp]
 listen = "127.0.0.1:0"
 [dhcp]
@@ -278,7 +279,8 @@ fi
 log "Ironic is up (PID $IRONIC_PID)"
 
 # --- the comparison -----------------------------------------------------------
-ARGS=(--ironic "http://127.0.0.1:$IRONIC_PORT" --rackboot "http://127.0.0.1:$RB_PORT")
+ARGS=(--ironic "http://127.0.0.1:$IRONIC_PORT" --rackboot "http://127.0.0.1:$RB_PORT"
+      --rackboot-boot "http://127.0.0.1:$RB_BOOT_PORT")
 [[ -n $SBS_REPORT ]] && ARGS+=(--report "$SBS_REPORT")
 rc=0
 python3 "$DRIVER" "${ARGS[@]}" || rc=$?

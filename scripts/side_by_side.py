@@ -42,13 +42,20 @@ NO_HEADER = None  # sentinel: send no version header
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
+# Paths a ramdisk calls: Ironic serves them on its API, rackboot on its boot
+# HTTP listener (where booting nodes reach it).
+AGENT_PATHS = ("/v1/continue_inspection", "/v1/lookup", "/v1/heartbeat/")
+
+
 class Side:
-    def __init__(self, label, url):
-        u = urllib.parse.urlsplit(url)
-        if u.hostname != "127.0.0.1":
-            raise SystemExit(f"refusing to talk to {u.hostname!r}: only 127.0.0.1 is allowed")
+    def __init__(self, label, url, agent_url=None):
+        for each in (url, agent_url or url):
+            u = urllib.parse.urlsplit(each)
+            if u.hostname != "127.0.0.1":
+                raise SystemExit(f"refusing to talk to {u.hostname!r}: only 127.0.0.1 is allowed")
         self.label = label
         self.base = url.rstrip("/")
+        self.agent_base = (agent_url or url).rstrip("/")
         self.ctx = {}
 
     def request(self, method, path, body=None, version=VERSION, timeout=30.0):
@@ -61,7 +68,8 @@ class Side:
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        req = urllib.request.Request(self.base + path, data=data, headers=headers, method=method)
+        base = self.agent_base if path.startswith(AGENT_PATHS) else self.base
+        req = urllib.request.Request(base + path, data=data, headers=headers, method=method)
         try:
             with OPENER.open(req, timeout=timeout) as resp:
                 status, raw = resp.status, resp.read()
@@ -608,6 +616,42 @@ def sample(r):
     r.req("GET", "/v1/portgroups?shard=east")
     r.req("GET", "/v1/portgroups?conductor_groups=rack-a&node={node}", note="exclusive filters")
 
+    # --- inspection -----------------------------------------------------------
+    r.heading("inspection")
+    r.req("POST", "/v1/nodes", {"driver": "fake-hardware", "name": "sbs-insp"},
+          save={"insp": "uuid"})
+    r.req("PUT", "/v1/nodes/{insp}/states/provision", {"target": "manage"})
+    r.wait("inspection node manageable", "/v1/nodes/{insp}", "provision_state",
+           node_state("manageable"))
+    r.req("PUT", "/v1/nodes/{insp}/states/provision", {"target": "inspect"},
+          note="no-inspect (fake-hardware's default)")
+    r.req("PATCH", "/v1/nodes/{insp}", [{"op": "replace", "path": "/inspect_interface",
+                                         "value": "fake"}])
+    r.req("PUT", "/v1/nodes/{insp}/states/provision", {"target": "inspect"})
+    r.wait("fake inspection done", "/v1/nodes/{insp}", "provision_state",
+           node_state("manageable"))
+    r.req("GET", "/v1/nodes/{insp}/inventory", version="1.80")
+    r.req("GET", "/v1/nodes/{insp}/inventory", note="nothing stored")
+    r.req("GET", "/v1/nodes/{insp}/inventory?fields=inventory")
+    unknown = {"inventory": {"interfaces": [{"name": "eth0", "mac_address": "52:54:00:5b:5b:01"}],
+                             "cpu": {"count": 1, "architecture": "x86_64"},
+                             "memory": {"physical_mb": 1024}}}
+    r.req("POST", "/v1/continue_inspection", unknown, version=NO_HEADER,
+          note="unknown machine, discovery off")
+    r.req("POST", "/v1/continue_inspection", unknown, version="1.83")
+    r.req("POST", "/v1/continue_inspection", {}, version=NO_HEADER)
+    r.req("POST", "/v1/continue_inspection", {"inventory": {}}, version=NO_HEADER)
+    r.req("POST", "/v1/continue_inspection", {"inventory": {"interfaces": []}},
+          version=NO_HEADER)
+    r.req("POST", "/v1/continue_inspection",
+          {"inventory": {"interfaces": [{"name": "eth0"}]}}, version=NO_HEADER)
+    r.req("POST", "/v1/continue_inspection",
+          {"inventory": {"interfaces": [{"mac_address": "nope"}]}}, version=NO_HEADER)
+    r.req("POST", "/v1/continue_inspection",
+          {"inventory": {"interfaces": [{"mac_address": "52:54:00:5b:5b:02"}],
+                         "bmc_address": 5}}, version=NO_HEADER)
+    r.req("DELETE", "/v1/nodes/{insp}")
+
     # --- a node delete at the end ------------------------------------------
     r.heading("nodes")
     r.req("DELETE", "/v1/nodes/{node2}")
@@ -678,11 +722,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ironic", required=True, help="Ironic base URL (http://127.0.0.1:PORT)")
     ap.add_argument("--rackboot", required=True, help="rackboot base URL (http://127.0.0.1:PORT)")
+    ap.add_argument("--rackboot-boot", help="rackboot's boot HTTP URL, for the ramdisk's paths"
+                    " (default: --rackboot)")
     ap.add_argument("--report", help="also write the full report (with error texts) here")
     ap.add_argument("--ready-timeout", type=float, default=120.0)
     a = ap.parse_args()
 
-    ironic, rackboot = Side("ironic", a.ironic), Side("rackboot", a.rackboot)
+    ironic = Side("ironic", a.ironic)
+    rackboot = Side("rackboot", a.rackboot, a.rackboot_boot)
     maxv = {}
     for s in (ironic, rackboot):
         try:

@@ -94,6 +94,19 @@ pub fn build_conductor(config: &Config) -> Result<Conductor> {
             config.data.dir.join("cache").display()
         )
     })?;
+    if config.discovery.enabled {
+        let driver = config.discovery.driver.as_deref().unwrap_or_default();
+        if !drivers::HARDWARE_TYPES.iter().any(|t| t.name == driver) {
+            anyhow::bail!(
+                "[discovery] driver = {driver:?} is not a hardware type of this appliance (known: {})",
+                drivers::HARDWARE_TYPES
+                    .iter()
+                    .map(|t| t.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
     let settings = conductor::Settings {
         host: host_name(config),
         take_over_hosts: c.take_over_hosts.clone(),
@@ -126,6 +139,7 @@ pub fn build_conductor(config: &Config) -> Result<Conductor> {
             max_command_attempts: config.agent.max_command_attempts,
             poll_interval: config.agent.poll_interval.0,
             poll_attempts: config.agent.poll_attempts,
+            max_answer_bytes: config.agent.max_answer_bytes,
         },
         sync: conductor::sync::SyncSettings {
             interval: c.sync_power_state_interval.0,

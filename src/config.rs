@@ -149,6 +149,8 @@ pub struct Agent {
     pub poll_interval: Dur,
     /// Reads of a running command before it counts as stuck.
     pub poll_attempts: u32,
+    /// Largest answer read from the agent.
+    pub max_answer_bytes: usize,
 }
 
 impl Default for Agent {
@@ -159,6 +161,7 @@ impl Default for Agent {
             max_command_attempts: d.max_command_attempts,
             poll_interval: Dur(d.poll_interval),
             poll_attempts: d.poll_attempts,
+            max_answer_bytes: d.max_answer_bytes,
         }
     }
 }
@@ -715,10 +718,11 @@ impl Config {
         }
         if self.agent.max_command_attempts == 0
             || self.agent.poll_attempts == 0
+            || self.agent.max_answer_bytes < 65536
             || self.agent.command_timeout.0.is_zero()
         {
             return Err(Error::Invalid(
-                "[agent] command_timeout, max_command_attempts and poll_attempts must be above zero".into(),
+                "[agent] command_timeout, max_command_attempts and poll_attempts must be above zero, and max_answer_bytes at least 65536".into(),
             ));
         }
         if self.discovery.enabled {

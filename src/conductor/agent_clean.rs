@@ -22,6 +22,32 @@ use super::*;
 pub const CLEAN_STEPS: &str = "clean_steps";
 pub const CLEAN_STEP_INDEX: &str = "clean_step_index";
 pub const HARDWARE_MANAGER_VERSION: &str = "hardware_manager_version";
+/// Set when an abort came during a step the agent cannot abort: cleaning
+/// stops once that step ends.
+pub const CLEAN_ABORT_AFTER: &str = "clean_abort_after";
+
+/// The step a cleaning in progress runs (from its plan and place).
+fn current_step(node: &Node) -> Option<Value> {
+    let i = node.driver_internal_info.get(CLEAN_STEP_INDEX)?.as_u64()? as usize;
+    node.driver_internal_info
+        .get(CLEAN_STEPS)?
+        .as_array()?
+        .get(i)
+        .cloned()
+}
+
+/// Ironic's last_error for an aborted cleaning.
+fn aborted(node: &Node) -> String {
+    let step = current_step(node)
+        .map(|s| {
+            format!(
+                " during or after the completion of step \"{}\"",
+                step_name(&s)
+            )
+        })
+        .unwrap_or_default();
+    format!("Clean operation aborted for node {}{step}", node.uuid)
+}
 
 /// One clean step as the agent lists it (and as it is sent back).
 fn step_name(step: &Value) -> String {
@@ -80,6 +106,11 @@ pub fn automated_plan(
                     return Err(format!("a clean step has no {key}: {s}"));
                 }
             }
+            // Ironic's agent deploy interface takes the agent's deploy
+            // steps; RAID and BIOS steps need agent interfaces of their own.
+            if s.get("interface").and_then(Value::as_str) != Some("deploy") {
+                continue;
+            }
             let mut s = s.clone();
             let name = step_name(&s);
             // The same step from two managers: the agent runs the one with
@@ -131,6 +162,36 @@ fn ports_doc(ports: &[crate::model::Port]) -> Value {
 }
 
 impl Conductor {
+    /// Abort from clean wait: a step the agent cannot abort runs to its
+    /// end first (cleaning stops then); otherwise clean failed at once and
+    /// the node powered off.
+    pub(super) async fn abort_cleaning(
+        &self,
+        lock: super::locking::LockGuard,
+        mut node: Node,
+        user: &Option<String>,
+    ) -> Result<()> {
+        if let Some(step) = current_step(&node) {
+            if step.get("abortable").and_then(Value::as_bool) != Some(true) {
+                node.driver_internal_info
+                    .insert(CLEAN_ABORT_AFTER.into(), Value::Bool(true));
+                node.updated_at = Some(now());
+                let h = history(
+                    Severity::Info,
+                    "provisioning",
+                    format!(
+                        "abort requested: clean step {} is not abortable; cleaning stops once it ends",
+                        step_name(&step)
+                    ),
+                    user,
+                );
+                return self.save_locked(node, vec![h], lock).await.map(drop);
+            }
+        }
+        let msg = aborted(&node);
+        self.abort_wait(lock, node, &msg, user).await
+    }
+
     /// The agent client (built once per conductor).
     pub(super) fn agent_client(&self) -> &AgentClient {
         &self.inner.agent
@@ -225,7 +286,32 @@ impl Conductor {
                             "agent",
                             format!("agent command clean.execute_clean_step {name}: done"),
                         );
+                        if task.node.driver_internal_info.contains_key(CLEAN_ABORT_AFTER) {
+                            let msg = aborted(&task.node);
+                            forget_cleaning(&mut task.node);
+                            task.node.wipe_agent();
+                            task.node.set_callback_deadline(None);
+                            if let Err(e) = self.power_action(task, b, PowerState::Off).await {
+                                task.record(
+                                    Severity::Warning,
+                                    "power",
+                                    format!("cleaning aborted, and the power-off failed: {e}"),
+                                );
+                            }
+                            return Err(msg);
+                        }
                         i + 1
+                    }
+                    Some(c) if c.command_status == "CLEAN_VERSION_MISMATCH" => {
+                        // The agent's hardware managers changed: ask again
+                        // for its steps and start over, as Ironic does.
+                        task.record(
+                            Severity::Warning,
+                            "agent",
+                            format!("clean step {name}: the agent's hardware managers changed; its steps are read again"),
+                        );
+                        forget_cleaning(&mut task.node);
+                        return Box::pin(self.agent_clean(task, b)).await;
                     }
                     Some(c) => {
                         return Err(format!(
@@ -293,7 +379,12 @@ impl Conductor {
 
 /// Drops a cleaning's plan and place (at its end, and when it fails).
 pub fn forget_cleaning(node: &mut Node) {
-    for k in [CLEAN_STEPS, CLEAN_STEP_INDEX, HARDWARE_MANAGER_VERSION] {
+    for k in [
+        CLEAN_STEPS,
+        CLEAN_STEP_INDEX,
+        HARDWARE_MANAGER_VERSION,
+        CLEAN_ABORT_AFTER,
+    ] {
         node.driver_internal_info.remove(k);
     }
 }
@@ -342,6 +433,43 @@ mod tests {
         ] {
             assert!(parse_overrides(&[bad.to_string()]).is_err(), "{bad}");
         }
+    }
+
+    #[tokio::test]
+    async fn abort_in_clean_wait_waits_for_a_step_the_agent_cannot_abort() {
+        use crate::conductor::tests::{conductor, fake_node, wait_for};
+        let dir = tempfile::tempdir().unwrap();
+        let c = conductor(&dir, Settings::default());
+        for (name, abortable) in [("hard", false), ("soft", true)] {
+            let mut n = fake_node(name, State::CleanWait);
+            n.target_provision_state = State::CleanWait.default_target();
+            let steps = ipa_steps()["clean_steps"]["GenericHardwareManager"].clone();
+            let mut plan: Vec<Value> = steps.as_array().unwrap()[..2].to_vec();
+            plan[1]["abortable"] = Value::Bool(abortable);
+            n.driver_internal_info
+                .insert(CLEAN_STEPS.into(), Value::Array(plan));
+            n.driver_internal_info
+                .insert(CLEAN_STEP_INDEX.into(), json!(1));
+            c.store()
+                .create_node(&n, &HistoryEntry::new(Severity::Info, "test", "seeded"))
+                .unwrap();
+            c.provision(name, "abort", ProvisionOptions::default())
+                .await
+                .unwrap();
+        }
+        let hard = c.load("hard").await.unwrap();
+        assert_eq!(hard.provision_state, State::CleanWait, "the step runs on");
+        assert_eq!(hard.driver_internal_info[CLEAN_ABORT_AFTER], true);
+        let soft = wait_for(&c, "soft", State::CleanFailed).await;
+        assert_eq!(
+            soft.last_error,
+            Some(format!(
+                "Clean operation aborted for node {} during or after the completion of step \"deploy.erase_devices_metadata\"",
+                soft.uuid
+            ))
+        );
+        assert_eq!(soft.power_state, Some(PowerState::Off));
+        assert!(!soft.driver_internal_info.contains_key(CLEAN_STEPS));
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub struct AgentSettings {
     pub poll_interval: Duration,
     /// Reads of a running asynchronous command before giving up.
     pub poll_attempts: u32,
+    /// Largest answer read from the agent (its command list holds every
+    /// result of the boot, logs included).
+    pub max_answer_bytes: usize,
 }
 
 impl Default for AgentSettings {
@@ -32,6 +35,7 @@ impl Default for AgentSettings {
             max_command_attempts: 3,
             poll_interval: Duration::from_secs(6),
             poll_attempts: 100,
+            max_answer_bytes: 16 << 20,
         }
     }
 }
@@ -164,14 +168,24 @@ impl AgentClient {
             url: shown(agent_url),
             why,
         };
+        let cap = self.settings.max_answer_bytes;
         let work = async {
-            let resp = req.send().await.map_err(|e| e.without_url().to_string())?;
+            let mut resp = req.send().await.map_err(|e| e.without_url().to_string())?;
             let status = resp.status().as_u16();
-            let body = resp
-                .bytes()
+            let mut body = Vec::new();
+            while let Some(chunk) = resp
+                .chunk()
                 .await
-                .map_err(|e| e.without_url().to_string())?;
-            Ok::<_, String>((status, body.to_vec()))
+                .map_err(|e| e.without_url().to_string())?
+            {
+                if body.len() + chunk.len() > cap {
+                    return Err(format!(
+                        "its answer is larger than {cap} bytes ([agent] max_answer_bytes)"
+                    ));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok::<_, String>((status, body))
         };
         match tokio::time::timeout(self.settings.command_timeout, work).await {
             Err(_) => Err(unreachable(format!(
@@ -395,6 +409,7 @@ mod tests {
             max_command_attempts: 3,
             poll_interval: Duration::from_millis(10),
             poll_attempts: 3,
+            max_answer_bytes: 4096,
         })
     }
 
@@ -512,6 +527,14 @@ mod tests {
             err.to_string().contains("still running after 3 reads"),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn an_oversized_answer_is_refused() {
+        let big: &'static str = Box::leak("x".repeat(5000).into_boxed_str());
+        let (url, _) = canned(vec![(200, big)]).await;
+        let err = client().commands(&url, "t").await.unwrap_err().to_string();
+        assert!(err.contains("larger than 4096 bytes"), "{err}");
     }
 
     #[test]

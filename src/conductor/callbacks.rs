@@ -28,7 +28,12 @@ impl Conductor {
             return Err(Error::Invalid(why.to_string()));
         }
         for (key, v) in [
-            (internal::AGENT_URL, beat.agent_url.clone()),
+            // An empty callback_url (a ramdisk without a command API)
+            // never hides the agent a plan of clean steps talks to.
+            (
+                internal::AGENT_URL,
+                beat.agent_url.clone().filter(|u| !u.is_empty()),
+            ),
             (internal::AGENT_VERSION, beat.agent_version.clone()),
             (internal::AGENT_VERIFY_CA, beat.agent_verify_ca.clone()),
         ] {
@@ -47,7 +52,10 @@ impl Conductor {
             .map(|v| format!(" (agent {v})"))
             .unwrap_or_default();
         let state = node.provision_state;
-        let has_agent_api = beat.agent_url.as_deref().is_some_and(|u| !u.is_empty());
+        let has_agent_api = beat.agent_url.as_deref().is_some_and(|u| !u.is_empty())
+            || node
+                .driver_internal_info
+                .contains_key(super::agent_clean::CLEAN_STEPS);
         if state == State::CleanWait && has_agent_api {
             // The agent runs the clean steps: a worker moves them on.
             return self.resume_agent_clean(lock, node, from, &agent).await;
@@ -123,15 +131,14 @@ impl Conductor {
         };
         node.enter(to);
         node.updated_at = Some(now());
-        let node = self.save(node, vec![h]).await?;
-        self.launch(
-            ticket,
-            lock,
-            node,
-            HistoryEntry::new(Severity::Info, "provisioning", "clean wait -> cleaning"),
-            Job::AgentClean,
-        )
-        .await?;
+        // The agent is alive: its deadline starts again (a long step
+        // heartbeats all along, as in Ironic).
+        let deadline =
+            self.unix_now() + self.inner.settings.clean_callback_timeout.as_secs() as i64;
+        node.set_callback_deadline(Some(deadline));
+        let begin = HistoryEntry::new(Severity::Info, "provisioning", "clean wait -> cleaning");
+        self.launch_noting(ticket, lock, node, vec![h, begin], Job::AgentClean)
+            .await?;
         Ok(to)
     }
 
@@ -163,7 +170,7 @@ impl Conductor {
             let from = node.provision_state;
             if from == State::InspectWait {
                 if self
-                    .abort_inspection(lock, node, super::inspection::INSPECT_TIMEOUT, &None)
+                    .abort_wait(lock, node, super::inspection::INSPECT_TIMEOUT, &None)
                     .await
                     .is_ok()
                 {

@@ -115,6 +115,14 @@ pub fn summary(inv: &Value) -> String {
     format!("{cpus} CPUs, {mem} MiB, {disks} disks, {nics} NICs")
 }
 
+/// Forgets what only an inspection in progress needs: the BMC addresses it
+/// is matched by, the agent of its boot, its deadline.
+fn forget_inspection(node: &mut Node) {
+    node.driver_internal_info.remove(LOOKUP_BMC_ADDRESSES);
+    node.wipe_agent();
+    node.set_callback_deadline(None);
+}
+
 /// The driver_info key a hardware type keeps its BMC address in.
 fn bmc_key(driver: &str) -> Option<&'static str> {
     match driver {
@@ -136,6 +144,13 @@ impl Conductor {
         b.power.validate(&task.node).map_err(|e| {
             format!("Failed to validate power driver interface for node {uuid}: {e}")
         })?;
+        if task.node.interfaces.inspect == "no-inspect" {
+            // Ironic accepts the request and fails it in the worker.
+            return Err(format!(
+                "Driver {} does not support inspect (disabled or not implemented).",
+                task.node.driver
+            ));
+        }
         if task.node.interfaces.inspect == "fake" {
             // Ironic's fake inspect interface: done at once, nothing learnt.
             task.node.inspection_started_at = Some(now());
@@ -225,7 +240,7 @@ impl Conductor {
         match self.inspection_target(&data.inventory).await? {
             InspectionTarget::Node(uuid) => self.resume_inspection(uuid, data, from).await,
             InspectionTarget::Unknown if self.inner.settings.discovery.is_some() => {
-                self.discover(data, from).await.map(Some)
+                self.discover(data, from).await
             }
             InspectionTarget::Unknown => {
                 tracing::info!(%from, macs = ?inspection::inventory_macs(&data.inventory), "inspection data from an unknown machine ignored (discovery is off)");
@@ -272,8 +287,7 @@ impl Conductor {
             format!("lookup: inspection data from {from} matched this node"),
         );
         let h = HistoryEntry::new(Severity::Info, "inspection", text);
-        let node = self.save(node, vec![lookup]).await?;
-        self.launch(ticket, lock, node, h, Job::ProcessInspection)
+        self.launch_noting(ticket, lock, node, vec![lookup, h], Job::ProcessInspection)
             .await?;
         Ok(Some(uuid))
     }
@@ -291,9 +305,25 @@ impl Conductor {
             .await
             .map_err(|e| format!("Failed to inspect hardware. Reason: the data is gone: {e}"))?;
         let power_off = self.inner.settings.inspection_power_off && !task.node.disable_power_off;
-        self.apply_inspection(task, record, power_off.then_some(b))
-            .await?;
-        task.node.set_callback_deadline(None);
+        let done = self
+            .apply_inspection(task, record, power_off.then_some(b))
+            .await;
+        forget_inspection(&mut task.node);
+        if let Err(e) = done {
+            // As Ironic's inspection error handler: the boot is torn down
+            // and the machine powered off (best effort), then the failure.
+            if !task.node.disable_power_off && task.node.power_state != Some(PowerState::Off) {
+                match self.power_action(task, b, PowerState::Off).await {
+                    Ok(_) => task.record(Severity::Info, "power", "inspection failed: powered off"),
+                    Err(p) => task.record(
+                        Severity::Warning,
+                        "power",
+                        format!("inspection failed, and the power-off failed too: {p}"),
+                    ),
+                }
+            }
+            return Err(e);
+        }
         Ok(None)
     }
 
@@ -322,13 +352,14 @@ impl Conductor {
             task.record(Severity::Info, "inspection", n.clone());
         }
         self.write_port_changes(task, outcome.ports).await;
-        self.run_rules(task, &mut data).await?;
         if let Some(b) = power {
             self.power_action(task, b, PowerState::Off)
                 .await
                 .map_err(|e| format!("Inspection clean up failed: {e}"))?;
             task.record(Severity::Info, "power", "inspection done: powered off");
         }
+        // Ironic runs the rules once the machine is torn down.
+        self.run_rules(task, &mut data).await?;
         data.plugin_data.remove("logs");
         let kept = NodeInventory {
             node_uuid: uuid,
@@ -341,8 +372,6 @@ impl Conductor {
             .await
             .map_err(|e| format!("Failed to store the inspection data: {e}"))?;
         task.node.inspection_finished_at = Some(now());
-        task.node.driver_internal_info.remove(LOOKUP_BMC_ADDRESSES);
-        task.node.wipe_agent();
         Ok(())
     }
 
@@ -449,27 +478,31 @@ impl Conductor {
     /// the data. Discoveries here take turns, and the MACs are looked at
     /// again inside the turn, so two boots of one machine racing make one
     /// node.
-    async fn discover(&self, data: Data, from: &str) -> Result<Uuid> {
+    async fn discover(&self, data: Data, from: &str) -> Result<Option<Uuid>> {
         let Some(d) = self.inner.settings.discovery.clone() else {
             return Err(Error::Invalid("discovery is off".into()));
         };
         let _turn = self.inner.discovering.lock().await;
-        if let t @ (InspectionTarget::Node(_) | InspectionTarget::Refused(_)) =
-            self.inspection_target(&data.inventory).await?
-        {
-            // Another boot of this machine won the turn: its node stands.
-            let macs = inspection::inventory_macs(&data.inventory);
-            let owner = self
-                .store()
-                .call(move |s| {
-                    macs.iter()
-                        .find_map(|m| s.get_port(&m.to_string()).ok())
-                        .map(|p| p.node_uuid)
-                })
-                .await;
-            return owner.ok_or_else(|| {
-                Error::InvalidState(format!("the machine is already known: {t:?}"))
-            });
+        match self.inspection_target(&data.inventory).await? {
+            InspectionTarget::Unknown => {}
+            // Meanwhile a node began to wait for this machine's data.
+            InspectionTarget::Node(u) => return self.resume_inspection(u, data, from).await,
+            InspectionTarget::Refused(why) => {
+                // Another boot of this machine won the turn: its node stands.
+                let macs = inspection::inventory_macs(&data.inventory);
+                let owner = self
+                    .store()
+                    .call(move |s| {
+                        macs.iter()
+                            .find_map(|m| s.get_port(&m.to_string()).ok())
+                            .map(|p| p.node_uuid)
+                    })
+                    .await;
+                if owner.is_none() {
+                    tracing::warn!(%from, "discovery refused: {why}");
+                }
+                return Ok(owner);
+            }
         }
         let interfaces = self.inner.registry.hardware_type(&d.driver)?.defaults();
         let mut node = Node::new(Uuid::new_v4(), &d.driver, interfaces, State::Enroll, now());
@@ -499,18 +532,35 @@ impl Conductor {
         let mut task = self.task(node).await?;
         task.record(Severity::Info, "inspection", text);
         // A discovered node's BMC credentials are not known yet: no power-off.
+        let macs = inspection::inventory_macs(&record.inventory);
+        let pxe = inspection::pxe_mac(&record.inventory);
         let outcome = self.apply_inspection(&mut task, record, None).await;
+        forget_inspection(&mut task.node);
         if let Err(e) = &outcome {
             task.node.last_error = Some(e.clone());
             task.record(Severity::Error, "inspection", e.clone());
+            // The machine is known now, failed data or not: its MACs become
+            // ports, so its next boot does not make another node.
+            let new: Vec<PortChange> = macs
+                .iter()
+                .filter(|m| !task.ports.iter().any(|p| p.address == **m))
+                .map(|m| {
+                    let mut p = crate::model::Port::new(*m, uuid);
+                    p.pxe_enabled = pxe.is_none_or(|x| x == *m);
+                    PortChange::Create(p)
+                })
+                .collect();
+            self.write_port_changes(&mut task, new).await;
         }
         let records = task.take_records();
         self.save_locked(task.node, records, lock).await?;
-        Ok(uuid)
+        Ok(Some(uuid))
     }
 
-    /// Abort from inspect wait: inspect failed, and the node powered off.
-    pub(super) async fn abort_inspection(
+    /// Ends a wait for the ramdisk (inspect wait, clean wait) by abort or
+    /// timeout: the failed state, `msg` as last_error, what the ramdisk's
+    /// boot needed forgotten, and the node powered off (as Ironic does).
+    pub(super) async fn abort_wait(
         &self,
         lock: locking::LockGuard,
         mut node: Node,
@@ -526,17 +576,15 @@ impl Conductor {
         };
         node.enter(to);
         node.last_error = Some(msg.to_string());
-        node.set_callback_deadline(None);
-        node.driver_internal_info.remove(LOOKUP_BMC_ADDRESSES);
-        node.wipe_agent();
+        forget_inspection(&mut node);
+        super::agent_clean::forget_cleaning(&mut node);
         node.updated_at = Some(now());
         let h = history(
             Severity::Error,
-            "inspection",
+            "provisioning",
             format!("{from} -> {to}: {msg}"),
             user,
         );
-        // Ironic always powers the node off after a failed inspection.
         match self.worker_ticket() {
             Ok(ticket) => {
                 node.target_power_state = Some(PowerState::Off);
@@ -544,7 +592,7 @@ impl Conductor {
                     .await
             }
             Err(e) => {
-                tracing::warn!(node = %node.uuid, error = %e, "no worker to power the node off after inspection");
+                tracing::warn!(node = %node.uuid, error = %e, "no worker to power the node off after {from}");
                 self.save_locked(node, vec![h], lock).await.map(drop)
             }
         }
@@ -711,13 +759,14 @@ mod tests {
         c.store()
             .create_node(&n, &HistoryEntry::new(Severity::Info, "test", "seeded"))
             .unwrap();
-        let err = c
-            .provision("none", "inspect", ProvisionOptions::default())
+        // As Ironic: accepted, then failed by the worker.
+        c.provision("none", "inspect", ProvisionOptions::default())
             .await
-            .unwrap_err();
-        assert!(
-            err.to_string().contains("does not support inspect"),
-            "{err}"
+            .unwrap();
+        let failed = wait_state(&c, "none", State::InspectFailed).await;
+        assert_eq!(
+            failed.last_error.as_deref(),
+            Some("Driver fake-hardware does not support inspect (disabled or not implemented).")
         );
         n.uuid = Uuid::new_v4();
         n.name = Some("fake".into());
@@ -746,6 +795,15 @@ mod tests {
         data.inventory["cpu"]["architecture"] = Value::Null;
         c.continue_inspection(data, "10.0.0.6").await.unwrap();
         let failed = wait_state(&c, "bad", State::InspectFailed).await;
+        assert_eq!(
+            failed.power_state,
+            Some(PowerState::Off),
+            "powered off after the failure"
+        );
+        assert_eq!(failed.agent_token(), None);
+        assert!(!failed
+            .driver_internal_info
+            .contains_key(LOOKUP_BMC_ADDRESSES));
         let e = failed.last_error.unwrap();
         assert!(
             e.starts_with("Failed to inspect hardware. Reason: failed to run inspection hooks: Inventory has malformed or missing CPU architecture information"),

@@ -54,8 +54,11 @@ impl Conductor {
             (_, Event::Inspect) => Some(Job::Inspect),
             (State::InspectWait, Event::Abort) => {
                 return self
-                    .abort_inspection(lock, node, inspection::INSPECT_ABORTED, &opts.user)
+                    .abort_wait(lock, node, inspection::INSPECT_ABORTED, &opts.user)
                     .await
+            }
+            (State::CleanWait, Event::Abort) => {
+                return self.abort_cleaning(lock, node, &opts.user).await;
             }
             _ => None,
         };
@@ -122,12 +125,6 @@ impl Conductor {
                 })?;
             }
             Event::Inspect => {
-                if node.interfaces.inspect == "no-inspect" {
-                    return Err(Error::Invalid(format!(
-                        "Driver {} does not support inspect (disabled or not implemented). Set the node's inspect_interface to \"agent\" for in-band inspection with ironic-python-agent.",
-                        node.driver
-                    )));
-                }
                 bundle.power.validate(node).map_err(|e| {
                     Error::Invalid(format!(
                         "Failed to validate power driver interface for node {}: {e}",

@@ -81,13 +81,27 @@ impl Conductor {
         begin: HistoryEntry,
         job: Job,
     ) -> Result<()> {
+        self.launch_noting(ticket, lock, node, vec![begin], job)
+            .await
+    }
+
+    /// [`Conductor::launch`] with several history entries for the begin
+    /// state (committed with it in one write).
+    pub(super) async fn launch_noting(
+        &self,
+        ticket: WorkerTicket,
+        lock: LockGuard,
+        node: Node,
+        begin: Vec<HistoryEntry>,
+        job: Job,
+    ) -> Result<()> {
         let (begun_tx, begun_rx) = tokio::sync::oneshot::channel::<Result<()>>();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
         let this = self.clone();
         tokio::spawn(async move {
             let _ticket = ticket;
             let uuid = node.uuid;
-            let node = match this.save(node, vec![begin]).await {
+            let node = match this.save(node, begin).await {
                 Ok(node) => node,
                 Err(e) => {
                     let _ = begun_tx.send(Err(e));

@@ -426,8 +426,9 @@ impl Engine<'_> {
         let raw = operation.get("args").unwrap_or(&empty);
         let mut args = check_args(sig, raw).map_err(Failure::Unexpected)?;
         args.remove("plugin_data");
-        // Only a log message reaches the history: its node shows no secrets.
-        let node = node_view(&*self.node, op == "log");
+        // Log and fail messages reach the history and last_error: their
+        // node shows no secrets.
+        let node = node_view(&*self.node, matches!(op, "log" | "fail"));
         let scope = pyfmt::Scope {
             inventory: self.inventory,
             plugin_data: &self.plugin_data,
@@ -526,7 +527,7 @@ impl Engine<'_> {
         match op {
             "fail" => Err(Failure::Reported(format!(
                 "Failed to inspect hardware. Reason: {}",
-                as_text(args.get("msg"))
+                crate::redact::mask_text(&as_text(args.get("msg")))
             ))),
             "log" => {
                 let level = match args.get("level") {
