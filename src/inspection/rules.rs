@@ -19,7 +19,7 @@
 //! * Regular expressions are Rust's (no look-around or back-references).
 //! * Built-in rules from a file are not supported yet.
 
-mod pyfmt;
+pub(crate) mod pyfmt;
 #[cfg(test)]
 mod tests;
 

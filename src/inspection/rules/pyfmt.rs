@@ -330,7 +330,7 @@ fn repr_map(m: &Map<String, Value>, masked: bool) -> String {
 }
 
 /// A Python string literal as `repr` writes it.
-fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     let q = if s.contains('\'') && !s.contains('"') {
         '"'
     } else {
