@@ -131,6 +131,17 @@ async fn lookup(
             "agent_token_required": true,
             "metrics": {"backend": "noop", "prepend_host": false, "prepend_uuid": false, "prepend_host_reverse": true, "global_prefix": null},
             "metrics_statsd": {"statsd_host": "localhost", "statsd_port": 8125},
+            // The rest of what Ironic 39 sends, at its defaults.
+            "agent_containers": {"allow_arbitrary_containers": false, "allowed_containers": [],
+                                 "container_steps_file": "/etc/ironic-python-agent.d/mysteps.yaml",
+                                 "runner": "podman", "pull_options": [], "run_options": ["--rm", "--network=host"]},
+            "agent_md5_checksum_enable": true,
+            "disable_deep_image_inspection": false,
+            "permitted_image_formats": ["raw", "gpt", "qcow2", "iso"],
+            "agent_skip_bmc_detect": false,
+            "enable_bios_bootloader_install": false,
+            "tls_min_version": "1.3",
+            "tls_cipher_suites": null,
         }
     })))
 }

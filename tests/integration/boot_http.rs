@@ -257,6 +257,12 @@ fn per_mac_scripts_follow_the_node_and_the_ramdisk_deploy_waits_for_its_call_bac
     let found: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(found["node"]["uuid"], uuid.as_str());
     assert_eq!(found["config"]["agent_token_required"], true);
+    assert_eq!(found["config"]["heartbeat_timeout"], 300);
+    assert_eq!(
+        found["config"]["permitted_image_formats"],
+        json!(["raw", "gpt", "qcow2", "iso"])
+    );
+    assert_eq!(found["config"]["agent_containers"]["runner"], "podman");
     let token = found["config"]["agent_token"].as_str().unwrap().to_string();
     assert_eq!(token.len(), 43, "{found}");
     // The token is shown once per boot: a second lookup gets a mask.
