@@ -619,7 +619,8 @@ impl Default for Conductor {
                 .iter()
                 .map(PathBuf::from)
                 .collect(),
-            clean_step_priority_override: Vec::new(),
+            // Full disk erase off, metadata wipe on (issue 13's default).
+            clean_step_priority_override: vec!["deploy.erase_devices:0".into()],
         }
     }
 }

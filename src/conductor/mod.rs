@@ -199,7 +199,7 @@ impl Default for Settings {
             inspection_power_off: true,
             discovery: None,
             agent: agent_client::AgentSettings::default(),
-            clean_step_overrides: Default::default(),
+            clean_step_overrides: [("deploy.erase_devices".to_string(), 0)].into(),
             sync: sync::SyncSettings::default(),
             drivers: drivers::Settings::default(),
         }

@@ -495,16 +495,13 @@ fn inspection_data_without_discovery_and_bad_data() {
 }
 
 /// Automated cleaning through the real agent: the conductor asks it for
-/// its clean steps, runs the automated ones (here the metadata erase; the
-/// full erase is turned off by `clean_step_priority_override`), and the
-/// disk's file system signature is gone afterwards.
+/// its clean steps, runs the automated ones (by default the metadata wipe
+/// alone: the full erase is off), and the disk's file system signature is
+/// gone afterwards.
 #[test]
 fn ipmi_vm_is_cleaned_by_the_real_agent() {
     let mut seg = Segment::new();
-    let s = agent_lab(
-        &seg,
-        "automated_clean = true\nclean_step_priority_override = [\"deploy.erase_devices:0\"]\n",
-    );
+    let s = agent_lab(&seg, "automated_clean = true\n");
     let (mac1, mac2) = (seg.mac(1), seg.mac(2));
     let (tap1, tap2) = (seg.tap(), seg.tap());
     let vmdir = tempfile::tempdir().unwrap();
