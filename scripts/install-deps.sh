@@ -6,13 +6,15 @@
 #   the proxy-mode test), kea-admin (perfdhcp, for scripts/bench/dhcp.sh), and QEMU with its
 #   own firmware (qemu-system-x86, seabios, ipxe-qemu, ovmf) as real PXE clients, atftp and
 #   tftp-hpa as TFTP clients, ipxe (the loaders copied into boot-assets/), xorriso + isolinux
-#   (the test ISO the sanboot test boots), mmdebstrap + zstd (images/build-ipa-ramdisk.sh)
+#   (the test ISO the sanboot test boots), mmdebstrap + zstd (images/build-ipa-ramdisk.sh),
+#   fdisk (sfdisk) + dosfstools + mtools + syslinux + qemu-utils (images/build-test-disk.sh) and
+#   genisoimage (config-drive ISOs for the disk image's boot test)
 #   .venv/ (git-ignored): python-ironicclient pinned, for the real `baremetal` CLI
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 IRONICCLIENT_VERSION="6.3.0"
-PACKAGES=(python3 python3-venv python3-pip apache2-utils iproute2 util-linux curl ca-certificates openipmi ipmitool ipxe busybox cpio xorriso isolinux syslinux-common isc-dhcp-client dnsmasq-base kea-admin atftp tftp-hpa qemu-system-x86 seabios ipxe-qemu ovmf tcpdump mmdebstrap zstd)
+PACKAGES=(python3 python3-venv python3-pip apache2-utils iproute2 util-linux curl ca-certificates openipmi ipmitool ipxe busybox cpio xorriso isolinux syslinux-common isc-dhcp-client dnsmasq-base kea-admin atftp tftp-hpa qemu-system-x86 seabios ipxe-qemu ovmf tcpdump mmdebstrap zstd fdisk dosfstools mtools syslinux qemu-utils genisoimage)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
