@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 # The test kernel + busybox ramdisk the end-to-end boots load (images/out, git-ignored).
 images/build-test-ramdisk.sh
+# The whole-disk image the direct deploy writes (images/out/disk; cached by content).
+images/build-test-disk.sh
 
 if [[ $(id -u) -ne 0 ]]; then
     echo "scripts/test.sh: the integration tests run in a private network namespace (unshare -n), which needs root; run as root (CI does)" >&2

@@ -165,6 +165,7 @@ async fn heartbeat(
     State(a): State<Agent>,
     Path(node): Path<String>,
     ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+    headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<StatusCode, ApiError> {
     let b: HeartbeatBody = if body.iter().all(u8::is_ascii_whitespace) {
@@ -198,6 +199,9 @@ async fn heartbeat(
         agent_url: b.callback_url,
         agent_version: b.agent_version,
         agent_verify_ca: b.agent_verify_ca,
+        // The address the ramdisk reaches the appliance at (its
+        // ipa-api-url): images it downloads are served there.
+        appliance_url: Some(super::base_url(&headers)),
     };
     let state = a
         .conductor

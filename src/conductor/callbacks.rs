@@ -12,6 +12,8 @@ pub struct Heartbeat {
     pub agent_url: Option<String>,
     pub agent_version: Option<String>,
     pub agent_verify_ca: Option<String>,
+    /// The appliance's boot HTTP base URL as the ramdisk reached it.
+    pub appliance_url: Option<String>,
 }
 
 impl Conductor {
@@ -36,6 +38,10 @@ impl Conductor {
             ),
             (internal::AGENT_VERSION, beat.agent_version.clone()),
             (internal::AGENT_VERIFY_CA, beat.agent_verify_ca.clone()),
+            (
+                super::agent_deploy::APPLIANCE_URL,
+                beat.appliance_url.clone(),
+            ),
         ] {
             if let Some(v) = v {
                 node.driver_internal_info
@@ -58,7 +64,20 @@ impl Conductor {
                 .contains_key(super::agent_clean::CLEAN_STEPS);
         if state == State::CleanWait && has_agent_api {
             // The agent runs the clean steps: a worker moves them on.
-            return self.resume_agent_clean(lock, node, from, &agent).await;
+            return self
+                .resume_agent(lock, node, from, &agent, Job::AgentClean)
+                .await;
+        }
+        if state == State::WaitCallBack && node.interfaces.deploy == "direct" {
+            // The agent writes the image: a worker drives its deploy steps.
+            if !has_agent_api {
+                return Err(Error::Invalid(
+                    "The direct deploy needs the agent's command API: the heartbeat has no callback_url".into(),
+                ));
+            }
+            return self
+                .resume_agent(lock, node, from, &agent, Job::AgentDeploy)
+                .await;
         }
         if !matches!(state, State::WaitCallBack | State::CleanWait) {
             let h = HistoryEntry::new(
@@ -103,15 +122,16 @@ impl Conductor {
         Ok(to)
     }
 
-    /// clean wait -> cleaning, and a worker that asks the agent how its
-    /// clean steps go (no free worker: only the heartbeat is recorded, and
+    /// clean wait -> cleaning (or wait call-back -> deploying), and a worker
+    /// that asks the agent how its steps go (no free worker: only the heartbeat is recorded, and
     /// the next one tries again).
-    async fn resume_agent_clean(
+    async fn resume_agent(
         &self,
         lock: super::locking::LockGuard,
         mut node: Node,
         from: &str,
         agent: &str,
+        job: Job,
     ) -> Result<State> {
         let h = HistoryEntry::new(
             Severity::Info,
@@ -129,15 +149,23 @@ impl Conductor {
                 node.provision_state
             )));
         };
+        let from_state = node.provision_state;
         node.enter(to);
         node.updated_at = Some(now());
         // The agent is alive: its deadline starts again (a long step
         // heartbeats all along, as in Ironic).
-        let deadline =
-            self.unix_now() + self.inner.settings.clean_callback_timeout.as_secs() as i64;
-        node.set_callback_deadline(Some(deadline));
-        let begin = HistoryEntry::new(Severity::Info, "provisioning", "clean wait -> cleaning");
-        self.launch_noting(ticket, lock, node, vec![h, begin], Job::AgentClean)
+        let timeout = if from_state == State::CleanWait {
+            self.inner.settings.clean_callback_timeout
+        } else {
+            self.inner.settings.deploy_callback_timeout
+        };
+        node.set_callback_deadline(Some(self.unix_now() + timeout.as_secs() as i64));
+        let begin = HistoryEntry::new(
+            Severity::Info,
+            "provisioning",
+            format!("{from_state} -> {to}"),
+        );
+        self.launch_noting(ticket, lock, node, vec![h, begin], job)
             .await?;
         Ok(to)
     }

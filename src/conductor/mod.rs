@@ -19,6 +19,7 @@
 mod agent;
 pub mod agent_clean;
 pub mod agent_client;
+pub mod agent_deploy;
 pub mod allocations;
 mod callbacks;
 pub mod inspection;

@@ -17,6 +17,8 @@ pub(super) enum Job {
     ProcessInspection,
     /// Move automated cleaning on through the agent (after a heartbeat).
     AgentClean,
+    /// Move a direct deploy on through the agent (after a heartbeat).
+    AgentDeploy,
     Power(PowerState),
 }
 
@@ -188,6 +190,7 @@ impl Conductor {
             Job::Inspect => self.inspect(&mut task, &bundle).await,
             Job::ProcessInspection => self.process_inspection(&mut task, &bundle).await,
             Job::AgentClean => self.agent_clean(&mut task, &bundle).await,
+            Job::AgentDeploy => self.agent_deploy(&mut task, &bundle).await,
             Job::Power(target) => self.power_action(&mut task, &bundle, target).await,
         };
         let name = match job {
@@ -199,6 +202,7 @@ impl Conductor {
             Job::Inspect => "inspect",
             Job::ProcessInspection => "inspection data",
             Job::AgentClean => "clean step",
+            Job::AgentDeploy => "deploy step",
             Job::Power(_) => "power",
         };
         let result = match &outcome {

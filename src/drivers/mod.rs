@@ -9,6 +9,7 @@
 //! interfaces per kind, default first, and driver_info keys), and every
 //! interface implementation is built once from [`IMPLEMENTATIONS`].
 
+pub mod direct;
 pub mod fake;
 pub mod ipmi;
 pub mod ipmitool;
@@ -238,7 +239,7 @@ pub const HARDWARE_TYPES: &[HardwareTypeRow] = &[
             ("power", &["fake"]),
             ("management", &["fake"]),
             ("boot", &["fake", "ipxe", "pxe"]),
-            ("deploy", &["fake", "ramdisk"]),
+            ("deploy", &["fake", "ramdisk", "direct"]),
             ("network", &["noop", "flat"]),
             ("bios", &["no-bios", "fake"]),
             ("console", &["no-console", "fake"]),
@@ -257,7 +258,7 @@ pub const HARDWARE_TYPES: &[HardwareTypeRow] = &[
             ("power", &["ipmi", "ipmitool"]),
             ("management", &["ipmi", "ipmitool"]),
             ("boot", &["ipxe", "pxe"]),
-            ("deploy", &["ramdisk"]),
+            ("deploy", &["ramdisk", "direct"]),
             ("network", &["noop", "flat"]),
             // The optional kinds this appliance implements only as "none".
             ("bios", &["no-bios"]),
@@ -336,6 +337,10 @@ pub const IMPLEMENTATIONS: &[(&str, Constructor)] = &[
     (
         "ramdisk",
         Constructor::Deploy(|_| Arc::new(pxe::RamdiskDeploy)),
+    ),
+    (
+        "direct",
+        Constructor::Deploy(|_| Arc::new(direct::DirectDeploy)),
     ),
 ];
 
@@ -606,7 +611,7 @@ mod tests {
             ("power", vec!["fake"]),
             ("management", vec!["fake"]),
             ("boot", vec!["fake", "ipxe", "pxe"]),
-            ("deploy", vec!["fake", "ramdisk"]),
+            ("deploy", vec!["fake", "ramdisk", "direct"]),
             ("network", vec!["noop", "flat"]),
         ]);
         fake_hw.extend(optional(true));
@@ -615,7 +620,7 @@ mod tests {
             ("power", vec!["ipmi", "ipmitool"]),
             ("management", vec!["ipmi", "ipmitool"]),
             ("boot", vec!["ipxe", "pxe"]),
-            ("deploy", vec!["ramdisk"]),
+            ("deploy", vec!["ramdisk", "direct"]),
             ("network", vec!["noop", "flat"]),
         ]);
         ipmi_hw.extend(optional(false));

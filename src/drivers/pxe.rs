@@ -177,7 +177,7 @@ impl Boot for PxeBoot {
 
 /// Stages `driver_info/deploy_kernel` and `deploy_ramdisk`; `required`:
 /// a missing one is an error (cleaning boots them), else it is skipped.
-async fn stage_deploy_images(task: &Task, required: bool) -> Result<()> {
+pub(super) async fn stage_deploy_images(task: &Task, required: bool) -> Result<()> {
     for key in ["deploy_kernel", "deploy_ramdisk"] {
         let reference = task
             .node
@@ -186,7 +186,9 @@ async fn stage_deploy_images(task: &Task, required: bool) -> Result<()> {
             .and_then(Value::as_str)
             .map(str::to_string);
         match reference {
-            Some(r) => stage(task, &format!("driver_info/{key}"), &r, None).await?,
+            Some(r) => {
+                stage(task, &format!("driver_info/{key}"), &r, None).await?;
+            }
             None if required => {
                 return Err(Error::MissingParameter(format!(
                     "driver_info/{key} is missing; booting the deploy ramdisk needs it"
@@ -224,9 +226,9 @@ pub async fn stage(
     what: &str,
     reference: &str,
     expect: Option<&images::cache::Expect>,
-) -> Result<()> {
+) -> Result<Option<images::cache::Staged>> {
     let Some(cache) = task.settings.cache.clone() else {
-        return Ok(());
+        return Ok(None);
     };
     let progress = |msg: String| task.record(Severity::Info, "images", msg);
     let staged = cache
@@ -248,7 +250,7 @@ pub async fn stage(
             }
         ),
     );
-    Ok(())
+    Ok(Some(staged))
 }
 
 /// Ironic's `ramdisk` deploy: the instance is a kernel+ramdisk or ISO booted

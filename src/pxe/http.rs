@@ -303,6 +303,7 @@ async fn image(
             im.ramdisk.as_deref()
         }
         "boot_iso" => im.iso.as_deref(),
+        "image" => im.image.as_deref(),
         _ => None,
     };
     let Some(reference) = reference else {

@@ -187,6 +187,9 @@ pub struct BootImages {
     pub append: String,
     /// The deploy ramdisk boots to inspect: it is told where to post its data.
     pub inspect: bool,
+    /// The whole-disk image the agent writes (a `direct` deploy), served at
+    /// `/images/<node>/image` while the node deploys.
+    pub image: Option<String>,
 }
 
 /// The BootBackend's answer for one MAC.
@@ -227,6 +230,10 @@ pub fn images_of(node: &Node, action: &BootAction) -> BootImages {
             iso: None,
             append,
             inspect: matches!(node.provision_state, State::Inspecting | State::InspectWait),
+            image: (node.interfaces.deploy == "direct"
+                && matches!(node.provision_state, State::Deploying | State::WaitCallBack))
+            .then(|| text(&node.instance_info, "image_source"))
+            .flatten(),
         }
     } else {
         BootImages {
@@ -236,6 +243,7 @@ pub fn images_of(node: &Node, action: &BootAction) -> BootImages {
             iso: text(&node.instance_info, "boot_iso"),
             append,
             inspect: false,
+            image: None,
         }
     }
 }
@@ -302,6 +310,7 @@ pub fn discovery_boot(kernel: &str, ramdisk: &str, append: &str) -> NodeBoot {
             iso: None,
             append: append.to_string(),
             inspect: true,
+            image: None,
         },
     }
 }
@@ -363,7 +372,7 @@ impl BootBackend {
                 .filter(|n| matches!(n.action, BootAction::Network(_)))
                 .any(|n| {
                     let i = &n.images;
-                    [&i.kernel, &i.ramdisk, &i.iso]
+                    [&i.kernel, &i.ramdisk, &i.iso, &i.image]
                         .into_iter()
                         .any(|r| r.as_deref() == Some(reference))
                 })

@@ -8,6 +8,7 @@ mod bad_input;
 mod boot_http;
 mod cli_adoption;
 mod dhcp;
+mod direct;
 mod e2e;
 mod enroll;
 mod inspection;

@@ -1,0 +1,177 @@
+//! Ironic's `direct` deploy interface, machine side: the instance is a
+//! whole-disk image (`instance_info/image_source`, raw or qcow2) that
+//! ironic-python-agent writes to the node's disk. `deploy` stages and
+//! checks the image, then boots the node into the agent ramdisk and waits
+//! in `wait call-back`; the conductor drives the agent from its heartbeats
+//! (`conductor/agent_deploy.rs`) and the node ends booting from its disk.
+
+use serde_json::Value;
+
+use super::pxe::{check_image_ref, stage, stage_deploy_images};
+use super::*;
+use crate::images;
+use crate::model::internal;
+
+/// `driver_internal_info` keys of a direct deploy in progress.
+pub const IMAGE_SHA256: &str = "deploy_image_sha256";
+pub const IMAGE_SIZE: &str = "deploy_image_size";
+
+/// The disk formats the agent writes.
+pub const DISK_FORMATS: &[&str] = &["raw", "qcow2"];
+
+pub struct DirectDeploy;
+
+impl Deploy for DirectDeploy {
+    fn validate(&self, node: &Node) -> Result<()> {
+        let source = node
+            .instance_info
+            .get("image_source")
+            .filter(|v| !v.is_null())
+            .ok_or_else(|| {
+                Error::MissingParameter(
+                    "the direct deploy needs instance_info/image_source, the whole-disk image to write (http(s):// or file://)".into(),
+                )
+            })?;
+        check_image_ref("instance_info/image_source", source)?;
+        images::cache::Expect::from_instance_info(&node.instance_info)
+            .map_err(Error::InvalidParameter)?
+            .ok_or_else(|| {
+                Error::MissingParameter(
+                    "the direct deploy needs the image's checksum: instance_info/image_checksum, or image_os_hash_algo and image_os_hash_value".into(),
+                )
+            })?;
+        if let Some(f) = node.instance_info.get("image_disk_format") {
+            if !f.as_str().is_some_and(|f| DISK_FORMATS.contains(&f)) {
+                return Err(Error::InvalidParameter(format!(
+                    "instance_info/image_disk_format {f} is not one of {}",
+                    DISK_FORMATS.join(", ")
+                )));
+            }
+        }
+        for key in ["deploy_kernel", "deploy_ramdisk"] {
+            match node.driver_info.get(key) {
+                Some(v) => check_image_ref(&format!("driver_info/{key}"), v)?,
+                None => {
+                    return Err(Error::MissingParameter(format!(
+                        "driver_info/{key} is missing; the direct deploy boots the agent ramdisk"
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn prepare<'a>(&'a self, task: &'a mut Task) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move { stage_deploy_images(task, false).await })
+    }
+
+    fn take_over<'a>(&'a self, task: &'a mut Task) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            // An adopted direct deployment boots from its own disk.
+            task.node
+                .set_boot_decision(Some(crate::model::BootDecision::Local));
+            Ok(())
+        })
+    }
+
+    /// Stages the image (checksum checked before the machine is touched),
+    /// then boots the agent ramdisk; the agent's heartbeat goes on.
+    fn deploy<'a>(
+        &'a self,
+        task: &'a mut Task,
+        bundle: &'a Bundle,
+    ) -> BoxFuture<'a, Result<DeployOutcome>> {
+        Box::pin(async move {
+            let expect = images::cache::Expect::from_instance_info(&task.node.instance_info)
+                .map_err(Error::InvalidParameter)?;
+            let source = task
+                .node
+                .instance_info
+                .get("image_source")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| Error::MissingParameter("instance_info/image_source".into()))?;
+            if let Some(staged) =
+                stage(task, "instance_info/image_source", &source, expect.as_ref()).await?
+            {
+                task.node
+                    .driver_internal_info
+                    .insert(IMAGE_SHA256.into(), Value::String(staged.sha256));
+                task.node
+                    .driver_internal_info
+                    .insert(IMAGE_SIZE.into(), Value::from(staged.size));
+            }
+            task.node
+                .driver_internal_info
+                .remove(internal::BOOT_DECISION);
+            let how = bundle.boot.prepare_ramdisk(task, bundle).await?;
+            task.record(
+                Severity::Info,
+                "provisioning",
+                format!("direct deploy: {how}; the agent ramdisk boots to write the image"),
+            );
+            Ok(DeployOutcome::Wait)
+        })
+    }
+
+    /// Power off, then the boot interface forgets the ramdisk and the
+    /// instance.
+    fn tear_down<'a>(
+        &'a self,
+        task: &'a mut Task,
+        bundle: &'a Bundle,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            bundle.power.set_power_state(task, PowerState::Off).await?;
+            task.node.power_state = Some(PowerState::Off);
+            bundle.boot.clean_up_ramdisk(task).await?;
+            bundle.boot.clean_up_instance(task).await?;
+            for k in [IMAGE_SHA256, IMAGE_SIZE] {
+                task.node.driver_internal_info.remove(k);
+            }
+            Ok(())
+        })
+    }
+
+    fn cleaning_touches_disks(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::State;
+    use serde_json::json;
+
+    #[test]
+    fn what_a_direct_deploy_needs() {
+        let r = Registry::standard();
+        let mut node = Node::new(
+            uuid::Uuid::new_v4(),
+            "ipmi",
+            r.hardware_type("ipmi").unwrap().defaults(),
+            State::Available,
+            String::new(),
+        );
+        let d = DirectDeploy;
+        let err = d.validate(&node).unwrap_err().to_string();
+        assert!(err.contains("instance_info/image_source"), "{err}");
+        node.instance_info
+            .insert("image_source".into(), json!("http://192.0.2.1/disk.raw"));
+        let err = d.validate(&node).unwrap_err().to_string();
+        assert!(err.contains("checksum"), "{err}");
+        node.instance_info
+            .insert("image_checksum".into(), json!("0".repeat(64)));
+        let err = d.validate(&node).unwrap_err().to_string();
+        assert!(err.contains("driver_info/deploy_kernel"), "{err}");
+        for k in ["deploy_kernel", "deploy_ramdisk"] {
+            node.driver_info
+                .insert(k.into(), json!("http://192.0.2.1/x"));
+        }
+        assert_eq!(d.validate(&node), Ok(()));
+        node.instance_info
+            .insert("image_disk_format".into(), json!("vmdk"));
+        assert!(d.validate(&node).is_err());
+    }
+}
