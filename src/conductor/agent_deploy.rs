@@ -38,8 +38,17 @@ pub fn image_info(node: &Node, image_url: &str) -> std::result::Result<Value, St
     let sha256 = text(&node.driver_internal_info, IMAGE_SHA256)
         .ok_or("the image was not staged (no sha256 of it is known)")?;
     let format = text(&node.instance_info, "image_disk_format").unwrap_or_else(|| "raw".into());
+    // The agent names its download after the id: for an image URL, Ironic
+    // uses its last path segment.
+    let source = text(&node.instance_info, "image_source").unwrap_or_default();
+    let id = source
+        .rsplit('/')
+        .next()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("image")
+        .to_string();
     let mut info = json!({
-        "id": text(&node.instance_info, "image_source").unwrap_or_default(),
+        "id": id,
         "urls": [image_url],
         "disk_format": format,
         "container_format": "bare",
@@ -113,7 +122,7 @@ impl Conductor {
                     "agent",
                     format!(
                         "deploy step deploy.write_image started: the agent writes {} ({} format) from {image_url}",
-                        crate::redact::redact(info["id"].as_str().unwrap_or("")),
+                        info["id"].as_str().unwrap_or(""),
                         info["disk_format"].as_str().unwrap_or("raw")
                     ),
                 );
@@ -265,5 +274,6 @@ mod tests {
         assert_eq!(info["image_type"], "whole-disk");
         assert_eq!(info["root_device"]["name"], "/dev/vda");
         assert_eq!(info["image_size"], 1024);
+        assert_eq!(info["id"], "disk.qcow2");
     }
 }

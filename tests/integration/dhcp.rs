@@ -82,7 +82,7 @@ fn udhcpc_gets_a_stable_lease_renews_and_releases() {
     let renew = a.wait_event("renew", n, 15);
     assert_eq!(ip_of(&renew), ip);
     signal(&c.0, "USR2");
-    wait_until("the release in the node's timeline", 15, || {
+    wait_until("the release in the node's timeline", 60, || {
         dhcp_events(&s, "n1")
             .iter()
             .any(|e| e.contains(&format!("released {ip}")))

@@ -60,6 +60,7 @@ fn pos(events: &[String], needle: &str) -> usize {
 
 /// Deploys the image in `format` to a fresh VM and checks it boots from it.
 fn deploy_and_boot(format: &str) {
+    let _turn = agent_vm_turn();
     let out = repo().join("images/out/ipa");
     let (kernel, ramdisk) = (out.join("ipa.kernel"), out.join("ipa.initramfs"));
     assert!(

@@ -133,6 +133,7 @@ fn pos(events: &[String], needle: &str) -> usize {
 /// the real agent; its properties, ports, inventory and timeline follow.
 #[test]
 fn ipmi_vm_is_inspected_by_the_real_agent() {
+    let _turn = agent_vm_turn();
     let mut seg = Segment::new();
     let s = agent_lab(&seg, "[inspector]\nadd_ports = \"all\"\n");
     let (mac1, mac2) = (seg.mac(1), seg.mac(2));
@@ -325,6 +326,7 @@ fn post_data(ip: &str, body: &Value) -> (u16, Value) {
 /// boot makes no second node, nor do two posts of one machine racing.
 #[test]
 fn an_unknown_vm_is_discovered_once() {
+    let _turn = agent_vm_turn();
     let (kernel, ramdisk) = ipa_images();
     let mut seg = Segment::new();
     let ip = seg.server_ip();
@@ -500,6 +502,7 @@ fn inspection_data_without_discovery_and_bad_data() {
 /// gone afterwards.
 #[test]
 fn ipmi_vm_is_cleaned_by_the_real_agent() {
+    let _turn = agent_vm_turn();
     let mut seg = Segment::new();
     let s = agent_lab(&seg, "automated_clean = true\n");
     let (mac1, mac2) = (seg.mac(1), seg.mac(2));

@@ -384,3 +384,11 @@ pub fn lab_appliance(seg: &Segment, images: &Path, extra: &str) -> crate::common
         images = images.display(),
     ))
 }
+
+/// One VM running the agent ramdisk at a time (2 GiB, 2 vCPUs under TCG
+/// each): held by every test that boots one, so they take turns instead of
+/// starving the rest of the suite on a small CI machine.
+pub fn agent_vm_turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|p| p.into_inner())
+}
