@@ -165,3 +165,41 @@ fn direct_deploy_of_a_raw_whole_disk_image() {
 fn direct_deploy_of_a_qcow2_whole_disk_image() {
     deploy_and_boot("qcow2");
 }
+
+/// A wrong checksum stops the deploy before the machine is touched: the
+/// image is checked while it is staged, and `deploy failed` names it.
+#[test]
+fn a_wrong_image_checksum_fails_before_anything_is_written() {
+    let (image, _) = disk_image("raw");
+    let s = Server::start_with(&format!(
+        "[conductor]\nfile_url_allowed_paths = [\"{}\"]\n",
+        repo().join("images/out").display()
+    ));
+    let source = format!("file://{}", image.display());
+    s.node_with_port(
+        json!({"name": "bad", "driver": "fake-hardware", "deploy_interface": "direct", "boot_interface": "ipxe",
+               "driver_info": {"deploy_kernel": "http://127.0.0.1:9/k", "deploy_ramdisk": "http://127.0.0.1:9/r"},
+               "instance_info": {"image_source": source, "image_checksum": "0".repeat(64)}}),
+        "52:54:00:d1:00:01",
+    );
+    s.provision("bad", "manage", "manageable");
+    s.provision("bad", "provide", "available");
+    let (st, v) = s.json(
+        "PUT",
+        "/v1/nodes/bad/states/provision",
+        Some(json!({"target": "active"})),
+    );
+    assert_eq!(st, 202, "{v}");
+    let n = s.wait_state("bad", "deploy failed");
+    let e = n["last_error"].as_str().unwrap_or_default().to_string();
+    assert!(e.contains("test-disk.raw") && e.contains("checksum"), "{e}");
+    // With the ipxe boot interface, booting the agent would set the boot
+    // device and power the (fake) machine: none of that happened.
+    let history = s.history("bad");
+    let touched: Vec<&str> = after(&history, "active: available -> deploying")
+        .iter()
+        .filter_map(|h| h["event"].as_str())
+        .filter(|e| e.starts_with("fake power call") || e.starts_with("fake management call"))
+        .collect();
+    assert!(touched.is_empty(), "the machine was touched: {touched:?}");
+}
