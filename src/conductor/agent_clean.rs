@@ -205,19 +205,7 @@ impl Conductor {
         b: &Bundle,
     ) -> std::result::Result<Option<Event>, String> {
         let uuid = task.node.uuid;
-        let text = |k: &str| {
-            task.node
-                .driver_internal_info
-                .get(k)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        };
-        let (Some(url), Some(token)) = (text(internal::AGENT_URL), text(internal::AGENT_TOKEN))
-        else {
-            return Err(format!(
-                "Failed to clean node {uuid}: the agent's URL or token is not known"
-            ));
-        };
+        let (url, token) = agent_endpoint(&task.node, "clean")?;
         let agent = self.agent_client().clone();
         let fail = |e: AgentError| format!("Agent error while cleaning node {uuid}: {e}");
         let mut plan: Vec<Value> = task
@@ -374,6 +362,28 @@ impl Conductor {
             ),
         );
         Ok(None)
+    }
+}
+
+/// The agent's command API and token, from its heartbeat and lookup
+/// (`what`: "clean", "deploy", for the message when one is missing).
+pub(super) fn agent_endpoint(
+    node: &Node,
+    what: &str,
+) -> std::result::Result<(String, String), String> {
+    let text = |k: &str| {
+        node.driver_internal_info
+            .get(k)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    match (text(internal::AGENT_URL), text(internal::AGENT_TOKEN)) {
+        (Some(url), Some(token)) => Ok((url, token)),
+        _ => Err(format!(
+            "Failed to {what} node {}: the agent's URL or token is not known",
+            node.uuid
+        )),
     }
 }
 

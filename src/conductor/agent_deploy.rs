@@ -83,12 +83,7 @@ impl Conductor {
                 .and_then(Value::as_str)
                 .map(str::to_string)
         };
-        let (Some(url), Some(token)) = (text(internal::AGENT_URL), text(internal::AGENT_TOKEN))
-        else {
-            return Err(format!(
-                "Failed to deploy node {uuid}: the agent's URL or token is not known"
-            ));
-        };
+        let (url, token) = super::agent_clean::agent_endpoint(&task.node, "deploy")?;
         let agent = self.agent_client().clone();
         let fail = |e: super::agent_client::AgentError| {
             format!("Agent error while deploying node {uuid}: {e}")

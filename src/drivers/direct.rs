@@ -114,18 +114,15 @@ impl Deploy for DirectDeploy {
         })
     }
 
-    /// Power off, then the boot interface forgets the ramdisk and the
-    /// instance.
+    /// As the ramdisk deploy's (power off, the boot interface forgets the
+    /// ramdisk and the instance), and the staged image's facts.
     fn tear_down<'a>(
         &'a self,
         task: &'a mut Task,
         bundle: &'a Bundle,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            bundle.power.set_power_state(task, PowerState::Off).await?;
-            task.node.power_state = Some(PowerState::Off);
-            bundle.boot.clean_up_ramdisk(task).await?;
-            bundle.boot.clean_up_instance(task).await?;
+            super::pxe::RamdiskDeploy.tear_down(task, bundle).await?;
             for k in [IMAGE_SHA256, IMAGE_SIZE] {
                 task.node.driver_internal_info.remove(k);
             }
