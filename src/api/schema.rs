@@ -111,14 +111,7 @@ fn py_str(s: &str) -> String {
 
 /// Whether Python finds the decoded JSON value true (`bool(value)`).
 pub fn py_truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(m) => !m.is_empty(),
-    }
+    crate::inspection::rules::pyfmt::truthy(v)
 }
 
 /// A schema error in Ironic's form; `of` names the checked value
