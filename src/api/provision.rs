@@ -123,8 +123,18 @@ pub async fn provision(
             )));
         }
     }
-    if body.configdrive.is_some() && !matches!(target, "active" | "deploy" | "rebuild") {
-        return Err(ApiError::bad_request("Adding a config drive is only supported when setting provision state to active or rebuild"));
+    // Ironic's check_allow_configdrive: an empty one is no config drive.
+    let configdrive = body.configdrive.filter(|c| match c {
+        Value::Null => false,
+        Value::String(s) => !s.is_empty(),
+        Value::Object(m) => !m.is_empty(),
+        _ => true,
+    });
+    if let Some(cd) = &configdrive {
+        if !matches!(target, "active" | "deploy" | "rebuild") {
+            return Err(ApiError::bad_request("Adding a config drive is only supported when setting provision state to active, rebuild"));
+        }
+        crate::images::configdrive::check_request(cd, version.0).map_err(ApiError::bad_request)?;
     }
     let confirm = match &body.confirm_destructive {
         None => false,
@@ -134,6 +144,7 @@ pub async fn provision(
     let opts = ProvisionOptions {
         confirm_destructive: confirm,
         user: caller.user.clone(),
+        configdrive,
     };
     state.conductor.provision(&ident, target, opts).await?;
     Ok(accepted(&headers, &ident))

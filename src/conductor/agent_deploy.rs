@@ -96,12 +96,23 @@ impl Conductor {
                 let image_url = format!("{}/images/{uuid}/image", base.trim_end_matches('/'));
                 let info = image_info(&task.node, &image_url)
                     .map_err(|e| format!("Failed to deploy node {uuid}: {e}"))?;
+                let configdrive = crate::images::configdrive::for_agent(
+                    &uuid.to_string(),
+                    task.node.name.as_deref(),
+                    task.node.instance_info.get("configdrive"),
+                )
+                .map_err(|e| format!("Failed to prepare the config drive of node {uuid}: {e}"))?;
+                let with_drive = if configdrive.is_some() {
+                    " and a config drive"
+                } else {
+                    ""
+                };
                 agent
                     .execute(
                         &url,
                         &token,
                         "standby.prepare_image",
-                        json!({"image_info": info, "configdrive": null}),
+                        json!({"image_info": info, "configdrive": configdrive}),
                         false,
                     )
                     .await
@@ -116,7 +127,7 @@ impl Conductor {
                     Severity::Info,
                     "agent",
                     format!(
-                        "deploy step deploy.write_image started: the agent writes {} ({} format) from {image_url}",
+                        "deploy step deploy.write_image started: the agent writes {} ({} format) from {image_url}{with_drive}",
                         info["id"].as_str().unwrap_or(""),
                         info["disk_format"].as_str().unwrap_or("raw")
                     ),

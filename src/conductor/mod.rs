@@ -226,6 +226,9 @@ pub struct ProvisionOptions {
     pub confirm_destructive: bool,
     /// Who asked (for the history).
     pub user: Option<String>,
+    /// `configdrive` given with `active` or `rebuild` (a JSON document, a
+    /// URL, or a gzipped base64 ISO), kept in `instance_info/configdrive`.
+    pub configdrive: Option<Value>,
 }
 
 /// The conductor. Cheap to clone.

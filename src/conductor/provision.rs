@@ -79,6 +79,10 @@ impl Conductor {
             return Ok(());
         };
         let ticket = self.worker_ticket()?;
+        if let (Event::Deploy | Event::Rebuild, Some(cd)) = (event, &opts.configdrive) {
+            // As Ironic's do_node_deploy: the agent gets it at write_image.
+            node.instance_info.insert("configdrive".into(), cd.clone());
+        }
         node.enter(to);
         node.last_error = None;
         node.updated_at = Some(now());

@@ -116,7 +116,10 @@ impl Conductor {
         Ok(Some(match outcome {
             DeployOutcome::Done => Event::Done,
             DeployOutcome::Wait => {
+                // A new boot of the ramdisk: a new token, and a direct
+                // deploy's steps start over (a retry after a failure).
                 task.node.wipe_agent();
+                super::agent_deploy::forget_deploy(&mut task.node);
                 let deadline =
                     self.unix_now() + self.inner.settings.deploy_callback_timeout.as_secs() as i64;
                 task.node.set_callback_deadline(Some(deadline));

@@ -5,6 +5,8 @@
 //! paths. `cache` stages them for network boots.
 
 pub mod cache;
+pub mod configdrive;
+pub mod iso9660;
 
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;

@@ -30,7 +30,7 @@ fn tail(text: &str, n: usize) -> String {
 }
 
 /// A QEMU VM for the agent (2 vCPUs, 2 GiB, one NIC that network-boots,
-/// an empty 5 GiB virtio disk), as a shell command for its BMC.
+/// an empty 5 GiB virtio disk, a QMP socket), as a shell command for its BMC.
 fn vm_cmd(tap: &str, mac: &str, dir: &std::path::Path) -> String {
     let mut a = qemu_args(tap, mac, Firmware::BiosIpxe, dir);
     let m = a.iter().position(|x| x == "-m").expect("qemu_args sets -m");
@@ -44,6 +44,8 @@ fn vm_cmd(tap: &str, mac: &str, dir: &std::path::Path) -> String {
     a.extend([
         "-drive".into(),
         format!("file={},if=virtio,format=raw", disk.display()),
+        "-qmp".into(),
+        format!("unix:{},server=on,wait=off", dir.join("qmp").display()),
     ]);
     std::iter::once("qemu-system-x86_64".to_string())
         .chain(a)
@@ -58,86 +60,204 @@ fn pos(events: &[String], needle: &str) -> usize {
         .unwrap_or_else(|| panic!("no {needle:?} in {events:#?}"))
 }
 
-/// Deploys the image in `format` to a fresh VM and checks it boots from it.
-fn deploy_and_boot(format: &str) {
-    let _turn = agent_vm_turn();
-    let out = repo().join("images/out/ipa");
-    let (kernel, ramdisk) = (out.join("ipa.kernel"), out.join("ipa.initramfs"));
-    assert!(
-        kernel.exists() && ramdisk.exists(),
-        "the ironic-python-agent ramdisk is missing: run images/build-ipa-ramdisk.sh (scripts/test.sh does)"
-    );
-    let (image, sha256) = disk_image(format);
-    let mut seg = Segment::new();
-    let s = lab_appliance(
-        &seg,
-        &repo().join("images/out"),
-        "sync_power_state_interval = \"0s\"\n",
-    );
-    let mac = seg.mac(1);
-    let tap = seg.tap();
-    let vmdir = tempfile::tempdir().unwrap();
-    let bmc = crate::bmc::Bmc::start_vm(&vm_cmd(&tap, &mac, vmdir.path()));
-    s.node_with_port(
-        json!({"name": "d1", "driver": "ipmi", "boot_interface": "ipxe", "deploy_interface": "direct",
-               "driver_info": {"ipmi_address": "127.0.0.1", "ipmi_port": bmc.port,
-                               "ipmi_username": "admin", "ipmi_password": "password",
-                               "deploy_kernel": format!("file://{}", kernel.display()),
-                               "deploy_ramdisk": format!("file://{}", ramdisk.display()),
-                               "kernel_append_params": "console=ttyS0"},
-               "instance_info": {"image_source": format!("file://{}", image.display()),
-                                 "image_checksum": sha256, "image_disk_format": format}}),
-        &mac,
-    );
-    s.provision("d1", "manage", "manageable");
-    s.provision("d1", "provide", "available");
+/// A lab: the appliance on its segment, one VM behind ipmi_sim, and node
+/// `d1` (ipmi, ipxe, direct) that deploys the test disk image in `format`.
+struct Lab {
+    s: Server,
+    bmc: crate::bmc::Bmc,
+    vmdir: tempfile::TempDir,
+    _seg: Segment,
+    _turn: std::sync::MutexGuard<'static, ()>,
+}
+
+impl Lab {
+    fn start(format: &str, extra: &str) -> Lab {
+        let turn = agent_vm_turn();
+        let out = repo().join("images/out/ipa");
+        let (kernel, ramdisk) = (out.join("ipa.kernel"), out.join("ipa.initramfs"));
+        assert!(
+            kernel.exists() && ramdisk.exists(),
+            "the ironic-python-agent ramdisk is missing: run images/build-ipa-ramdisk.sh (scripts/test.sh does)"
+        );
+        let (image, sha256) = disk_image(format);
+        let mut seg = Segment::new();
+        let s = lab_appliance(
+            &seg,
+            &repo().join("images/out"),
+            &format!("sync_power_state_interval = \"0s\"\n{extra}"),
+        );
+        let mac = seg.mac(1);
+        let tap = seg.tap();
+        let vmdir = tempfile::tempdir().unwrap();
+        let bmc = crate::bmc::Bmc::start_vm(&vm_cmd(&tap, &mac, vmdir.path()));
+        s.node_with_port(
+            json!({"name": "d1", "driver": "ipmi", "boot_interface": "ipxe", "deploy_interface": "direct",
+                   "driver_info": {"ipmi_address": "127.0.0.1", "ipmi_port": bmc.port,
+                                   "ipmi_username": "admin", "ipmi_password": "password",
+                                   "deploy_kernel": format!("file://{}", kernel.display()),
+                                   "deploy_ramdisk": format!("file://{}", ramdisk.display()),
+                                   "kernel_append_params": "console=ttyS0"},
+                   "instance_info": {"image_source": format!("file://{}", image.display()),
+                                     "image_checksum": sha256, "image_disk_format": format}}),
+            &mac,
+        );
+        s.provision("d1", "manage", "manageable");
+        s.provision("d1", "provide", "available");
+        Lab {
+            s,
+            bmc,
+            vmdir,
+            _seg: seg,
+            _turn: turn,
+        }
+    }
+
+    fn serial(&self) -> String {
+        serial(self.vmdir.path())
+    }
+
+    /// Waits for `want`, failing at once on a `… failed` state.
+    fn wait(&self, want: &str, secs: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let n = self.s.node("d1");
+            if n["provision_state"] == want {
+                return n;
+            }
+            let failed = n["provision_state"]
+                .as_str()
+                .is_some_and(|s| s.ends_with("failed"));
+            assert!(
+                !failed && Instant::now() < deadline,
+                "d1 is {} (last_error {}), not {want}; serial tail:\n{}\nlog tail:\n{}",
+                n["provision_state"],
+                n["last_error"],
+                tail(&self.serial(), 40),
+                tail(&self.s.log(), 40)
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    fn disk(&self) -> Vec<u8> {
+        let mut f = std::fs::File::open(self.vmdir.path().join("disk0.img")).unwrap();
+        let mut head = vec![0u8; 1 << 20];
+        std::io::Read::read_exact(&mut f, &mut head).unwrap();
+        head
+    }
+
+    /// Freezes the VM (QMP `stop`): its agent answers nothing from now on.
+    fn freeze(&self) {
+        use std::io::{BufRead, BufReader, Write};
+        let sock = std::os::unix::net::UnixStream::connect(self.vmdir.path().join("qmp"))
+            .expect("the VM's QMP socket");
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut r = BufReader::new(sock.try_clone().unwrap());
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap(); // the greeting
+        for cmd in ["qmp_capabilities", "stop"] {
+            writeln!(&sock, "{{\"execute\": \"{cmd}\"}}").unwrap();
+            loop {
+                line.clear();
+                r.read_line(&mut line).unwrap();
+                assert!(!line.is_empty(), "QMP closed during {cmd}");
+                if line.contains("\"return\"") || line.contains("\"error\"") {
+                    assert!(line.contains("\"return\""), "QMP {cmd}: {line}");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// The MBR's partition entries that are in use: (type, first LBA, sectors).
+fn partitions(sector0: &[u8]) -> Vec<(u8, u32, u32)> {
+    if sector0[510..512] != [0x55, 0xAA] {
+        return Vec::new();
+    }
+    (0..4)
+        .map(|i| &sector0[446 + 16 * i..462 + 16 * i])
+        .filter(|e| e[4] != 0)
+        .map(|e| {
+            let le = |b: &[u8]| u32::from_le_bytes(b.try_into().unwrap());
+            (e[4], le(&e[8..12]), le(&e[12..16]))
+        })
+        .collect()
+}
+
+/// The whole road of a direct deployment: deploy with a config drive built
+/// from JSON, the VM boots its disk and reads the drive; undeploy with
+/// automated cleaning wipes the disk's metadata.
+#[test]
+fn direct_deploy_of_a_raw_image_with_a_config_drive_then_undeploy_cleans_it() {
+    let lab = Lab::start("raw", "");
+    let s = &lab.s;
+    let uuid = s.node("d1")["uuid"].as_str().unwrap().to_string();
     ok(
-        baremetal(&s, &["node", "deploy", "d1"]),
-        "baremetal node deploy",
+        baremetal(
+            s,
+            &[
+                "node",
+                "deploy",
+                "d1",
+                "--config-drive",
+                r##"{"meta_data": {"hostname": "d1.rack"}, "user_data": "#!/bin/sh\necho hello\n"}"##,
+            ],
+        ),
+        "baremetal node deploy --config-drive",
     );
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(480);
-    loop {
-        let n = s.node("d1");
-        if n["provision_state"] == "active" {
-            break;
-        }
-        let failed = n["provision_state"]
-            .as_str()
-            .is_some_and(|s| s.ends_with("failed"));
-        assert!(
-            !failed && Instant::now() < deadline,
-            "d1 is {} (last_error {}); serial tail:\n{}\nlog tail:\n{}",
-            n["provision_state"],
-            n["last_error"],
-            tail(&serial(vmdir.path()), 40),
-            tail(&s.log(), 40)
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    let n = lab.wait("active", 480);
     eprintln!(
-        "direct deploy ({format}) wall time: {:.1} s",
+        "direct deploy (raw, config drive) wall time: {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    wait_until("the VM to boot from its disk", 120, || {
-        serial(vmdir.path()).contains("RACKBOOT-DISK-BOOTED")
-    });
-    // The first MiB of the VM's disk is the image's (its partition table
-    // and boot loader); for qcow2, the raw image's.
+    assert_eq!(n["last_error"], Value::Null, "{n}");
+    // Kept for the deploy, never shown (Ironic masks it).
+    assert_eq!(n["instance_info"]["configdrive"], "******", "{n}");
+    wait_until(
+        "the VM to boot from its disk and read its config drive",
+        120,
+        || lab.serial().contains("RACKBOOT-CONFIGDRIVE-"),
+    );
+    let console = lab.serial();
+    assert!(
+        console.contains("RACKBOOT-DISK-BOOTED"),
+        "{}",
+        tail(&console, 30)
+    );
+    assert!(
+        console.contains(&format!("RACKBOOT-CONFIGDRIVE-UUID={uuid}")),
+        "the VM did not read the node's uuid from its config drive:\n{}",
+        tail(&console, 30)
+    );
+    // The disk holds the image (its boot code, its partition, its data) and
+    // the agent's config-drive partition after it.
     let (raw, _) = disk_image("raw");
     let want = std::fs::read(&raw).unwrap();
-    let got = std::fs::read(vmdir.path().join("disk0.img")).unwrap();
+    let got = lab.disk();
     assert!(
-        got[..1 << 20] == want[..1 << 20],
+        got[..446] == want[..446],
+        "the boot code differs from the image's"
+    );
+    assert!(
+        got[512..1 << 20] == want[512..1 << 20],
         "the disk's first MiB differs from the image's"
     );
-    let n = s.node("d1");
-    assert_eq!(n["last_error"], Value::Null, "{n}");
+    let parts = partitions(&got[..512]);
+    assert_eq!(
+        parts.len(),
+        2,
+        "the image's partition and the config drive's: {parts:?}"
+    );
+    assert_eq!(parts[0], partitions(&want[..512])[0]);
     let e = s.events("d1");
     eprintln!("timeline:\n{}", e.join("\n"));
     assert!(pos(&e, "instance_info/image_source") < pos(&e, "the agent ramdisk boots"));
     assert!(pos(&e, "the agent ramdisk boots") < pos(&e, "agent token issued"));
     assert!(pos(&e, "agent token issued") < pos(&e, "deploy step deploy.write_image started"));
+    assert!(e[pos(&e, "write_image started")].ends_with("and a config drive"));
     assert!(pos(&e, "write_image started") < pos(&e, "HTTP image requested"));
     assert!(pos(&e, "HTTP image requested") < pos(&e, "deploy step deploy.write_image done"));
     assert!(pos(&e, "write_image done") < pos(&e, "deploy.prepare_instance_boot"));
@@ -145,7 +265,7 @@ fn deploy_and_boot(format: &str) {
     assert!(pos(&e, "deploy.tear_down_agent") < pos(&e, "deploy.boot_instance"));
     // IPMI's "force boot from default hard-drive", as ipmi_sim names it.
     assert_eq!(
-        bmc.events(),
+        lab.bmc.events(),
         [
             "set boot pxe",
             "set power 1",
@@ -154,16 +274,106 @@ fn deploy_and_boot(format: &str) {
         ],
         "PXE and on for the agent; disk and on for the instance (the agent powered off)"
     );
+
+    // Undeploy: tear-down, then automated cleaning through the agent.
+    ok(
+        baremetal(s, &["node", "set", "d1", "--automated-clean"]),
+        "baremetal node set --automated-clean",
+    );
+    ok(
+        baremetal(s, &["node", "undeploy", "d1"]),
+        "baremetal node undeploy",
+    );
+    let started = Instant::now();
+    let n = lab.wait("available", 420);
+    eprintln!(
+        "undeploy with cleaning wall time: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(n["instance_info"], json!({}), "{n}");
+    let e = s.events("d1");
+    let undeploy = pos(&e, "deleted: active -> deleting");
+    assert!(undeploy < pos(&e, "erase_devices_metadata (priority 99) started"));
+    assert!(
+        pos(&e, "erase_devices_metadata (priority 99) started")
+            < pos(
+                &e,
+                "clean.execute_clean_step deploy.erase_devices_metadata: done"
+            )
+    );
+    let got = lab.disk();
+    assert_eq!(
+        partitions(&got[..512]),
+        [],
+        "the partition table is still on the disk after cleaning"
+    );
 }
 
+/// An agent that stops answering mid-write (its VM frozen once it has
+/// asked for the image) fails the deploy at the call-back timeout; a new
+/// deploy boots the agent afresh and succeeds. The image is qcow2.
 #[test]
-fn direct_deploy_of_a_raw_whole_disk_image() {
-    deploy_and_boot("raw");
-}
+fn direct_deploy_of_a_qcow2_image_survives_an_agent_lost_mid_write() {
+    let lab = Lab::start("qcow2", "deploy_callback_timeout = \"120s\"\n");
+    let s = &lab.s;
+    ok(
+        baremetal(s, &["node", "deploy", "d1"]),
+        "baremetal node deploy",
+    );
+    wait_until("the agent to ask for the image", 300, || {
+        s.events("d1")
+            .iter()
+            .any(|e| e.contains("HTTP image requested"))
+    });
+    lab.freeze();
+    let frozen = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let n = loop {
+        let n = s.node("d1");
+        if n["provision_state"] == "deploy failed" {
+            break n;
+        }
+        assert!(
+            n["provision_state"] != "active" && Instant::now() < deadline,
+            "d1 is {} after its agent froze",
+            n["provision_state"]
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    eprintln!(
+        "deploy failed {:.1} s after the agent froze",
+        frozen.elapsed().as_secs_f64()
+    );
+    let err = n["last_error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("Timeout reached while waiting for callback")
+            && err.contains("deploy_callback_timeout"),
+        "{err}"
+    );
 
-#[test]
-fn direct_deploy_of_a_qcow2_whole_disk_image() {
-    deploy_and_boot("qcow2");
+    // The retry: the agent boots again, writes the image, the VM boots it.
+    ok(
+        baremetal(s, &["node", "deploy", "d1"]),
+        "baremetal node deploy (retry)",
+    );
+    let started = Instant::now();
+    let n = lab.wait("active", 480);
+    eprintln!(
+        "direct deploy (qcow2, retry) wall time: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(n["last_error"], Value::Null, "{n}");
+    wait_until("the VM to boot from its disk", 120, || {
+        lab.serial().contains("RACKBOOT-CONFIGDRIVE-")
+    });
+    assert!(lab.serial().contains("RACKBOOT-CONFIGDRIVE-NONE"));
+    // The qcow2 image's contents are the raw image's.
+    let (raw, _) = disk_image("raw");
+    let want = std::fs::read(&raw).unwrap();
+    assert!(
+        lab.disk()[..] == want[..1 << 20],
+        "the disk's first MiB differs from the image's"
+    );
 }
 
 /// A wrong checksum stops the deploy before the machine is touched: the
