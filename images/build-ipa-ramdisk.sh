@@ -30,7 +30,7 @@ PACKAGES=(
     python3 python3-venv
     lshw dmidecode pciutils usbutils hdparm smartmontools nvme-cli sg3-utils
     parted gdisk util-linux fdisk dosfstools e2fsprogs xfsprogs mdadm lvm2 psmisc
-    qemu-utils ipmitool efibootmgr mokutil lsscsi
+    qemu-utils ipmitool efibootmgr mokutil lsscsi curl
     linux-image-amd64
 )
 SUITE=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
@@ -147,6 +147,49 @@ StandardError=journal+console
 [Install]
 WantedBy=multi-user.target
 EOF
+# For scripts/bench/deploy.sh only: with rackboot.fetch=URL on the kernel
+# command line, curl fetches URL to /dev/null (and onto
+# rackboot.fetch_disk=DEVICE, when given) before the agent starts, printing
+# RACKBOOT-FETCH lines on the console: the plain download the agent's write
+# is measured against. Without the option the unit does nothing.
+cat >"$root/usr/local/sbin/rackboot-fetch" <<'EOF'
+#!/bin/sh
+url="" disk=""
+for x in $(cat /proc/cmdline); do
+    case "$x" in
+    rackboot.fetch=*) url=${x#rackboot.fetch=} ;;
+    rackboot.fetch_disk=*) disk=${x#rackboot.fetch_disk=} ;;
+    esac
+done
+[ -n "$url" ] || exit 0
+fetch() {
+    t0=$(date +%s.%N)
+    bytes=$(curl -sS --max-time 3600 -o "$2" -w '%{size_download}' "$url") || bytes=0
+    sync
+    t1=$(date +%s.%N)
+    echo "RACKBOOT-FETCH target=$1 bytes=$bytes seconds=$(echo "$t0 $t1" | awk '{printf "%.3f", $2 - $1}')" >/dev/console
+}
+fetch null /dev/null
+[ -n "$disk" ] && [ -b "$disk" ] && fetch disk "$disk"
+exit 0
+EOF
+chmod 755 "$root/usr/local/sbin/rackboot-fetch"
+cat >"$root/etc/systemd/system/rackboot-fetch.service" <<'EOF'
+[Unit]
+Description=rackboot benchmark download (only with rackboot.fetch= on the kernel command line)
+ConditionKernelCommandLine=rackboot.fetch
+After=network-online.target
+Wants=network-online.target
+Before=ironic-python-agent.service
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/rackboot-fetch
+TimeoutStartSec=3700
+
+[Install]
+WantedBy=multi-user.target
+EOF
 mkdir -p "$root/etc/ironic-python-agent"
 cat >"$root/etc/ironic-python-agent/ironic-python-agent.conf" <<'EOF'
 [DEFAULT]
@@ -154,7 +197,7 @@ cat >"$root/etc/ironic-python-agent/ironic-python-agent.conf" <<'EOF'
 debug = false
 EOF
 chroot "$root" systemctl enable systemd-networkd.service systemd-networkd-wait-online.service \
-    ironic-python-agent.service >/dev/null 2>&1
+    ironic-python-agent.service rackboot-fetch.service >/dev/null 2>&1
 # Wait for any one NIC, not all of them.
 mkdir -p "$root/etc/systemd/system/systemd-networkd-wait-online.service.d"
 cat >"$root/etc/systemd/system/systemd-networkd-wait-online.service.d/any.conf" <<'EOF'

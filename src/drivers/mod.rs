@@ -258,7 +258,8 @@ pub const HARDWARE_TYPES: &[HardwareTypeRow] = &[
             ("power", &["ipmi", "ipmitool"]),
             ("management", &["ipmi", "ipmitool"]),
             ("boot", &["ipxe", "pxe"]),
-            ("deploy", &["ramdisk", "direct"]),
+            // Ironic's default: the agent writes the image.
+            ("deploy", &["direct", "ramdisk"]),
             ("network", &["noop", "flat"]),
             // The optional kinds this appliance implements only as "none".
             ("bios", &["no-bios"]),
@@ -560,7 +561,7 @@ mod tests {
                 ipmi.boot.as_str(),
                 ipmi.deploy.as_str()
             ),
-            ("ipmi", "ipxe", "ramdisk")
+            ("ipmi", "ipxe", "direct")
         );
         assert_eq!(ipmi.vendor, "no-vendor");
         let cases = [
@@ -620,7 +621,7 @@ mod tests {
             ("power", vec!["ipmi", "ipmitool"]),
             ("management", vec!["ipmi", "ipmitool"]),
             ("boot", vec!["ipxe", "pxe"]),
-            ("deploy", vec!["ramdisk", "direct"]),
+            ("deploy", vec!["direct", "ramdisk"]),
             ("network", vec!["noop", "flat"]),
         ]);
         ipmi_hw.extend(optional(false));

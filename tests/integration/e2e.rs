@@ -186,7 +186,7 @@ fn ipmi_node(
     extra: serde_json::Value,
 ) -> String {
     let mut body = json!({
-        "name": name, "driver": "ipmi", "boot_interface": "ipxe",
+        "name": name, "driver": "ipmi", "boot_interface": "ipxe", "deploy_interface": "ramdisk",
         "driver_info": {"ipmi_address": "127.0.0.1", "ipmi_port": bmc.port,
                         "ipmi_username": "admin", "ipmi_password": "password"},
     });

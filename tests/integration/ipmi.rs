@@ -282,7 +282,7 @@ fn sync_loop_enforces_power_and_handles_bmc_failure() {
         "POST",
         "/v1/nodes",
         Some(json!({
-            "driver": "ipmi", "name": "prod",
+            "driver": "ipmi", "name": "prod", "deploy_interface": "ramdisk",
             "driver_info": {"ipmi_address": "127.0.0.1", "ipmi_port": b.port, "ipmi_username": "admin", "ipmi_password": "password",
                             "deploy_kernel": file, "deploy_ramdisk": file},
             "instance_info": {"image_source": file}
