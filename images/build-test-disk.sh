@@ -9,12 +9,17 @@
 #      partition on the same disk, a second disk or a CD-ROM), mounts it
 #      read-only and prints RACKBOOT-CONFIGDRIVE-UUID=<uuid> from
 #      openstack/latest/meta_data.json, or RACKBOOT-CONFIGDRIVE-NONE,
-#   4. powers off (poweroff -f), so a test can wait for the VM to exit.
+#   4. mounts its own FAT partition (label RACKBOOT, which has an empty etc/
+#      directory for IPA's inject_files deploy step to find) and prints
+#      RACKBOOT-INJECTED=<first line of /etc/rackboot-injected>, or
+#      RACKBOOT-INJECTED-NONE,
+#   5. powers off (poweroff -f), so a test can wait for the VM to exit.
 #
 #   images/build-test-disk.sh [OUTDIR=images/out/disk]
 #
-# Writes OUTDIR/test-disk.raw (32 MiB), test-disk.qcow2 and a .sha256 (the hex
-# alone) for each. Inputs: images/out/vmlinuz and the busybox binary inside
+# Writes OUTDIR/test-disk.raw (32 MiB), test-disk.qcow2, oversized.qcow2 (an
+# empty qcow2 of 8 GiB virtual size, larger than the tests' VM disks) and a
+# .sha256 (the hex alone) for each. Inputs: images/out/vmlinuz and the busybox binary inside
 # images/out/initrd.cpio.gz (images/build-test-ramdisk.sh makes them; it is
 # run first). The kernel's modules come from the same Debian kernel package
 # (apt-get download, checked against vmlinuz byte for byte). No root, no loop
@@ -40,7 +45,8 @@ images/build-test-ramdisk.sh "$IN" >&2
 
 KEY=$( { cat "$0"; sha256sum <"$IN/vmlinuz"; sha256sum <"$IN/initrd.cpio.gz"; } | sha256sum | cut -c1-16)
 CACHED="$CACHE_ROOT/test-disk-$KEY"
-FILES=(test-disk.raw test-disk.raw.sha256 test-disk.qcow2 test-disk.qcow2.sha256 manifest)
+FILES=(test-disk.raw test-disk.raw.sha256 test-disk.qcow2 test-disk.qcow2.sha256
+    oversized.qcow2 oversized.qcow2.sha256 manifest)
 
 install_out() {
     mkdir -p "$OUT"
@@ -189,6 +195,17 @@ if [ -n "$uuid" ]; then
 else
     echo "RACKBOOT-CONFIGDRIVE-NONE"
 fi
+injected=""
+own=$(findfs LABEL=RACKBOOT 2>/dev/null)
+if [ -n "$own" ] && mount -o ro -t vfat "$own" /mnt 2>/dev/null; then
+    [ -f /mnt/etc/rackboot-injected ] && injected=$(head -n 1 /mnt/etc/rackboot-injected)
+    umount /mnt
+fi
+if [ -n "$injected" ]; then
+    echo "RACKBOOT-INJECTED=$injected"
+else
+    echo "RACKBOOT-INJECTED-NONE"
+fi
 sync
 poweroff -f
 # If power-off is not possible, stay up as an instance would.
@@ -223,11 +240,14 @@ export MTOOLS_SKIP_CHECK=1 MTOOLSRC=/dev/null
 mcopy -i "$img@@$offset" "$IN/vmlinuz" ::/vmlinuz
 mcopy -i "$img@@$offset" "$work/initrd.gz" ::/initrd.gz
 mcopy -i "$img@@$offset" "$work/syslinux.cfg" ::/syslinux.cfg
+mmd -i "$img@@$offset" ::/etc
 syslinux --install --offset "$offset" "$img"
 dd if="$MBR" of="$img" bs=440 count=1 conv=notrunc status=none
 qemu-img convert -f raw -O qcow2 "$img" "$work/test-disk.qcow2"
 sha256sum <"$img" | cut -c1-64 >"$work/test-disk.raw.sha256"
 sha256sum <"$work/test-disk.qcow2" | cut -c1-64 >"$work/test-disk.qcow2.sha256"
+qemu-img create -q -f qcow2 "$work/oversized.qcow2" 8G
+sha256sum <"$work/oversized.qcow2" | cut -c1-64 >"$work/oversized.qcow2.sha256"
 {
     echo "key $KEY"
     echo "kernel $kver, cmdline $CMDLINE"

@@ -20,8 +20,86 @@ use crate::model::PowerState;
 /// Verbs the appliance runs today; the others are refused with a clear 400.
 const SUPPORTED_TARGETS: &[&str] = &[
     "manage", "provide", "adopt", "active", "deploy", "deleted", "undeploy", "rebuild", "abort",
-    "inspect",
+    "inspect", "clean",
 ];
+
+/// The steps of a manual cleaning (`clean`): `clean_steps` checked as
+/// Ironic's schema does, or a runbook's steps (in their order) when the
+/// node may use it. Refusals in Ironic's words.
+async fn manual_clean_steps(
+    state: &AppState,
+    ident: &str,
+    target: &str,
+    version: Version,
+    body: &ProvisionRequest,
+) -> Result<Option<Vec<Value>>, ApiError> {
+    use crate::conductor::agent_clean::check_user_steps;
+    if body.clean_steps.is_some() && target != "clean" {
+        return Err(ApiError::bad_request(
+            "\"clean_steps\" is only valid when setting target provision state to clean",
+        ));
+    }
+    if target != "clean" {
+        return Ok(None);
+    }
+    let mut steps = match &body.clean_steps {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            check_user_steps(v)
+                .map_err(|e| ApiError::bad_request(format!("Invalid clean_steps: {e}")))?,
+        ),
+    };
+    if let Some(rb_ident) = &body.runbook {
+        let rb: crate::model::template::Runbook =
+            super::records::fetch(state, rb_ident.clone()).await?;
+        let node_ident = ident.to_string();
+        let node = state
+            .conductor
+            .store()
+            .call(move |s| s.get_node(&node_ident))
+            .await?;
+        if version.at_least(112) {
+            if rb.traits.is_empty() {
+                return Err(ApiError::bad_request(format!(
+                    "Runbook {} has no traits configured. Please ask an administrator to add traits to the runbook.",
+                    rb.uuid
+                )));
+            }
+            if !rb.traits.iter().any(|t| node.traits.contains(t)) {
+                let mut wanted = rb.traits.clone();
+                wanted.sort();
+                return Err(ApiError::bad_request(format!(
+                    "This runbook has not been approved for use on this node {}. The node does not have any of the runbook's traits {wanted:?}. Please ask an administrator to add a matching trait to your node.",
+                    node.uuid
+                )));
+            }
+        } else if !node.traits.contains(&rb.name) {
+            return Err(ApiError::bad_request(format!(
+                "This runbook has not been approved for use on this node {}. Please ask an administrator to add it to your node traits.",
+                node.uuid
+            )));
+        }
+        if steps.as_ref().is_some_and(|s| !s.is_empty()) {
+            return Err(ApiError::bad_request(
+                "Please provide either \"clean_steps\" or a runbook, but not both.",
+            ));
+        }
+        let mut ordered = rb.steps.clone();
+        ordered.sort_by_key(|s| s.order.unwrap_or(0));
+        steps = Some(
+            ordered
+                .into_iter()
+                .map(|s| json!({"interface": s.interface, "step": s.step, "args": s.args}))
+                .collect(),
+        );
+    }
+    match steps {
+        Some(s) if !s.is_empty() => Ok(Some(s)),
+        _ => Err(ApiError::bad_request(
+            "\"clean_steps\" is required when setting target provision state to clean",
+        )),
+    }
+}
 
 pub async fn states(
     State(state): State<AppState>,
@@ -91,9 +169,9 @@ pub async fn provision(
         }
     }
     if body.runbook.is_some() {
-        // Ironic runs runbooks only by manual cleaning and servicing, which
-        // rackboot does not have yet: every other target is refused in
-        // Ironic's words, and those two below as unsupported.
+        // Ironic runs runbooks by manual cleaning and servicing (which
+        // rackboot does not have yet): every other target is refused in
+        // Ironic's words.
         if !version.at_least(92) {
             return Err(ApiError::not_acceptable("Request not acceptable."));
         }
@@ -109,13 +187,29 @@ pub async fn provision(
             SUPPORTED_TARGETS.join(", ")
         )));
     }
+    let deploy_steps = match &body.deploy_steps {
+        None | Some(Value::Null) => None,
+        Some(v) => {
+            if !version.at_least(69) {
+                return Err(ApiError::not_acceptable(
+                    "deploy_steps need API version 1.69 or later",
+                ));
+            }
+            if !matches!(target, "active" | "deploy" | "rebuild") {
+                return Err(ApiError::bad_request(
+                    "\"deploy_steps\" is only valid when setting target provision state to active or rebuild",
+                ));
+            }
+            Some(
+                crate::conductor::agent_deploy::check_deploy_steps(v)
+                    .map_err(|e| ApiError::bad_request(format!("Invalid deploy_steps: {e}")))?,
+            )
+        }
+    };
     for (field, given) in [
-        ("clean_steps", body.clean_steps.is_some()),
-        ("deploy_steps", body.deploy_steps.is_some()),
         ("service_steps", body.service_steps.is_some()),
         ("rescue_password", body.rescue_password.is_some()),
         ("disable_ramdisk", body.disable_ramdisk.is_some()),
-        ("runbook", body.runbook.is_some()),
     ] {
         if given {
             return Err(ApiError::bad_request(format!(
@@ -123,6 +217,7 @@ pub async fn provision(
             )));
         }
     }
+    let clean_steps = manual_clean_steps(&state, &ident, target, version, &body).await?;
     // Ironic's check_allow_configdrive: an empty one is no config drive.
     let configdrive = body.configdrive.filter(|c| match c {
         Value::Null => false,
@@ -145,6 +240,8 @@ pub async fn provision(
         confirm_destructive: confirm,
         user: caller.user.clone(),
         configdrive,
+        clean_steps,
+        deploy_steps,
     };
     state.conductor.provision(&ident, target, opts).await?;
     Ok(accepted(&headers, &ident))

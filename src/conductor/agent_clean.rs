@@ -25,6 +25,148 @@ pub const HARDWARE_MANAGER_VERSION: &str = "hardware_manager_version";
 /// Set when an abort came during a step the agent cannot abort: cleaning
 /// stops once that step ends.
 pub const CLEAN_ABORT_AFTER: &str = "clean_abort_after";
+/// The steps a manual cleaning (`clean`) was given, as the API checked them.
+pub const MANUAL_CLEAN_STEPS: &str = "manual_clean_steps";
+
+/// The conductor's own flow steps in Ironic, which rackboot does not run.
+const FLOW_STEPS: &[&str] = &["power_on", "power_off", "reboot", "hold", "wait"];
+
+/// Ironic's schema of user clean steps (`_STEPS_SCHEMA`): a list of objects
+/// with `interface` (one of Ironic's step interfaces) and `step`, and
+/// optionally `args` (an object), `order`, `execute_on_child_nodes` and
+/// `limit_child_node_execution`; nothing else.
+pub fn check_user_steps(v: &Value) -> std::result::Result<Vec<Value>, String> {
+    let list = v
+        .as_array()
+        .ok_or_else(|| format!("{v} is not of type 'array'"))?;
+    for s in list {
+        let m = s
+            .as_object()
+            .ok_or_else(|| format!("{s} is not of type 'object'"))?;
+        for key in ["interface", "step"] {
+            if !m.contains_key(key) {
+                return Err(format!("'{key}' is a required property"));
+            }
+        }
+        for (k, val) in m {
+            let ok = match k.as_str() {
+                "interface" => val
+                    .as_str()
+                    .is_some_and(|i| crate::model::template::STEP_INTERFACES.contains(&i)),
+                "step" => val.as_str().is_some_and(|x| !x.is_empty()),
+                "args" => val.is_object(),
+                "order" => {
+                    val.as_u64().is_some()
+                        || val
+                            .as_str()
+                            .is_some_and(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()))
+                }
+                "execute_on_child_nodes" => val.is_boolean(),
+                "limit_child_node_execution" => val.is_array(),
+                other => {
+                    return Err(format!(
+                        "Additional properties are not allowed ('{other}' was unexpected)"
+                    ))
+                }
+            };
+            if !ok {
+                let want = match k.as_str() {
+                    "interface" => format!(
+                        "is not one of {:?}",
+                        crate::model::template::STEP_INTERFACES
+                    ),
+                    "step" => "is not a non-empty string".into(),
+                    "args" => "is not of type 'object'".into(),
+                    _ => "is not valid".into(),
+                };
+                return Err(format!("{val} {want} (in {k})"));
+            }
+        }
+        if m.get("execute_on_child_nodes").and_then(Value::as_bool) == Some(true) {
+            return Err("execute_on_child_nodes: rackboot has no child nodes yet".into());
+        }
+    }
+    Ok(list.clone())
+}
+
+/// The plan of a manual cleaning: the user's steps in their order, each
+/// matched with the step the agent lists (its `abortable`, `priority`,
+/// `reboot_requested`), with the user's `args` checked against the
+/// step's `argsinfo` (Ironic's `_validate_user_clean_steps`).
+pub fn manual_plan(result: &Value, user: &[Value]) -> std::result::Result<Vec<Value>, String> {
+    let by_manager = result
+        .get("clean_steps")
+        .and_then(Value::as_object)
+        .ok_or("the agent's answer has no clean_steps")?;
+    let mut known: BTreeMap<String, Value> = BTreeMap::new();
+    for list in by_manager.values() {
+        for s in list.as_array().into_iter().flatten() {
+            // The agent deploy interface runs deploy steps (see automated_plan).
+            if s.get("interface").and_then(Value::as_str) == Some("deploy") {
+                known.entry(step_name(s)).or_insert_with(|| s.clone());
+            }
+        }
+    }
+    let mut errors = Vec::new();
+    let mut plan = Vec::new();
+    for u in user {
+        let name = step_name(u);
+        let step = u.get("step").and_then(Value::as_str).unwrap_or("");
+        if FLOW_STEPS.contains(&step) {
+            errors.push(format!(
+                "clean step {name} is one of Ironic's flow steps, which rackboot does not run yet"
+            ));
+            continue;
+        }
+        let Some(agent_step) = known.get(&name) else {
+            errors.push(format!("node does not support this clean step: {u}"));
+            continue;
+        };
+        let empty = serde_json::Map::new();
+        let args = u.get("args").and_then(Value::as_object).unwrap_or(&empty);
+        let argsinfo = agent_step
+            .get("argsinfo")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        let unexpected: Vec<&str> = args
+            .keys()
+            .filter(|k| !argsinfo.contains_key(*k))
+            .map(String::as_str)
+            .collect();
+        if !unexpected.is_empty() {
+            errors.push(format!(
+                "clean step {u} has these unexpected arguments: {}",
+                unexpected.join(", ")
+            ));
+        }
+        let missing: Vec<String> = argsinfo
+            .iter()
+            .filter(|(k, i)| {
+                i.get("required").and_then(Value::as_bool) == Some(true) && !args.contains_key(*k)
+            })
+            .map(
+                |(k, i)| match i.get("description").and_then(Value::as_str) {
+                    Some(d) => format!("{k} ({d})"),
+                    None => k.clone(),
+                },
+            )
+            .collect();
+        if !missing.is_empty() {
+            errors.push(format!(
+                "clean step {u} is missing these required arguments: {}",
+                missing.join(", ")
+            ));
+        }
+        let mut s = agent_step.clone();
+        s["args"] = Value::Object(args.clone());
+        plan.push(s);
+    }
+    if errors.is_empty() {
+        Ok(plan)
+    } else {
+        Err(errors.join("; "))
+    }
+}
 
 /// The step a cleaning in progress runs (from its plan and place).
 fn current_step(node: &Node) -> Option<Value> {
@@ -50,7 +192,7 @@ fn aborted(node: &Node) -> String {
 }
 
 /// One clean step as the agent lists it (and as it is sent back).
-fn step_name(step: &Value) -> String {
+pub(super) fn step_name(step: &Value) -> String {
     format!(
         "{}.{}",
         step.get("interface").and_then(Value::as_str).unwrap_or("?"),
@@ -132,7 +274,7 @@ pub fn automated_plan(
 
 /// The node as the agent's clean commands get it (secrets masked, the
 /// token left out).
-fn node_doc(node: &Node) -> Value {
+pub(super) fn node_doc(node: &Node) -> Value {
     let mut internal = node.driver_internal_info.clone();
     for k in [internal::AGENT_TOKEN, CLEAN_STEPS] {
         internal.remove(k);
@@ -149,7 +291,7 @@ fn node_doc(node: &Node) -> Value {
     })
 }
 
-fn ports_doc(ports: &[crate::model::Port]) -> Value {
+pub(super) fn ports_doc(ports: &[crate::model::Port]) -> Value {
     Value::Array(
         ports
             .iter()
@@ -229,8 +371,17 @@ impl Conductor {
                     .await
                     .map_err(fail)?;
                 let result = r.command_result.unwrap_or(Value::Null);
-                plan = automated_plan(&result, &self.inner.settings.clean_step_overrides)
-                    .map_err(|e| format!("Failed to clean node {uuid}: {e}"))?;
+                let manual = task
+                    .node
+                    .driver_internal_info
+                    .get(MANUAL_CLEAN_STEPS)
+                    .and_then(Value::as_array)
+                    .cloned();
+                plan = match &manual {
+                    Some(user) => manual_plan(&result, user),
+                    None => automated_plan(&result, &self.inner.settings.clean_step_overrides),
+                }
+                .map_err(|e| format!("Failed to clean node {uuid}: {e}"))?;
                 let listed = plan
                     .iter()
                     .map(|s| format!("{} ({})", step_name(s), s["priority"]))
@@ -240,8 +391,13 @@ impl Conductor {
                     Severity::Info,
                     "agent",
                     format!(
-                        "agent command clean.get_clean_steps: {} automated step(s): {}",
+                        "agent command clean.get_clean_steps: {} {} step(s): {}",
                         plan.len(),
+                        if manual.is_some() {
+                            "manual"
+                        } else {
+                            "automated"
+                        },
                         if listed.is_empty() { "none" } else { &listed }
                     ),
                 );
@@ -349,6 +505,11 @@ impl Conductor {
             .await
             .map_err(|e| format!("Failed to tear down cleaning of node {uuid}: {e}"))?;
         forget_cleaning(&mut task.node);
+        let manual = task
+            .node
+            .driver_internal_info
+            .remove(MANUAL_CLEAN_STEPS)
+            .is_some();
         task.node.set_boot_decision(None);
         task.node.set_adopted(None);
         task.node.wipe_agent();
@@ -357,11 +518,13 @@ impl Conductor {
             Severity::Info,
             "provisioning",
             format!(
-                "cleaning done: {} step(s) ran on the agent; powered off",
+                "{} cleaning done: {} step(s) ran on the agent; powered off",
+                if manual { "manual" } else { "automated" },
                 plan.len()
             ),
         );
-        Ok(None)
+        // Manual cleaning goes back to manageable (Ironic's "manage" event).
+        Ok(manual.then_some(Event::Manage))
     }
 }
 
@@ -442,6 +605,109 @@ mod tests {
             ".x:1",
         ] {
             assert!(parse_overrides(&[bad.to_string()]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn user_steps_are_checked_as_ironics_schema_does() {
+        let cases: &[(Value, bool)] = &[
+            (
+                json!([{"interface": "deploy", "step": "erase_devices_metadata"}]),
+                true,
+            ),
+            (
+                json!([{"interface": "deploy", "step": "x", "args": {"a": 1}, "order": 2}]),
+                true,
+            ),
+            (
+                json!([{"interface": "raid", "step": "x", "order": "3"}]),
+                true,
+            ),
+            (json!([]), true),
+            (json!({"interface": "deploy"}), false),
+            (json!([{"step": "x"}]), false),
+            (json!([{"interface": "deploy"}]), false),
+            (json!([{"interface": "disk", "step": "x"}]), false),
+            (json!([{"interface": "deploy", "step": ""}]), false),
+            (
+                json!([{"interface": "deploy", "step": "x", "args": []}]),
+                false,
+            ),
+            (
+                json!([{"interface": "deploy", "step": "x", "order": "a"}]),
+                false,
+            ),
+            (
+                json!([{"interface": "deploy", "step": "x", "priority": 1}]),
+                false,
+            ),
+            (
+                json!([{"interface": "deploy", "step": "x", "execute_on_child_nodes": true}]),
+                false,
+            ),
+            (json!(["x"]), false),
+        ];
+        for (v, ok) in cases {
+            assert_eq!(
+                check_user_steps(v).is_ok(),
+                *ok,
+                "{v}: {:?}",
+                check_user_steps(v)
+            );
+        }
+    }
+
+    #[test]
+    fn manual_plans_match_the_agents_steps() {
+        let mut agent = ipa_steps();
+        agent["clean_steps"]["GenericHardwareManager"][0]["argsinfo"] = json!({
+            "passes": {"description": "how many passes", "required": false},
+            "device": {"description": "which", "required": true}});
+        let names = |p: &[Value]| p.iter().map(step_name).collect::<Vec<_>>();
+        // The user's order, not the priorities; a priority-0 step runs too.
+        let plan = manual_plan(
+            &agent,
+            &[
+                json!({"interface": "deploy", "step": "erase_pstore"}),
+                json!({"interface": "deploy", "step": "erase_devices_metadata"}),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            names(&plan),
+            ["deploy.erase_pstore", "deploy.erase_devices_metadata"]
+        );
+        assert_eq!(plan[0]["abortable"], true);
+        let plan = manual_plan(
+            &agent,
+            &[json!({"interface": "deploy", "step": "erase_devices", "args": {"device": "/dev/vda", "passes": 2}})],
+        )
+        .unwrap();
+        assert_eq!(plan[0]["args"], json!({"device": "/dev/vda", "passes": 2}));
+        for (user, want) in [
+            (
+                json!({"interface": "deploy", "step": "nope"}),
+                "node does not support this clean step",
+            ),
+            (
+                json!({"interface": "raid", "step": "delete_configuration"}),
+                "node does not support this clean step",
+            ),
+            (
+                json!({"interface": "deploy", "step": "erase_devices"}),
+                "missing these required arguments: device (which)",
+            ),
+            (
+                json!({"interface": "deploy", "step": "erase_devices", "args": {"device": "x", "zap": 1}}),
+                "unexpected arguments: zap",
+            ),
+            (
+                json!({"interface": "power", "step": "reboot"}),
+                "flow steps",
+            ),
+        ] {
+            let e = manual_plan(&agent, std::slice::from_ref(&user)).unwrap_err();
+            assert!(e.contains(want), "{user}: {e}");
         }
     }
 

@@ -68,6 +68,18 @@ impl Conductor {
                 .resume_agent(lock, node, from, &agent, Job::AgentClean)
                 .await;
         }
+        if state == State::CleanWait
+            && node
+                .driver_internal_info
+                .contains_key(super::agent_clean::MANUAL_CLEAN_STEPS)
+        {
+            // Manual clean steps run on the agent; a ramdisk without its
+            // command API cannot run them (the clean wait times out).
+            return Err(Error::Invalid(
+                "Manual cleaning needs the agent's command API: the heartbeat has no callback_url"
+                    .into(),
+            ));
+        }
         if state == State::WaitCallBack && node.interfaces.deploy == "direct" {
             // The agent writes the image: a worker drives its deploy steps.
             if !has_agent_api {

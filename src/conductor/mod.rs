@@ -229,6 +229,10 @@ pub struct ProvisionOptions {
     /// `configdrive` given with `active` or `rebuild` (a JSON document, a
     /// URL, or a gzipped base64 ISO), kept in `instance_info/configdrive`.
     pub configdrive: Option<Value>,
+    /// The steps of a manual cleaning (`clean`), checked by the API.
+    pub clean_steps: Option<Vec<Value>>,
+    /// `deploy_steps` given with `active` or `rebuild`, checked by the API.
+    pub deploy_steps: Option<Vec<Value>>,
 }
 
 /// The conductor. Cheap to clone.

@@ -49,6 +49,7 @@ impl Conductor {
             (State::Enroll, Event::Manage) => Some(Job::Verify),
             (_, Event::Adopt) => Some(Job::Adopt),
             (State::Manageable, Event::Provide) => Some(Job::Clean),
+            (State::Manageable, Event::Clean) => Some(Job::Clean),
             (_, Event::Deploy) | (_, Event::Rebuild) => Some(Job::Deploy),
             (_, Event::Delete) => Some(Job::TearDown),
             (_, Event::Inspect) => Some(Job::Inspect),
@@ -83,7 +84,30 @@ impl Conductor {
             // As Ironic's do_node_deploy: the agent gets it at write_image.
             node.instance_info.insert("configdrive".into(), cd.clone());
         }
+        if matches!(event, Event::Deploy | Event::Rebuild) {
+            // Each deploy request brings its own deploy_steps (or none).
+            node.driver_internal_info
+                .remove(super::agent_deploy::USER_DEPLOY_STEPS);
+            if let Some(steps) = opts.deploy_steps.as_ref().filter(|s| !s.is_empty()) {
+                node.driver_internal_info.insert(
+                    super::agent_deploy::USER_DEPLOY_STEPS.into(),
+                    Value::Array(steps.clone()),
+                );
+            }
+        }
+        // A manual cleaning carries its steps; any other cleaning has none.
+        node.driver_internal_info
+            .remove(super::agent_clean::MANUAL_CLEAN_STEPS);
+        if let (Event::Clean, Some(steps)) = (event, &opts.clean_steps) {
+            node.driver_internal_info.insert(
+                super::agent_clean::MANUAL_CLEAN_STEPS.into(),
+                Value::Array(steps.clone()),
+            );
+        }
         node.enter(to);
+        if event == Event::Clean {
+            node.target_provision_state = Some(State::Manageable);
+        }
         node.last_error = None;
         node.updated_at = Some(now());
         let target_text = node
@@ -127,8 +151,35 @@ impl Conductor {
                         node.uuid
                     ))
                 })?;
+                // Ironic's validate_instance_info_traits.
+                if let Some(t) = node.instance_info.get("traits") {
+                    let list = t.as_array().filter(|a| a.iter().all(Value::is_string)).ok_or_else(|| {
+                        Error::Invalid(format!(
+                            "Error parsing traits from Node {} instance_info field. A list of strings is expected.",
+                            node.uuid
+                        ))
+                    })?;
+                    let extra: Vec<&str> = list
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .filter(|t| !node.traits.iter().any(|n| n == t))
+                        .collect();
+                    if !extra.is_empty() {
+                        return Err(Error::Invalid(format!(
+                            "Cannot specify instance traits that are not also node traits. Traits {extra:?} are not node traits."
+                        )));
+                    }
+                }
+                if opts.deploy_steps.as_ref().is_some_and(|s| !s.is_empty())
+                    && node.interfaces.deploy != "direct"
+                {
+                    return Err(Error::Invalid(format!(
+                        "deploy_steps run on the agent of the direct deploy; node {} has deploy interface {}",
+                        node.uuid, node.interfaces.deploy
+                    )));
+                }
             }
-            Event::Inspect => {
+            Event::Inspect | Event::Clean => {
                 bundle.power.validate(node).map_err(|e| {
                     Error::Invalid(format!(
                         "Failed to validate power driver interface for node {}: {e}",
@@ -146,7 +197,17 @@ impl Conductor {
             }
             _ => {}
         }
-        if node.is_adopted() && matches!(event, Event::Provide | Event::Rebuild | Event::Delete) {
+        if event == Event::Clean && opts.clean_steps.as_ref().is_none_or(|s| s.is_empty()) {
+            return Err(Error::Invalid(
+                "\"clean_steps\" is required when setting target provision state to clean".into(),
+            ));
+        }
+        if node.is_adopted()
+            && matches!(
+                event,
+                Event::Provide | Event::Rebuild | Event::Delete | Event::Clean
+            )
+        {
             return self.check_adopted_guard(node, target, opts, &bundle);
         }
         Ok(false)
@@ -170,6 +231,7 @@ impl Conductor {
         });
         let cleans = self.automated_clean(node) && bundle.deploy.cleaning_touches_disks();
         let why = match (has_checksum, cleans) {
+            _ if target == "clean" => "manual cleaning runs clean steps on its disks",
             (_, true) => "automated cleaning would wipe its disks",
             (false, false) => "its instance_info has no image_checksum, so the recorded image may not be the one it runs and a re-deploy could wipe it",
             (true, false) => return Ok(false),

@@ -67,7 +67,17 @@ impl Conductor {
         task: &mut Task,
         b: &Bundle,
     ) -> std::result::Result<Option<Event>, String> {
-        if self.automated_clean(&task.node) && b.deploy.cleaning_touches_disks() {
+        let manual = task
+            .node
+            .driver_internal_info
+            .contains_key(super::agent_clean::MANUAL_CLEAN_STEPS);
+        if manual && !b.deploy.cleaning_touches_disks() {
+            return Err(format!(
+                "Failed to clean node {}: its deploy interface {} runs no clean steps; manual cleaning runs the agent's (deploy interface direct or ramdisk)",
+                task.node.uuid, task.node.interfaces.deploy
+            ));
+        }
+        if manual || (self.automated_clean(&task.node) && b.deploy.cleaning_touches_disks()) {
             // Boot the deploy ramdisk and wait for its call-back (clean wait).
             let uuid = task.node.uuid;
             let fail =

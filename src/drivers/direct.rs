@@ -15,6 +15,32 @@ use crate::model::internal;
 /// `driver_internal_info` keys of a direct deploy in progress.
 pub const IMAGE_SHA256: &str = "deploy_image_sha256";
 pub const IMAGE_SIZE: &str = "deploy_image_size";
+/// The bytes the image fills on the disk: its size for raw, the virtual
+/// size in its header for qcow2.
+pub const IMAGE_DISK_BYTES: &str = "deploy_image_disk_bytes";
+
+/// The virtual size of a qcow2 image (header: magic `QFI\xfb`, then the
+/// size as a big-endian u64 at byte 24); `None` when it is not qcow2.
+pub fn qcow2_virtual_size(head: &[u8]) -> Option<u64> {
+    if head.len() < 32 || &head[..4] != b"QFI\xfb" {
+        return None;
+    }
+    Some(u64::from_be_bytes(head[24..32].try_into().ok()?))
+}
+
+/// The bytes `path` fills once written: the qcow2 virtual size, or its size.
+async fn disk_bytes(path: &std::path::Path, size: u64) -> u64 {
+    use tokio::io::AsyncReadExt;
+    let mut head = [0u8; 32];
+    let read = async {
+        let mut f = tokio::fs::File::open(path).await?;
+        f.read_exact(&mut head).await
+    };
+    match read.await {
+        Ok(_) => qcow2_virtual_size(&head).unwrap_or(size),
+        Err(_) => size,
+    }
+}
 
 /// The disk formats the agent writes.
 pub const DISK_FORMATS: &[&str] = &["raw", "qcow2"];
@@ -100,6 +126,10 @@ impl Deploy for DirectDeploy {
                 task.node
                     .driver_internal_info
                     .insert(IMAGE_SIZE.into(), Value::from(staged.size));
+                let bytes = disk_bytes(&staged.path, staged.size).await;
+                task.node
+                    .driver_internal_info
+                    .insert(IMAGE_DISK_BYTES.into(), Value::from(bytes));
             }
             task.node
                 .driver_internal_info
@@ -123,7 +153,7 @@ impl Deploy for DirectDeploy {
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             super::pxe::RamdiskDeploy.tear_down(task, bundle).await?;
-            for k in [IMAGE_SHA256, IMAGE_SIZE] {
+            for k in [IMAGE_SHA256, IMAGE_SIZE, IMAGE_DISK_BYTES] {
                 task.node.driver_internal_info.remove(k);
             }
             Ok(())
@@ -170,5 +200,23 @@ mod tests {
         node.instance_info
             .insert("image_disk_format".into(), json!("vmdk"));
         assert!(d.validate(&node).is_err());
+    }
+
+    /// On headers qemu-img (the peer) writes.
+    #[test]
+    fn qcow2_headers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.qcow2");
+        let st = std::process::Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2"])
+            .arg(&path)
+            .arg("8G")
+            .status()
+            .expect("qemu-img is needed for this test: apt-get install qemu-utils (scripts/install-deps.sh does)");
+        assert!(st.success());
+        let head = std::fs::read(&path).unwrap();
+        assert_eq!(qcow2_virtual_size(&head), Some(8 << 30));
+        assert_eq!(qcow2_virtual_size(&head[..31]), None);
+        assert_eq!(qcow2_virtual_size(&[0u8; 64]), None);
     }
 }

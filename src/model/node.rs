@@ -204,12 +204,21 @@ impl Node {
     /// other keeps its default target (Ironic's TaskManager rule); the
     /// change time is now.
     pub fn enter(&mut self, to: super::states::State) {
+        use super::states::State as S;
+        let cleaning = |s: S| matches!(s, S::Cleaning | S::CleanWait | S::CleanHold);
+        // Within one cleaning the target stays: `manageable` for manual
+        // cleaning (and its failure), `available` for automated.
+        let keep = cleaning(self.provision_state)
+            && (cleaning(to) || to == S::CleanFailed)
+            && self.target_provision_state.is_some();
         self.provision_state = to;
-        self.target_provision_state = if to.is_stable() {
-            None
-        } else {
-            to.default_target()
-        };
+        if !keep {
+            self.target_provision_state = if to.is_stable() {
+                None
+            } else {
+                to.default_target()
+            };
+        }
         self.provision_updated_at = Some(super::now());
     }
 

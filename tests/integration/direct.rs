@@ -29,13 +29,21 @@ fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// A QEMU VM for the agent (2 vCPUs, 2 GiB, one NIC that network-boots,
+/// A QEMU VM for the agent (2 vCPUs on one TCG thread, 2 GiB, one NIC that network-boots,
 /// an empty 5 GiB virtio disk, a QMP socket), as a shell command for its BMC.
 fn vm_cmd(tap: &str, mac: &str, dir: &std::path::Path) -> String {
     let mut a = qemu_args(tap, mac, Firmware::BiosIpxe, dir);
     let m = a.iter().position(|x| x == "-m").expect("qemu_args sets -m");
     a[m + 1] = "2048".into();
     a.extend(["-smp".into(), "2".into()]);
+    // Both vCPUs on one host thread: with a thread each (MTTCG), a guest on
+    // a loaded 2-core host once stalled for good in early boot (RCU stall,
+    // a halted vCPU never woken by the other).
+    let accel = a
+        .iter()
+        .position(|x| x == "tcg")
+        .expect("qemu_args sets -accel tcg");
+    a[accel] = "tcg,thread=single".into();
     let disk = dir.join("disk0.img");
     std::fs::File::create(&disk)
         .unwrap()
@@ -139,6 +147,24 @@ impl Lab {
         }
     }
 
+    /// Waits for `deploy failed` (bounded), failing if it goes `active`.
+    fn wait_failed(&self, secs: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let n = self.s.node("d1");
+            if n["provision_state"] == "deploy failed" {
+                return n;
+            }
+            assert!(
+                n["provision_state"] != "active" && Instant::now() < deadline,
+                "d1 is {}, not deploy failed; log tail:\n{}",
+                n["provision_state"],
+                tail(&self.s.log(), 40)
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
     fn disk(&self) -> Vec<u8> {
         let mut f = std::fs::File::open(self.vmdir.path().join("disk0.img")).unwrap();
         let mut head = vec![0u8; 1 << 20];
@@ -169,6 +195,11 @@ impl Lab {
             }
         }
     }
+}
+
+fn b64(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
 }
 
 /// The MBR's partition entries that are in use: (type, first LBA, sectors).
@@ -221,9 +252,17 @@ fn direct_deploy_of_a_raw_image_with_a_config_drive_then_undeploy_cleans_it() {
         120,
         || lab.serial().contains("RACKBOOT-CONFIGDRIVE-"),
     );
+    wait_until("the VM to look for injected files", 60, || {
+        lab.serial().contains("RACKBOOT-INJECTED")
+    });
     let console = lab.serial();
     assert!(
         console.contains("RACKBOOT-DISK-BOOTED"),
+        "{}",
+        tail(&console, 30)
+    );
+    assert!(
+        console.contains("RACKBOOT-INJECTED-NONE"),
         "{}",
         tail(&console, 30)
     );
@@ -260,9 +299,19 @@ fn direct_deploy_of_a_raw_image_with_a_config_drive_then_undeploy_cleans_it() {
     assert!(e[pos(&e, "write_image started")].ends_with("and a config drive"));
     assert!(pos(&e, "write_image started") < pos(&e, "HTTP image requested"));
     assert!(pos(&e, "HTTP image requested") < pos(&e, "deploy step deploy.write_image done"));
-    assert!(pos(&e, "write_image done") < pos(&e, "deploy.prepare_instance_boot"));
-    assert!(pos(&e, "deploy.prepare_instance_boot") < pos(&e, "deploy.tear_down_agent"));
-    assert!(pos(&e, "deploy.tear_down_agent") < pos(&e, "deploy.boot_instance"));
+    assert!(
+        pos(&e, "deploy steps: deploy.write_image (80), deploy.prepare_instance_boot (60), deploy.tear_down_agent (40), deploy.boot_instance (20)")
+            < pos(&e, "write_image started")
+    );
+    assert!(pos(&e, "write_image done") < pos(&e, "deploy step deploy.prepare_instance_boot:"));
+    assert!(
+        pos(&e, "deploy step deploy.prepare_instance_boot:")
+            < pos(&e, "deploy step deploy.tear_down_agent:")
+    );
+    assert!(
+        pos(&e, "deploy step deploy.tear_down_agent:")
+            < pos(&e, "deploy step deploy.boot_instance:")
+    );
     // IPMI's "force boot from default hard-drive", as ipmi_sim names it.
     assert_eq!(
         lab.bmc.events(),
@@ -273,6 +322,53 @@ fn direct_deploy_of_a_raw_image_with_a_config_drive_then_undeploy_cleans_it() {
             "set power 1"
         ],
         "PXE and on for the agent; disk and on for the instance (the agent powered off)"
+    );
+
+    // Rebuild with a new config drive and a deploy step of the agent's: it
+    // writes the image again, injects a file, and the VM reads both.
+    let steps = format!(
+        r#"[{{"interface": "deploy", "step": "inject_files", "priority": 70, "args": {{"files": [{{"path": "/etc/rackboot-injected", "content": "{}"}}]}}}}]"#,
+        b64("from-deploy-steps\n")
+    );
+    ok(
+        baremetal(
+            s,
+            &[
+                "node",
+                "rebuild",
+                "d1",
+                "--config-drive",
+                r#"{"meta_data": {"uuid": "rebuilt-d1"}}"#,
+                "--deploy-steps",
+                &steps,
+            ],
+        ),
+        "baremetal node rebuild --config-drive --deploy-steps",
+    );
+    let started = Instant::now();
+    let n = lab.wait("active", 480);
+    eprintln!(
+        "rebuild wall time: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(n["last_error"], Value::Null, "{n}");
+    wait_until("the rebuilt VM to read its config drive", 120, || {
+        lab.serial().contains("RACKBOOT-INJECTED")
+    });
+    let console = lab.serial();
+    assert!(
+        console.contains("RACKBOOT-CONFIGDRIVE-UUID=rebuilt-d1")
+            && console.contains("RACKBOOT-INJECTED=from-deploy-steps"),
+        "{}",
+        tail(&console, 20)
+    );
+    let e = s.events("d1");
+    assert!(pos(&e, "rebuild: active -> deploying") < e.len());
+    let parts = partitions(&lab.disk()[..512]);
+    assert_eq!(
+        parts.len(),
+        2,
+        "one config drive partition after the rebuild: {parts:?}"
     );
 
     // Undeploy: tear-down, then automated cleaning through the agent.
@@ -309,37 +405,76 @@ fn direct_deploy_of_a_raw_image_with_a_config_drive_then_undeploy_cleans_it() {
     );
 }
 
-/// An agent that stops answering mid-write (its VM frozen once it has
-/// asked for the image) fails the deploy at the call-back timeout; a new
-/// deploy boots the agent afresh and succeeds. The image is qcow2.
+/// Two failures, then success, with qcow2 images: an image larger than
+/// the VM's disk is refused before anything is written; an agent that stops
+/// answering mid-write (its VM frozen once it has asked for the image) fails
+/// the deploy at the call-back timeout; a new deploy boots the agent afresh
+/// and succeeds.
 #[test]
-fn direct_deploy_of_a_qcow2_image_survives_an_agent_lost_mid_write() {
+fn direct_deploy_of_qcow2_images_fails_clearly_then_succeeds() {
     let lab = Lab::start("qcow2", "deploy_callback_timeout = \"120s\"\n");
     let s = &lab.s;
+    let (good, good_sum) = disk_image("qcow2");
+    let big = good.with_file_name("oversized.qcow2");
+    let big_sum = std::fs::read_to_string(big.with_extension("qcow2.sha256")).unwrap();
+    let set_image = |path: &std::path::Path, sum: &str| {
+        ok(
+            baremetal(
+                s,
+                &[
+                    "node",
+                    "set",
+                    "d1",
+                    "--instance-info",
+                    &format!("image_source=file://{}", path.display()),
+                    "--instance-info",
+                    &format!("image_checksum={}", sum.trim()),
+                ],
+            ),
+            "baremetal node set --instance-info",
+        );
+    };
+
+    // 1. 8 GiB (virtual) for a 5 GiB disk: refused before the write.
+    set_image(&big, &big_sum);
+    ok(
+        baremetal(s, &["node", "deploy", "d1"]),
+        "baremetal node deploy (oversized)",
+    );
+    let n = lab.wait_failed(480);
+    let err = n["last_error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("the image needs 8589934592 bytes on disk, more than the target disk /dev/vda has (5368709120 bytes); nothing was written"),
+        "{err}"
+    );
+    assert!(lab.disk().iter().all(|b| *b == 0), "something was written");
+    let e = s.events("d1");
+    assert!(
+        !e.iter().any(|x| x.contains("write_image started")),
+        "{e:#?}"
+    );
+
+    // 2. The right image; the agent is lost mid-write.
+    set_image(&good, &good_sum);
     ok(
         baremetal(s, &["node", "deploy", "d1"]),
         "baremetal node deploy",
     );
+    let asked_before = s
+        .events("d1")
+        .iter()
+        .filter(|e| e.contains("HTTP image requested"))
+        .count();
     wait_until("the agent to ask for the image", 300, || {
         s.events("d1")
             .iter()
-            .any(|e| e.contains("HTTP image requested"))
+            .filter(|e| e.contains("HTTP image requested"))
+            .count()
+            > asked_before
     });
     lab.freeze();
     let frozen = Instant::now();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let n = loop {
-        let n = s.node("d1");
-        if n["provision_state"] == "deploy failed" {
-            break n;
-        }
-        assert!(
-            n["provision_state"] != "active" && Instant::now() < deadline,
-            "d1 is {} after its agent froze",
-            n["provision_state"]
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let n = lab.wait_failed(300);
     eprintln!(
         "deploy failed {:.1} s after the agent froze",
         frozen.elapsed().as_secs_f64()
@@ -351,7 +486,45 @@ fn direct_deploy_of_a_qcow2_image_survives_an_agent_lost_mid_write() {
         "{err}"
     );
 
-    // The retry: the agent boots again, writes the image, the VM boots it.
+    // 3. The retry, with a deploy template the node's instance traits
+    //    name: the agent boots again, writes the image, runs the template's
+    //    inject_files step (priority 55, after prepare_instance_boot at
+    //    60), and the VM boots the image and prints the injected file.
+    let files = format!(
+        r#"[{{"interface": "deploy", "step": "inject_files", "priority": 55, "args": {{"files": [{{"path": "/etc/rackboot-injected", "content": "{}"}}]}}}}]"#,
+        b64("from-template\n")
+    );
+    ok(
+        baremetal(
+            s,
+            &[
+                "deploy",
+                "template",
+                "create",
+                "CUSTOM_MARK",
+                "--steps",
+                &files,
+            ],
+        ),
+        "baremetal deploy template create",
+    );
+    ok(
+        baremetal(s, &["node", "add", "trait", "d1", "CUSTOM_MARK"]),
+        "baremetal node add trait",
+    );
+    ok(
+        baremetal(
+            s,
+            &[
+                "node",
+                "set",
+                "d1",
+                "--instance-info",
+                r#"traits=["CUSTOM_MARK"]"#,
+            ],
+        ),
+        "baremetal node set --instance-info traits",
+    );
     ok(
         baremetal(s, &["node", "deploy", "d1"]),
         "baremetal node deploy (retry)",
@@ -367,6 +540,24 @@ fn direct_deploy_of_a_qcow2_image_survives_an_agent_lost_mid_write() {
         lab.serial().contains("RACKBOOT-CONFIGDRIVE-")
     });
     assert!(lab.serial().contains("RACKBOOT-CONFIGDRIVE-NONE"));
+    wait_until("the VM to print the injected file", 60, || {
+        lab.serial().contains("RACKBOOT-INJECTED")
+    });
+    assert!(
+        lab.serial().contains("RACKBOOT-INJECTED=from-template"),
+        "{}",
+        tail(&lab.serial(), 20)
+    );
+    let e = s.events("d1");
+    let plan = e
+        .iter()
+        .rposition(|x| x.starts_with("deploy steps:"))
+        .unwrap();
+    assert!(
+        e[plan].contains("deploy.write_image (80), deploy.prepare_instance_boot (60), deploy.inject_files (55), deploy.tear_down_agent (40), deploy.boot_instance (20)"),
+        "{}",
+        e[plan]
+    );
     // The qcow2 image's contents are the raw image's.
     let (raw, _) = disk_image("raw");
     let want = std::fs::read(&raw).unwrap();

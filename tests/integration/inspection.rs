@@ -29,7 +29,7 @@ fn ipa_images() -> (String, String) {
 /// Sizes of the VM's two virtio disks.
 const DISK_GIB: [u64; 2] = [5, 9];
 
-/// QEMU for the agent: 2 vCPUs, 2 GiB (the agent's initramfs unpacks to
+/// QEMU for the agent: 2 vCPUs on one TCG thread, 2 GiB (the agent's initramfs unpacks to
 /// about 570 MB), NIC 1 (e1000 + iPXE ROM) boots, NIC 2 (virtio) does not,
 /// two sparse virtio disks of known sizes.
 fn agent_vm_cmd(tap1: &str, mac1: &str, tap2: &str, mac2: &str, dir: &std::path::Path) -> String {
@@ -37,6 +37,14 @@ fn agent_vm_cmd(tap1: &str, mac1: &str, tap2: &str, mac2: &str, dir: &std::path:
     let m = a.iter().position(|x| x == "-m").expect("qemu_args sets -m");
     a[m + 1] = "2048".into();
     a.extend(["-smp".into(), "2".into()]);
+    // Both vCPUs on one host thread: with a thread each (MTTCG), a guest on
+    // a loaded 2-core host once stalled for good in early boot (RCU stall,
+    // a halted vCPU never woken by the other).
+    let accel = a
+        .iter()
+        .position(|x| x == "tcg")
+        .expect("qemu_args sets -accel tcg");
+    a[accel] = "tcg,thread=single".into();
     a.extend([
         "-netdev".into(),
         format!("tap,id=n1,ifname={tap2},script=no,downscript=no"),
@@ -563,4 +571,129 @@ fn ipmi_vm_is_cleaned_by_the_real_agent() {
             )
     );
     assert!(pos(&e, ": done") < pos(&e, "cleaning done: 1 step(s) ran on the agent; powered off"));
+}
+
+/// Manual cleaning through the real agent: `baremetal node clean` with
+/// `--clean-steps`, then with a runbook the node's traits allow; each goes
+/// manageable → cleaning → clean wait → manageable and wipes the disk's
+/// metadata.
+#[test]
+fn manual_cleaning_and_a_runbook_run_the_agents_steps() {
+    let _turn = agent_vm_turn();
+    let mut seg = Segment::new();
+    let s = agent_lab(&seg, "");
+    let (mac1, mac2) = (seg.mac(1), seg.mac(2));
+    let (tap1, tap2) = (seg.tap(), seg.tap());
+    let vmdir = tempfile::tempdir().unwrap();
+    let bmc = crate::bmc::Bmc::start_vm(&agent_vm_cmd(&tap1, &mac1, &tap2, &mac2, vmdir.path()));
+    let disk = vmdir.path().join("disk0.img");
+    let mkfs = || {
+        let st = std::process::Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-L", "rackboot-old"])
+            .arg(&disk)
+            .status()
+            .expect("mkfs.ext4 (e2fsprogs)");
+        assert!(st.success());
+    };
+    let blkid = || {
+        let out = std::process::Command::new("blkid")
+            .arg(&disk)
+            .output()
+            .expect("blkid");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    agent_node(&s, "m1", &mac1, &bmc);
+    s.provision("m1", "manage", "manageable");
+
+    // 1. The steps given on the command line.
+    mkfs();
+    assert!(blkid().contains("ext4"));
+    ok(
+        baremetal(
+            &s,
+            &[
+                "node",
+                "clean",
+                "m1",
+                "--clean-steps",
+                r#"[{"interface": "deploy", "step": "erase_devices_metadata"}]"#,
+            ],
+        ),
+        "baremetal node clean --clean-steps",
+    );
+    let n = s.node("m1");
+    assert_eq!(n["target_provision_state"], "manageable", "{n}");
+    wait_until("m1 to wait for its agent", 60, || {
+        s.node("m1")["provision_state"] == "clean wait"
+    });
+    assert_eq!(s.node("m1")["target_provision_state"], "manageable");
+    let n = wait_for(&s, "m1", "manageable", 420, vmdir.path());
+    assert_eq!(n["last_error"], Value::Null, "{n}");
+    assert_eq!(n["power_state"], "power off", "{n}");
+    assert!(!blkid().contains("ext4"), "not wiped: {}", blkid());
+    let e = s.events("m1");
+    let steps = pos(
+        &e,
+        "agent command clean.get_clean_steps: 1 manual step(s): deploy.erase_devices_metadata (99)",
+    );
+    assert!(
+        steps
+            < pos(
+                &e,
+                "clean.execute_clean_step deploy.erase_devices_metadata: done"
+            )
+    );
+    assert!(pos(&e, ": done") < pos(&e, "manual cleaning done: 1 step(s) ran on the agent"));
+
+    // 2. A runbook: refused until the node has one of its traits.
+    mkfs();
+    ok(
+        baremetal(
+            &s,
+            &[
+                "runbook",
+                "create",
+                "--name",
+                "CUSTOM_WIPE",
+                "--steps",
+                r#"[{"interface": "deploy", "step": "erase_devices_metadata", "args": {}, "order": 1}]"#,
+            ],
+        ),
+        "baremetal runbook create",
+    );
+    ok(
+        baremetal(
+            &s,
+            &["runbook", "trait", "add", "CUSTOM_WIPE", "CUSTOM_WIPE"],
+        ),
+        "baremetal runbook trait add",
+    );
+    let out = baremetal(&s, &["node", "clean", "m1", "--runbook", "CUSTOM_WIPE"]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("has not been approved for use on this node"),
+        "{text}"
+    );
+    ok(
+        baremetal(&s, &["node", "add", "trait", "m1", "CUSTOM_WIPE"]),
+        "baremetal node add trait",
+    );
+    ok(
+        baremetal(&s, &["node", "clean", "m1", "--runbook", "CUSTOM_WIPE"]),
+        "baremetal node clean --runbook",
+    );
+    let n = wait_for(&s, "m1", "manageable", 420, vmdir.path());
+    assert_eq!(n["last_error"], Value::Null, "{n}");
+    assert!(
+        !blkid().contains("ext4"),
+        "not wiped by the runbook: {}",
+        blkid()
+    );
+    let e = s.events("m1");
+    let second = e
+        .iter()
+        .rposition(|x| x.contains("1 manual step(s): deploy.erase_devices_metadata"))
+        .unwrap();
+    assert!(second > steps, "{e:#?}");
 }

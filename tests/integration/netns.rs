@@ -385,7 +385,7 @@ pub fn lab_appliance(seg: &Segment, images: &Path, extra: &str) -> crate::common
     ))
 }
 
-/// One VM running the agent ramdisk at a time (2 GiB, 2 vCPUs under TCG
+/// One VM running the agent ramdisk at a time (2 GiB, two vCPUs on one TCG thread
 /// each): held by every test that boots one, so they take turns instead of
 /// starving the rest of the suite on a small CI machine.
 pub fn agent_vm_turn() -> std::sync::MutexGuard<'static, ()> {
