@@ -119,7 +119,7 @@ pub fn manual_plan(result: &Value, user: &[Value]) -> std::result::Result<Vec<Va
             continue;
         }
         let Some(agent_step) = known.get(&name) else {
-            errors.push(format!("node does not support this clean step: {u}"));
+            errors.push(format!("node does not support this clean step: {name}"));
             continue;
         };
         let empty = serde_json::Map::new();
@@ -135,7 +135,7 @@ pub fn manual_plan(result: &Value, user: &[Value]) -> std::result::Result<Vec<Va
             .collect();
         if !unexpected.is_empty() {
             errors.push(format!(
-                "clean step {u} has these unexpected arguments: {}",
+                "clean step {name} has these unexpected arguments: {}",
                 unexpected.join(", ")
             ));
         }
@@ -153,7 +153,7 @@ pub fn manual_plan(result: &Value, user: &[Value]) -> std::result::Result<Vec<Va
             .collect();
         if !missing.is_empty() {
             errors.push(format!(
-                "clean step {u} is missing these required arguments: {}",
+                "clean step {name} is missing these required arguments: {}",
                 missing.join(", ")
             ));
         }
@@ -454,8 +454,27 @@ impl Conductor {
                             "agent",
                             format!("clean step {name}: the agent's hardware managers changed; its steps are read again"),
                         );
-                        forget_cleaning(&mut task.node);
-                        return Box::pin(self.agent_clean(task, b)).await;
+                        if !task.node.driver_internal_info.contains_key(MANUAL_CLEAN_STEPS) {
+                            forget_cleaning(&mut task.node);
+                            return Box::pin(self.agent_clean(task, b)).await;
+                        }
+                        // Manual steps need not be idempotent: only this
+                        // one runs again, with the agent's new version.
+                        let params = json!({"node": node_doc(&task.node), "ports": ports_doc(&task.ports)});
+                        let r = agent
+                            .execute(&url, &token, "clean.get_clean_steps", params, true)
+                            .await
+                            .map_err(fail)?;
+                        if let Some(v) = r
+                            .command_result
+                            .as_ref()
+                            .and_then(|x| x.get("hardware_manager_version"))
+                        {
+                            task.node
+                                .driver_internal_info
+                                .insert(HARDWARE_MANAGER_VERSION.into(), v.clone());
+                        }
+                        i
                     }
                     Some(c) => {
                         return Err(format!(
@@ -511,7 +530,11 @@ impl Conductor {
             .remove(MANUAL_CLEAN_STEPS)
             .is_some();
         task.node.set_boot_decision(None);
-        task.node.set_adopted(None);
+        if !manual {
+            // Automated cleaning wiped what an adopted machine ran; manual
+            // steps may not have, so the guard stays for those.
+            task.node.set_adopted(None);
+        }
         task.node.wipe_agent();
         task.node.set_callback_deadline(None);
         task.record(

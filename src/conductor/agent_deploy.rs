@@ -164,7 +164,7 @@ pub fn deploy_plan(result: &Value, requested: &[Value]) -> std::result::Result<V
             continue;
         }
         let Some(agent_step) = agent.get(&name) else {
-            errors.push(format!("node does not support this deploy step: {r}"));
+            errors.push(format!("node does not support this deploy step: {name}"));
             continue;
         };
         let empty = serde_json::Map::new();
@@ -235,7 +235,8 @@ pub fn image_info(node: &Node, image_url: &str) -> std::result::Result<Value, St
     // The agent names its download after the id: for an image URL, Ironic
     // uses its last path segment.
     let source = text(&node.instance_info, "image_source").unwrap_or_default();
-    let id = source
+    let path = source.split(['?', '#']).next().unwrap_or_default();
+    let id = path
         .rsplit('/')
         .next()
         .filter(|s| !s.is_empty())
@@ -356,6 +357,24 @@ impl Conductor {
         else {
             return Ok(());
         };
+        if task.node.properties.contains_key("skip_block_devices")
+            || task.node.instance_info.contains_key("root_device")
+        {
+            // The agent's choice then depends on more than this mirrors.
+            task.record(
+                Severity::Info,
+                "agent",
+                "skip_block_devices or instance_info/root_device is set: the agent checks the image's size as it writes",
+            );
+            return Ok(());
+        }
+        // A config drive takes a partition of up to 64 MiB after the image.
+        let has_drive = task
+            .node
+            .instance_info
+            .get("configdrive")
+            .is_some_and(|v| !v.is_null() && v != "");
+        let bytes = bytes + if has_drive { 64 << 20 } else { 0 };
         let inventory = match self
             .agent_client()
             .execute(url, token, "poll.get_hardware_info", json!({}), true)
@@ -373,7 +392,8 @@ impl Conductor {
         };
         match target_disk(&inventory, task.node.properties.get("root_device")) {
             Some((disk, size)) if bytes > size => Err(format!(
-                "Failed to deploy node {uuid}: the image needs {bytes} bytes on disk, more than the target disk {disk} has ({size} bytes); nothing was written"
+                "Failed to deploy node {uuid}: the image needs {bytes} bytes on disk{}, more than the target disk {disk} has ({size} bytes); nothing was written",
+                if has_drive { " with its config drive" } else { "" }
             )),
             Some((disk, size)) => {
                 task.record(
@@ -433,7 +453,14 @@ impl Conductor {
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
-            requested.extend(self.template_steps(&task.node).await?);
+            // The request's steps win over the templates' (Ironic's order).
+            let named: Vec<String> = requested.iter().map(step_name).collect();
+            requested.extend(
+                self.template_steps(&task.node)
+                    .await?
+                    .into_iter()
+                    .filter(|s| !named.contains(&step_name(s))),
+            );
             let plan = deploy_plan(&result, &requested)
                 .map_err(|e| format!("Failed to deploy node {uuid}: {e}"))?;
             if let Some(v) = result.get("hardware_manager_version") {
@@ -945,5 +972,14 @@ mod tests {
         assert_eq!(info["root_device"]["name"], "/dev/vda");
         assert_eq!(info["image_size"], 1024);
         assert_eq!(info["id"], "disk.qcow2");
+        // A temp URL's signature stays out of the id (and the history).
+        n.instance_info.insert(
+            "image_source".into(),
+            json!(
+                "https://swift.example/v1/AUTH_x/c/disk.raw?temp_url_sig=s3cr3t&temp_url_expires=1"
+            ),
+        );
+        let info = image_info(&n, "http://x/images/u/image").unwrap();
+        assert_eq!(info["id"], "disk.raw");
     }
 }

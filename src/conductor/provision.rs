@@ -28,7 +28,7 @@ impl Conductor {
             }
             return Err(not_actionable(&node));
         }
-        if matches!(event, Event::Deploy | Event::Rebuild) && node.maintenance {
+        if matches!(event, Event::Deploy | Event::Rebuild | Event::Clean) && node.maintenance {
             return Err(Error::NodeInMaintenance {
                 action: target.to_string(),
                 node: ident.to_string(),

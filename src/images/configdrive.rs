@@ -9,6 +9,19 @@ use std::io::Write;
 use base64::Engine;
 use serde_json::{Map, Value};
 
+/// A value's JSON type, for messages (a config drive's values may be
+/// secret: they are never echoed).
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// The metadata versions written, as openstacksdk's `configdrive.build`.
 const VERSIONS: &[&str] = &["2012-08-10", "latest"];
 
@@ -23,7 +36,8 @@ pub fn files(
         Some(Value::Object(m)) => m.clone(),
         Some(other) => {
             return Err(format!(
-                "configdrive meta_data must be an object, not {other}"
+                "configdrive meta_data must be an object, not {}",
+                kind(other)
             ))
         }
     };
@@ -39,7 +53,8 @@ pub fn files(
         Some(v @ (Value::Object(_) | Value::Array(_))) => Some(json(v)),
         Some(other) => {
             return Err(format!(
-                "configdrive user_data must be a string, an object or an array, not {other}"
+                "configdrive user_data must be a string, an object or an array, not {}",
+                kind(other)
             ))
         }
     };
@@ -49,7 +64,10 @@ pub fn files(
             None | Some(Value::Null) => Ok(None),
             Some(Value::Object(m)) if m.is_empty() => Ok(None),
             Some(v @ Value::Object(_)) => Ok(Some(json(v))),
-            Some(other) => Err(format!("configdrive {key} must be an object, not {other}")),
+            Some(other) => Err(format!(
+                "configdrive {key} must be an object, not {}",
+                kind(other)
+            )),
         }
     };
     let network = object("network_data")?;
@@ -100,7 +118,8 @@ pub fn for_agent(
         Some(Value::String(s)) if s.is_empty() => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(other) => Err(format!(
-            "instance_info/configdrive must be an object, a URL or a gzipped base64 ISO, not {other}"
+            "instance_info/configdrive must be an object, a URL or a gzipped base64 ISO, not {}",
+            kind(other)
         )),
     }
 }
@@ -151,7 +170,8 @@ pub fn check_request(configdrive: &Value, version_minor: u32) -> Result<(), Stri
             }
         }
         other => Err(format!(
-            "Invalid configdrive format: {other} is not an object or a string"
+            "Invalid configdrive format: {} is not an object or a string",
+            kind(other)
         )),
     }
 }
