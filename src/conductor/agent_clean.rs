@@ -28,6 +28,87 @@ pub const CLEAN_ABORT_AFTER: &str = "clean_abort_after";
 /// The steps a manual cleaning (`clean`) was given, as the API checked them.
 pub const MANUAL_CLEAN_STEPS: &str = "manual_clean_steps";
 
+/// The agent's steps of the `deploy` interface (the one the agent deploy
+/// interface runs; see automated_plan), by name, from its answer to
+/// `clean.get_clean_steps` or `deploy.get_deploy_steps` (`key`: their
+/// list by hardware manager). A step two managers list: the first.
+pub(super) fn agent_steps(
+    result: &Value,
+    key: &str,
+) -> std::result::Result<BTreeMap<String, Value>, String> {
+    let by_manager = result
+        .get(key)
+        .and_then(Value::as_object)
+        .ok_or_else(|| format!("the agent's answer has no {key}"))?;
+    let mut known = BTreeMap::new();
+    for list in by_manager.values() {
+        for s in list.as_array().into_iter().flatten() {
+            if s.get("interface").and_then(Value::as_str) == Some("deploy") {
+                known.entry(step_name(s)).or_insert_with(|| s.clone());
+            }
+        }
+    }
+    Ok(known)
+}
+
+/// A requested step's `args` (none: empty).
+pub(super) fn step_args(step: &Value) -> serde_json::Map<String, Value> {
+    step.get("args")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Ironic's check of a requested step's args against the agent step's
+/// `argsinfo` (`_validate_user_step`): args it does not take, and, with
+/// `required`, those it requires that are missing. `kind`: "clean", "deploy".
+pub(super) fn arg_errors(
+    kind: &str,
+    name: &str,
+    args: &serde_json::Map<String, Value>,
+    agent_step: &Value,
+    required: bool,
+) -> Vec<String> {
+    let empty = serde_json::Map::new();
+    let argsinfo = agent_step
+        .get("argsinfo")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let mut errors = Vec::new();
+    let unexpected: Vec<&str> = args
+        .keys()
+        .filter(|k| !argsinfo.contains_key(*k))
+        .map(String::as_str)
+        .collect();
+    if !unexpected.is_empty() {
+        errors.push(format!(
+            "{kind} step {name} has these unexpected arguments: {}",
+            unexpected.join(", ")
+        ));
+    }
+    let missing: Vec<String> = argsinfo
+        .iter()
+        .filter(|(k, i)| {
+            required
+                && i.get("required").and_then(Value::as_bool) == Some(true)
+                && !args.contains_key(*k)
+        })
+        .map(
+            |(k, i)| match i.get("description").and_then(Value::as_str) {
+                Some(d) => format!("{k} ({d})"),
+                None => k.clone(),
+            },
+        )
+        .collect();
+    if !missing.is_empty() {
+        errors.push(format!(
+            "{kind} step {name} is missing these required arguments: {}",
+            missing.join(", ")
+        ));
+    }
+    errors
+}
+
 /// The conductor's own flow steps in Ironic, which rackboot does not run.
 const FLOW_STEPS: &[&str] = &["power_on", "power_off", "reboot", "hold", "wait"];
 
@@ -94,19 +175,7 @@ pub fn check_user_steps(v: &Value) -> std::result::Result<Vec<Value>, String> {
 /// `reboot_requested`), with the user's `args` checked against the
 /// step's `argsinfo` (Ironic's `_validate_user_clean_steps`).
 pub fn manual_plan(result: &Value, user: &[Value]) -> std::result::Result<Vec<Value>, String> {
-    let by_manager = result
-        .get("clean_steps")
-        .and_then(Value::as_object)
-        .ok_or("the agent's answer has no clean_steps")?;
-    let mut known: BTreeMap<String, Value> = BTreeMap::new();
-    for list in by_manager.values() {
-        for s in list.as_array().into_iter().flatten() {
-            // The agent deploy interface runs deploy steps (see automated_plan).
-            if s.get("interface").and_then(Value::as_str) == Some("deploy") {
-                known.entry(step_name(s)).or_insert_with(|| s.clone());
-            }
-        }
-    }
+    let known = agent_steps(result, "clean_steps")?;
     let mut errors = Vec::new();
     let mut plan = Vec::new();
     for u in user {
@@ -122,43 +191,10 @@ pub fn manual_plan(result: &Value, user: &[Value]) -> std::result::Result<Vec<Va
             errors.push(format!("node does not support this clean step: {name}"));
             continue;
         };
-        let empty = serde_json::Map::new();
-        let args = u.get("args").and_then(Value::as_object).unwrap_or(&empty);
-        let argsinfo = agent_step
-            .get("argsinfo")
-            .and_then(Value::as_object)
-            .unwrap_or(&empty);
-        let unexpected: Vec<&str> = args
-            .keys()
-            .filter(|k| !argsinfo.contains_key(*k))
-            .map(String::as_str)
-            .collect();
-        if !unexpected.is_empty() {
-            errors.push(format!(
-                "clean step {name} has these unexpected arguments: {}",
-                unexpected.join(", ")
-            ));
-        }
-        let missing: Vec<String> = argsinfo
-            .iter()
-            .filter(|(k, i)| {
-                i.get("required").and_then(Value::as_bool) == Some(true) && !args.contains_key(*k)
-            })
-            .map(
-                |(k, i)| match i.get("description").and_then(Value::as_str) {
-                    Some(d) => format!("{k} ({d})"),
-                    None => k.clone(),
-                },
-            )
-            .collect();
-        if !missing.is_empty() {
-            errors.push(format!(
-                "clean step {name} is missing these required arguments: {}",
-                missing.join(", ")
-            ));
-        }
+        let args = step_args(u);
+        errors.extend(arg_errors("clean", &name, &args, agent_step, true));
         let mut s = agent_step.clone();
-        s["args"] = Value::Object(args.clone());
+        s["args"] = Value::Object(args);
         plan.push(s);
     }
     if errors.is_empty() {

@@ -19,11 +19,9 @@
 //! Each heartbeat reads the agent's command list until the running step
 //! ends. A failed step ends in `deploy failed` with the agent's error.
 
-use std::collections::BTreeMap;
-
 use serde_json::json;
 
-use super::agent_clean::step_name;
+use super::agent_clean::{agent_steps, arg_errors, step_args, step_name};
 use super::*;
 use crate::drivers::direct::{IMAGE_SHA256, IMAGE_SIZE};
 use crate::model::BootDecision;
@@ -109,18 +107,7 @@ pub fn check_deploy_steps(v: &Value) -> std::result::Result<Vec<Value>, String> 
 /// priority the agent cannot run it at (it runs between its boot, 100, and
 /// `deploy.tear_down_agent`, 40) is refused, all reasons together.
 pub fn deploy_plan(result: &Value, requested: &[Value]) -> std::result::Result<Vec<Value>, String> {
-    let mut agent: BTreeMap<String, Value> = BTreeMap::new();
-    if let Some(by_manager) = result.get("deploy_steps").and_then(Value::as_object) {
-        for list in by_manager.values() {
-            for s in list.as_array().into_iter().flatten() {
-                if s.get("interface").and_then(Value::as_str) == Some("deploy") {
-                    agent.entry(step_name(s)).or_insert_with(|| s.clone());
-                }
-            }
-        }
-    } else {
-        return Err("the agent's answer to deploy.get_deploy_steps has no deploy_steps".into());
-    }
+    let agent = agent_steps(result, "deploy_steps")?;
     let mut plan: Vec<Value> = BUILTIN_STEPS
         .iter()
         .map(|(s, p)| json!({"interface": "deploy", "step": s, "priority": p, "args": {}}))
@@ -167,39 +154,12 @@ pub fn deploy_plan(result: &Value, requested: &[Value]) -> std::result::Result<V
             errors.push(format!("node does not support this deploy step: {name}"));
             continue;
         };
-        let empty = serde_json::Map::new();
-        let args = r.get("args").and_then(Value::as_object).unwrap_or(&empty);
-        let argsinfo = agent_step
-            .get("argsinfo")
-            .and_then(Value::as_object)
-            .unwrap_or(&empty);
-        let unexpected: Vec<&str> = args
-            .keys()
-            .filter(|k| !argsinfo.contains_key(*k))
-            .map(String::as_str)
-            .collect();
-        if !unexpected.is_empty() {
-            errors.push(format!(
-                "deploy step {name} has these unexpected arguments: {}",
-                unexpected.join(", ")
-            ));
-        }
+        // A step left out (priority 0) needs none of its required args.
+        let args = step_args(r);
+        errors.extend(arg_errors("deploy", &name, &args, agent_step, p != 0));
         plan.retain(|s| step_name(s) != name);
         if p == 0 {
             continue;
-        }
-        let missing: Vec<&str> = argsinfo
-            .iter()
-            .filter(|(k, i)| {
-                i.get("required").and_then(Value::as_bool) == Some(true) && !args.contains_key(*k)
-            })
-            .map(|(k, _)| k.as_str())
-            .collect();
-        if !missing.is_empty() {
-            errors.push(format!(
-                "deploy step {name} is missing these required arguments: {}",
-                missing.join(", ")
-            ));
         }
         if p <= 40 || p >= 100 {
             errors.push(format!(
@@ -208,7 +168,7 @@ pub fn deploy_plan(result: &Value, requested: &[Value]) -> std::result::Result<V
             continue;
         }
         let mut s = agent_step.clone();
-        s["args"] = Value::Object(args.clone());
+        s["args"] = Value::Object(args);
         s["priority"] = Value::from(p);
         plan.push(s);
     }

@@ -32,18 +32,7 @@ fn tail(text: &str, n: usize) -> String {
 /// A QEMU VM for the agent (2 vCPUs on one TCG thread, 2 GiB, one NIC that network-boots,
 /// an empty 5 GiB virtio disk, a QMP socket), as a shell command for its BMC.
 fn vm_cmd(tap: &str, mac: &str, dir: &std::path::Path) -> String {
-    let mut a = qemu_args(tap, mac, Firmware::BiosIpxe, dir);
-    let m = a.iter().position(|x| x == "-m").expect("qemu_args sets -m");
-    a[m + 1] = "2048".into();
-    a.extend(["-smp".into(), "2".into()]);
-    // Both vCPUs on one host thread: with a thread each (MTTCG), a guest on
-    // a loaded 2-core host once stalled for good in early boot (RCU stall,
-    // a halted vCPU never woken by the other).
-    let accel = a
-        .iter()
-        .position(|x| x == "tcg")
-        .expect("qemu_args sets -accel tcg");
-    a[accel] = "tcg,thread=single".into();
+    let mut a = agent_qemu_args(tap, mac, dir);
     let disk = dir.join("disk0.img");
     std::fs::File::create(&disk)
         .unwrap()
@@ -55,10 +44,7 @@ fn vm_cmd(tap: &str, mac: &str, dir: &std::path::Path) -> String {
         "-qmp".into(),
         format!("unix:{},server=on,wait=off", dir.join("qmp").display()),
     ]);
-    std::iter::once("qemu-system-x86_64".to_string())
-        .chain(a)
-        .collect::<Vec<_>>()
-        .join(" ")
+    qemu_cmd(a)
 }
 
 fn pos(events: &[String], needle: &str) -> usize {

@@ -152,10 +152,7 @@ fn lab_server(seg: &Segment, extra: &str) -> Server {
 fn vm_bmc(seg: &mut Segment, mac: &str, fw: Firmware) -> (crate::bmc::Bmc, tempfile::TempDir) {
     let tap = seg.tap();
     let dir = tempfile::tempdir().unwrap();
-    let cmd = std::iter::once("qemu-system-x86_64".to_string())
-        .chain(qemu_args(&tap, mac, fw, dir.path()))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let cmd = qemu_cmd(qemu_args(&tap, mac, fw, dir.path()));
     (crate::bmc::Bmc::start_vm(&cmd), dir)
 }
 

@@ -33,18 +33,7 @@ const DISK_GIB: [u64; 2] = [5, 9];
 /// about 570 MB), NIC 1 (e1000 + iPXE ROM) boots, NIC 2 (virtio) does not,
 /// two sparse virtio disks of known sizes.
 fn agent_vm_cmd(tap1: &str, mac1: &str, tap2: &str, mac2: &str, dir: &std::path::Path) -> String {
-    let mut a = qemu_args(tap1, mac1, Firmware::BiosIpxe, dir);
-    let m = a.iter().position(|x| x == "-m").expect("qemu_args sets -m");
-    a[m + 1] = "2048".into();
-    a.extend(["-smp".into(), "2".into()]);
-    // Both vCPUs on one host thread: with a thread each (MTTCG), a guest on
-    // a loaded 2-core host once stalled for good in early boot (RCU stall,
-    // a halted vCPU never woken by the other).
-    let accel = a
-        .iter()
-        .position(|x| x == "tcg")
-        .expect("qemu_args sets -accel tcg");
-    a[accel] = "tcg,thread=single".into();
+    let mut a = agent_qemu_args(tap1, mac1, dir);
     a.extend([
         "-netdev".into(),
         format!("tap,id=n1,ifname={tap2},script=no,downscript=no"),
@@ -60,10 +49,7 @@ fn agent_vm_cmd(tap1: &str, mac1: &str, tap2: &str, mac2: &str, dir: &std::path:
             format!("file={},if=virtio,format=raw", path.display()),
         ]);
     }
-    std::iter::once("qemu-system-x86_64".to_string())
-        .chain(a)
-        .collect::<Vec<_>>()
-        .join(" ")
+    qemu_cmd(a)
 }
 
 fn serial(dir: &std::path::Path) -> String {

@@ -385,6 +385,32 @@ pub fn lab_appliance(seg: &Segment, images: &Path, extra: &str) -> crate::common
     ))
 }
 
+/// QEMU arguments for a VM that runs the agent ramdisk: BIOS + iPXE on
+/// `tap`/`mac`, 2 GiB (the agent's initramfs unpacks to about 570 MB), two
+/// vCPUs on one host thread: with a thread each (MTTCG), a guest on a loaded
+/// 2-core host once stalled for good in early boot (RCU stall, a halted vCPU
+/// never woken by the other).
+pub fn agent_qemu_args(tap: &str, mac: &str, dir: &Path) -> Vec<String> {
+    let mut a = qemu_args(tap, mac, Firmware::BiosIpxe, dir);
+    let m = a.iter().position(|x| x == "-m").expect("qemu_args sets -m");
+    a[m + 1] = "2048".into();
+    a.extend(["-smp".into(), "2".into()]);
+    let accel = a
+        .iter()
+        .position(|x| x == "tcg")
+        .expect("qemu_args sets -accel tcg");
+    a[accel] = "tcg,thread=single".into();
+    a
+}
+
+/// QEMU with `args`, as one shell command line (for a BMC's `vm.cmd`).
+pub fn qemu_cmd(args: Vec<String>) -> String {
+    std::iter::once("qemu-system-x86_64".to_string())
+        .chain(args)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// One VM running the agent ramdisk at a time (2 GiB, two vCPUs on one TCG thread
 /// each): held by every test that boots one, so they take turns instead of
 /// starving the rest of the suite on a small CI machine.
