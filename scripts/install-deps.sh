@@ -10,10 +10,14 @@
 #   fdisk (sfdisk) + dosfstools + mtools + syslinux + qemu-utils (images/build-test-disk.sh) and
 #   genisoimage (config-drive ISOs for the disk image's boot test)
 #   .venv/ (git-ignored): python-ironicclient pinned, for the real `baremetal` CLI
+#   .sushy-venv/ (git-ignored): sushy-tools pinned (the Redfish BMC emulator Ironic tests
+#   against) and sushy (Ironic's Redfish library, for scripts/bench/redfish.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 IRONICCLIENT_VERSION="6.3.0"
+SUSHY_TOOLS_VERSION="2.2.0"
+SUSHY_VERSION="5.14.0"
 PACKAGES=(python3 python3-venv python3-pip apache2-utils iproute2 util-linux curl ca-certificates openipmi ipmitool ipxe busybox cpio xorriso isolinux syslinux-common isc-dhcp-client dnsmasq-base kea-admin atftp tftp-hpa qemu-system-x86 seabios ipxe-qemu ovmf tcpdump mmdebstrap zstd fdisk dosfstools mtools syslinux qemu-utils genisoimage)
 
 missing=()
@@ -34,6 +38,11 @@ if ! .venv/bin/python -c "import ironicclient, sys; from importlib.metadata impo
     echo "install-deps: creating .venv with python-ironicclient==${IRONICCLIENT_VERSION}"
     python3 -m venv .venv
     .venv/bin/pip install -q --disable-pip-version-check "python-ironicclient==${IRONICCLIENT_VERSION}"
+fi
+if ! .sushy-venv/bin/python -c "import sys; from importlib.metadata import version; sys.exit(version('sushy-tools') != '${SUSHY_TOOLS_VERSION}' or version('sushy') != '${SUSHY_VERSION}')" 2>/dev/null; then
+    echo "install-deps: creating .sushy-venv with sushy-tools==${SUSHY_TOOLS_VERSION} sushy==${SUSHY_VERSION}"
+    python3 -m venv --system-site-packages .sushy-venv
+    .sushy-venv/bin/pip install -q --disable-pip-version-check "sushy-tools==${SUSHY_TOOLS_VERSION}" "sushy==${SUSHY_VERSION}"
 fi
 # iPXE loaders for the TFTP root (git-ignored).
 for f in undionly.kpxe ipxe.efi snponly.efi; do

@@ -158,18 +158,37 @@ pub fn build_conductor(config: &Config) -> Result<Conductor> {
         store,
         Arc::new(Registry::new(
             drivers::HARDWARE_TYPES,
-            drivers::Context::new(crate::drivers::ipmi::pool::PoolSettings {
-                idle_timeout: c.ipmi_session_idle_timeout.0,
-                keep: c.ipmi_session_keep.0,
-                max_concurrent: c.ipmi_max_concurrent_calls,
-                timing: crate::drivers::ipmi::session::Timing {
-                    first_try: c.ipmi_retry_first_wait.0,
-                    tries: c.ipmi_tries,
+            drivers::Context::new(
+                crate::drivers::ipmi::pool::PoolSettings {
+                    idle_timeout: c.ipmi_session_idle_timeout.0,
+                    keep: c.ipmi_session_keep.0,
+                    max_concurrent: c.ipmi_max_concurrent_calls,
+                    timing: crate::drivers::ipmi::session::Timing {
+                        first_try: c.ipmi_retry_first_wait.0,
+                        tries: c.ipmi_tries,
+                    },
                 },
-            }),
+                redfish_settings(c),
+            ),
         )),
         settings,
     ))
+}
+
+/// The Redfish client's limits from `[conductor] redfish_*`.
+pub fn redfish_settings(c: &crate::config::Conductor) -> crate::drivers::redfish::client::Settings {
+    use crate::drivers::redfish::client::{AuthType, Settings};
+    Settings {
+        connect_timeout: c.redfish_connect_timeout.0,
+        read_timeout: c.redfish_read_timeout.0,
+        max_concurrent: c.redfish_max_concurrent_calls,
+        per_bmc: c.redfish_calls_per_bmc,
+        cache_size: c.redfish_connection_cache_size,
+        connection_attempts: c.redfish_connection_attempts,
+        connection_retry_interval: c.redfish_connection_retry_interval.0,
+        // Checked when the configuration is loaded.
+        default_auth: AuthType::parse(&c.redfish_auth_type).unwrap_or(AuthType::Auto),
+    }
 }
 
 async fn shutdown_signal() {

@@ -482,6 +482,23 @@ pub struct Conductor {
     pub ipmi_retry_first_wait: Dur,
     /// Sends of one IPMI packet before the BMC counts as unreachable.
     pub ipmi_tries: u32,
+    /// How long a connection to a Redfish BMC may take.
+    pub redfish_connect_timeout: Dur,
+    /// How long a Redfish BMC may take to answer one request.
+    pub redfish_read_timeout: Dur,
+    /// Redfish requests in flight at once, over all BMCs.
+    pub redfish_max_concurrent_calls: usize,
+    /// Redfish requests in flight at once to one BMC.
+    pub redfish_calls_per_bmc: usize,
+    /// Redfish BMC connections (and sessions) kept open.
+    pub redfish_connection_cache_size: usize,
+    /// Tries of a Redfish request whose connection the BMC did not accept.
+    pub redfish_connection_attempts: u32,
+    /// Wait between those tries.
+    pub redfish_connection_retry_interval: Dur,
+    /// Authentication of nodes without driver_info/redfish_auth_type:
+    /// auto, session or basic.
+    pub redfish_auth_type: String,
     pub automated_clean: bool,
     /// Workflows (manage, adopt, deploy, power…) running at once.
     pub max_workers: usize,
@@ -605,6 +622,14 @@ impl Default for Conductor {
             ipmi_max_concurrent_calls: 64,
             ipmi_retry_first_wait: Dur(Duration::from_millis(500)),
             ipmi_tries: 4,
+            redfish_connect_timeout: Dur(Duration::from_secs(10)),
+            redfish_read_timeout: Dur(Duration::from_secs(60)),
+            redfish_max_concurrent_calls: 64,
+            redfish_calls_per_bmc: 2,
+            redfish_connection_cache_size: 1000,
+            redfish_connection_attempts: 3,
+            redfish_connection_retry_interval: Dur(Duration::from_secs(2)),
+            redfish_auth_type: "auto".into(),
             automated_clean: false,
             max_workers: 256,
             node_locked_wait: Dur(Duration::from_secs(1)),
@@ -689,6 +714,23 @@ impl Config {
             return Err(Error::Invalid(
                 "[conductor] ipmi_tries, ipmi_max_concurrent_calls and ipmi_retry_first_wait must be above zero".into(),
             ));
+        }
+        let c = &self.conductor;
+        if c.redfish_connect_timeout.0.is_zero()
+            || c.redfish_read_timeout.0.is_zero()
+            || c.redfish_max_concurrent_calls == 0
+            || c.redfish_calls_per_bmc == 0
+            || c.redfish_connection_attempts == 0
+        {
+            return Err(Error::Invalid(
+                "[conductor] redfish_connect_timeout, redfish_read_timeout, redfish_max_concurrent_calls, redfish_calls_per_bmc and redfish_connection_attempts must be above zero".into(),
+            ));
+        }
+        if crate::drivers::redfish::client::AuthType::parse(&c.redfish_auth_type).is_none() {
+            return Err(Error::Invalid(format!(
+                "[conductor] redfish_auth_type {:?} must be auto, session or basic",
+                c.redfish_auth_type
+            )));
         }
         if self.conductor.max_workers == 0 {
             return Err(Error::Invalid(

@@ -1,6 +1,7 @@
-//! `rackboot bmc …`: talk to one BMC directly with the native RMCP+ client,
-//! for operators checking a BMC before enrolling it. The password comes from
-//! a file (or `IPMI_PASSWORD`), never from the command line.
+//! `rackboot bmc …`: talk to one BMC directly, with the native RMCP+ client
+//! or (`--redfish`) the Redfish client, for operators checking a BMC before
+//! enrolling it. The password comes from a file (or `IPMI_PASSWORD` /
+//! `REDFISH_PASSWORD`), never from the command line.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -15,18 +16,35 @@ use crate::model::PowerState;
 #[derive(Args)]
 #[cfg_attr(test, derive(Debug, PartialEq))]
 pub struct BmcArgs {
-    /// BMC address (IP or host name); required.
+    /// BMC address (IP or host name); with --redfish, its Redfish URL
+    /// (https is assumed without a scheme). Required.
     // Checked in `run` (see `address`): clap refuses a global argument that
     // is also required.
     #[arg(long, global = true)]
     address: Option<String>,
-    /// BMC UDP port.
+    /// BMC UDP port (IPMI).
     #[arg(long, default_value_t = 623, global = true)]
     port: u16,
+    /// Talk Redfish instead of IPMI.
+    #[arg(long, global = true)]
+    redfish: bool,
+    /// Redfish: the ComputerSystem (path or Id), when the BMC has several.
+    #[arg(long = "system-id", global = true)]
+    system_id: Option<String>,
+    /// Redfish: authentication (a session, basic, or a session falling back to basic).
+    #[arg(long = "auth-type", default_value = "auto", value_parser = ["auto", "session", "basic"], global = true)]
+    auth_type: String,
+    /// Redfish: do not check the BMC's TLS certificate.
+    #[arg(long, global = true, conflicts_with = "ca_file")]
+    insecure: bool,
+    /// Redfish: check the BMC's TLS certificate against this CA file or directory.
+    #[arg(long = "ca-file", global = true)]
+    ca_file: Option<std::path::PathBuf>,
     /// BMC user name.
     #[arg(long, global = true)]
     username: Option<String>,
-    /// File holding the password (first line); default: $IPMI_PASSWORD.
+    /// File holding the password (first line); default: $IPMI_PASSWORD
+    /// ($REDFISH_PASSWORD with --redfish).
     #[arg(long = "password-file", global = true)]
     password_file: Option<std::path::PathBuf>,
     /// Cipher suite 3 or 17 (default: 17, falling back to 3).
@@ -70,6 +88,30 @@ enum BmcCmd {
         #[arg(long)]
         legacy: bool,
     },
+    /// Send a diagnostic interrupt (NMI).
+    Nmi,
+    /// Redfish virtual media: insert an image or eject.
+    Vmedia {
+        #[command(subcommand)]
+        action: VmediaCmd,
+    },
+}
+
+#[derive(Subcommand)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
+enum VmediaCmd {
+    /// Insert the image at URL (ejecting what the device held).
+    Insert {
+        url: String,
+        /// cdrom (an ISO) or disk (a USB stick or floppy image).
+        #[arg(long, default_value = "cdrom", value_parser = ["cdrom", "disk"])]
+        device: String,
+    },
+    /// Eject what is inserted (in every device unless --device is given).
+    Eject {
+        #[arg(long, value_parser = ["cdrom", "disk"])]
+        device: Option<String>,
+    },
 }
 
 fn password(args: &BmcArgs) -> Result<Option<String>, String> {
@@ -77,6 +119,7 @@ fn password(args: &BmcArgs) -> Result<Option<String>, String> {
         Some(p) => std::fs::read_to_string(p)
             .map(|s| Some(s.lines().next().unwrap_or_default().to_string()))
             .map_err(|e| format!("cannot read --password-file {}: {e}", p.display())),
+        None if args.redfish => Ok(std::env::var("REDFISH_PASSWORD").ok()),
         None => Ok(std::env::var("IPMI_PASSWORD").ok()),
     }
 }
@@ -119,6 +162,9 @@ pub fn run(args: BmcArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.redfish {
+        return run_redfish(&args, &address, password);
+    }
     let info = IpmiInfo {
         address,
         port: args.port,
@@ -127,15 +173,9 @@ pub fn run(args: BmcArgs) -> ExitCode {
         cipher_suite: args.cipher_suite.as_deref().and_then(|s| s.parse().ok()),
         priv_level,
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let timeout = Duration::from_secs(args.timeout);
     // One command (or --repeat of it): no keepalive.
@@ -143,36 +183,171 @@ pub fn run(args: BmcArgs) -> ExitCode {
         keep: std::time::Duration::ZERO,
         ..ipmi::pool::PoolSettings::default()
     });
-    let result = rt.block_on(async {
-        let mut times = Vec::new();
-        let mut last = Ok(());
-        for _ in 0..args.repeat.max(1) {
-            let started = std::time::Instant::now();
-            last = once(&args.cmd, &pool, &info, timeout).await;
-            times.push(started.elapsed());
-            if last.is_err() {
-                break;
-            }
-        }
+    exit(rt.block_on(async {
+        let r = repeated(args.repeat, "opens the session", || {
+            once(&args.cmd, &pool, &info, timeout)
+        })
+        .await;
         pool.close_all().await;
-        if times.len() > 1 {
-            let first = times.remove(0);
-            times.sort();
-            eprintln!(
-                "{} calls: first {} us (opens the session), then median {} us, max {} us (kept session)",
-                times.len() + 1,
-                first.as_micros(),
-                times[times.len() / 2].as_micros(),
-                times[times.len() - 1].as_micros()
-            );
+        r
+    }))
+}
+
+/// A single-threaded runtime for one command.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+/// Runs `call` `repeat` times, printing the per-call times to stderr when
+/// more than once; says what the first call does that the others do not.
+async fn repeated<F, Fut>(repeat: u32, first_does: &str, mut call: F) -> crate::drivers::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = crate::drivers::Result<()>>,
+{
+    let mut times = Vec::new();
+    let mut last = Ok(());
+    for _ in 0..repeat.max(1) {
+        let started = std::time::Instant::now();
+        last = call().await;
+        times.push(started.elapsed());
+        if last.is_err() {
+            break;
         }
-        last
-    });
+    }
+    if times.len() > 1 {
+        let first = times.remove(0);
+        times.sort();
+        eprintln!(
+            "{} calls: first {} us ({first_does}), then median {} us, max {} us (kept session)",
+            times.len() + 1,
+            first.as_micros(),
+            times[times.len() / 2].as_micros(),
+            times[times.len() - 1].as_micros()
+        );
+    }
+    last
+}
+
+fn exit(result: crate::drivers::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `rackboot bmc --redfish …`.
+fn run_redfish(args: &BmcArgs, address: &str, password: Option<String>) -> ExitCode {
+    use crate::drivers::redfish::{self, client};
+    let (base, root) = match redfish::parse_address(address) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("--address: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let verify_ca = match (&args.ca_file, args.insecure) {
+        (Some(p), _) => client::VerifyCa::Path(p.clone()),
+        (None, true) => client::VerifyCa::No,
+        (None, false) => client::VerifyCa::Yes,
+    };
+    let info = redfish::RedfishInfo {
+        endpoint: client::Endpoint {
+            base,
+            root,
+            username: args.username.clone(),
+            password,
+            verify_ca,
+            auth: client::AuthType::parse(&args.auth_type).unwrap_or(client::AuthType::Auto),
+        },
+        system_id: args.system_id.clone(),
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let timeout = Duration::from_secs(args.timeout);
+    let pool = client::Pool::new(client::Settings {
+        connection_attempts: 1,
+        ..client::Settings::default()
+    });
+    exit(rt.block_on(async {
+        let bmc = redfish::connect(&pool, &info)?;
+        let r = repeated(args.repeat, "opens the connection and the session", || {
+            once_redfish(&args.cmd, &bmc, &info, timeout)
+        })
+        .await;
+        pool.close_all().await;
+        r
+    }))
+}
+
+async fn once_redfish(
+    cmd: &BmcCmd,
+    bmc: &crate::drivers::redfish::client::Bmc,
+    info: &crate::drivers::redfish::RedfishInfo,
+    timeout: Duration,
+) -> crate::drivers::Result<()> {
+    use crate::drivers::redfish::{self, BootMode, MediaKind};
+    let power = |target| redfish::set_power(bmc, info, target, timeout);
+    match cmd {
+        BmcCmd::Status => redfish::power_state(bmc, info).await.map(|s| {
+            println!(
+                "Chassis Power is {}",
+                if s == PowerState::On { "on" } else { "off" }
+            )
+        }),
+        BmcCmd::On => power(PowerState::On).await.map(drop),
+        BmcCmd::Off => power(PowerState::Off).await.map(drop),
+        BmcCmd::SoftOff => power(PowerState::SoftOff).await.map(drop),
+        BmcCmd::Reboot => power(PowerState::Rebooting).await.map(drop),
+        BmcCmd::Nmi => redfish::inject_nmi(bmc, info).await,
+        BmcCmd::Bootdev {
+            device,
+            persistent,
+            legacy,
+        } => {
+            let mode = if *legacy {
+                BootMode::Legacy
+            } else {
+                BootMode::Uefi
+            };
+            let set = redfish::set_boot(bmc, info, device, *persistent, Some(mode)).await?;
+            let want = if *persistent { "Continuous" } else { "Once" };
+            if let Some(e) = set.enabled_read_back.filter(|e| e != want) {
+                eprintln!("note: the BMC reads BootSourceOverrideEnabled back as {e}, not {want}");
+            }
+            Ok(())
+        }
+        BmcCmd::Vmedia {
+            action: VmediaCmd::Insert { url, device },
+        } => {
+            let kind = MediaKind::parse(device).unwrap_or(MediaKind::Cd);
+            let path = redfish::insert_media(bmc, info, kind, url).await?;
+            println!("inserted into {path}");
+            Ok(())
+        }
+        BmcCmd::Vmedia {
+            action: VmediaCmd::Eject { device },
+        } => {
+            let kind = device.as_deref().and_then(MediaKind::parse);
+            let ejected = redfish::eject_media(bmc, info, kind).await?;
+            if ejected.is_empty() {
+                println!("nothing was inserted");
+            }
+            for p in ejected {
+                println!("ejected {p}");
+            }
+            Ok(())
         }
     }
 }
@@ -199,6 +374,10 @@ async fn once(
             persistent,
             legacy,
         } => ipmi::set_boot_device(pool, info, device, *persistent, !*legacy).await,
+        BmcCmd::Nmi => ipmi::inject_nmi(pool, info).await,
+        BmcCmd::Vmedia { .. } => Err(crate::drivers::Error::InvalidParameter(
+            "virtual media is a Redfish service: add --redfish and give the BMC's Redfish URL as --address".into(),
+        )),
     }
 }
 

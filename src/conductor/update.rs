@@ -613,7 +613,7 @@ mod tests {
             ),
             (
                 State::Enroll,
-                json!([{"op": "add", "path": "/driver", "value": "redfish"}]),
+                json!([{"op": "add", "path": "/driver", "value": "idrac"}]),
                 "No valid host",
             ),
             (

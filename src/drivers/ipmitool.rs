@@ -160,6 +160,7 @@ impl Power for IpmitoolPower {
                     chassis::Control::PowerUp => "on",
                     chassis::Control::PowerDown => "off",
                     chassis::Control::SoftShutdown => "soft",
+                    chassis::Control::DiagnosticInterrupt => "diag",
                 };
                 ipmitool(&info, &["power", arg]).await?;
                 wait_for(&info, want_on, timeout).await?;

@@ -14,6 +14,7 @@ pub mod fake;
 pub mod ipmi;
 pub mod ipmitool;
 pub mod pxe;
+pub mod redfish;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -274,18 +275,40 @@ pub const HARDWARE_TYPES: &[HardwareTypeRow] = &[
         ],
         properties: &[ipmi::PROPERTIES, pxe::PROPERTIES],
     },
+    HardwareTypeRow {
+        name: "redfish",
+        interfaces: &[
+            ("power", &["redfish"]),
+            ("management", &["redfish"]),
+            ("boot", &["ipxe", "pxe"]),
+            ("deploy", &["direct", "ramdisk"]),
+            ("network", &["noop", "flat"]),
+            ("bios", &["no-bios"]),
+            ("console", &["no-console"]),
+            ("firmware", &["no-firmware"]),
+            ("inspect", &["agent", "no-inspect"]),
+            ("raid", &["no-raid"]),
+            ("rescue", &["no-rescue"]),
+            ("storage", &["noop"]),
+            ("vendor", &["no-vendor"]),
+        ],
+        properties: &[redfish::PROPERTIES, pxe::PROPERTIES],
+    },
 ];
 
 /// What interface constructors share.
 pub struct Context {
     /// One session pool for every IPMI interface: one command in flight per BMC.
     ipmi_pool: Arc<ipmi::pool::Pool>,
+    /// One connection (and session) per Redfish BMC.
+    redfish_pool: Arc<redfish::client::Pool>,
 }
 
 impl Context {
-    pub fn new(ipmi: ipmi::pool::PoolSettings) -> Context {
+    pub fn new(ipmi: ipmi::pool::PoolSettings, redfish: redfish::client::Settings) -> Context {
         Context {
             ipmi_pool: ipmi::pool::Pool::new(ipmi),
+            redfish_pool: redfish::client::Pool::new(redfish),
         }
     }
 }
@@ -316,8 +339,24 @@ pub const IMPLEMENTATIONS: &[(&str, Constructor)] = &[
         Constructor::Power(|_| Arc::new(ipmitool::IpmitoolPower)),
     ),
     (
+        "redfish",
+        Constructor::Power(|c| {
+            Arc::new(redfish::RedfishPower {
+                pool: c.redfish_pool.clone(),
+            })
+        }),
+    ),
+    (
         "fake",
         Constructor::Management(|_| Arc::new(fake::FakeManagement)),
+    ),
+    (
+        "redfish",
+        Constructor::Management(|c| {
+            Arc::new(redfish::RedfishManagement {
+                pool: c.redfish_pool.clone(),
+            })
+        }),
     ),
     (
         "ipmi",
@@ -421,7 +460,10 @@ impl Registry {
     pub fn standard() -> Registry {
         Registry::new(
             HARDWARE_TYPES,
-            Context::new(ipmi::pool::PoolSettings::default()),
+            Context::new(
+                ipmi::pool::PoolSettings::default(),
+                redfish::client::Settings::default(),
+            ),
         )
     }
 
@@ -461,6 +503,7 @@ impl Registry {
     /// Closes the BMC sessions kept open (at shutdown).
     pub async fn close_sessions(&self) {
         self.context.ipmi_pool.close_all().await;
+        self.context.redfish_pool.close_all().await;
     }
 
     pub fn hardware_types(&self) -> &[HardwareType] {
@@ -572,6 +615,9 @@ mod tests {
             ("ipmi", "power", "ipmitool", true),
             ("ipmi", "power", "redfish", false),
             ("ipmi", "nonsense", "fake", false),
+            ("redfish", "power", "redfish", true),
+            ("redfish", "power", "ipmi", false),
+            ("redfish", "management", "redfish", true),
         ];
         for (driver, kind, name, ok) in cases {
             assert_eq!(
@@ -581,9 +627,19 @@ mod tests {
             );
         }
         assert!(matches!(
-            r.hardware_type("redfish"),
+            r.hardware_type("idrac"),
             Err(ChoiceError::UnknownDriver(_))
         ));
+        let redfish = r.hardware_type("redfish").unwrap().defaults();
+        assert_eq!(
+            (
+                redfish.power.as_str(),
+                redfish.management.as_str(),
+                redfish.boot.as_str(),
+                redfish.deploy.as_str()
+            ),
+            ("redfish", "redfish", "ipxe", "direct")
+        );
     }
 
     /// The table gives every type the interfaces it had when they were
@@ -628,7 +684,7 @@ mod tests {
         ipmi_hw.insert("inspect", vec!["agent", "no-inspect"]);
         let r = Registry::standard();
         let names: Vec<_> = r.hardware_types().iter().map(|t| t.name).collect();
-        assert_eq!(names, ["fake-hardware", "ipmi"]);
+        assert_eq!(names, ["fake-hardware", "ipmi", "redfish"]);
         assert_eq!(r.hardware_type("fake-hardware").unwrap().supported, fake_hw);
         assert_eq!(r.hardware_type("ipmi").unwrap().supported, ipmi_hw);
 

@@ -82,7 +82,7 @@ fn wait_ready(notify: &UnixDatagram, child: &mut Child, log: &std::path::Path) -
 }
 
 /// Waits until something accepts TCP connections on `port`.
-fn wait_for_port(port: u16, child: &mut Child, what: &str) {
+pub fn wait_for_port(port: u16, child: &mut Child, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {

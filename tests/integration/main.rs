@@ -14,6 +14,7 @@ mod enroll;
 mod inspection;
 mod ipmi;
 mod native_cli;
+mod redfish;
 mod resources;
 mod restart;
 mod shared_store;

@@ -15,6 +15,8 @@ use crate::model::PowerState;
 pub enum Control {
     PowerDown = 0x00,
     PowerUp = 0x01,
+    /// Pulse a diagnostic interrupt (NMI).
+    DiagnosticInterrupt = 0x04,
     SoftShutdown = 0x05,
 }
 

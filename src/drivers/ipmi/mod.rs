@@ -68,7 +68,7 @@ impl std::fmt::Debug for IpmiInfo {
 /// A driver_info value as text. The `baremetal` CLI JSON-parses
 /// `--driver-info` values, so `ipmi_password=12345678` arrives as a number;
 /// Ironic takes it as text, and so does this.
-fn text(v: &Value) -> Option<String> {
+pub(crate) fn text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -237,6 +237,14 @@ pub async fn set_power(
             }
             Ok(())
         })
+    })
+    .await
+}
+
+/// Pulses a diagnostic interrupt (NMI) on a BMC's chassis.
+pub async fn inject_nmi(pool: &pool::Pool, info: &IpmiInfo) -> Result<()> {
+    with_session(pool, info, |s| {
+        Box::pin(chassis::control(s, chassis::Control::DiagnosticInterrupt))
     })
     .await
 }
