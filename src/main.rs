@@ -54,8 +54,10 @@ enum Command {
     Chassis(cli::ChassisArgs),
     /// Create or update nodes and ports from a Bifrost inventory (JSON or YAML).
     Enroll(cli::EnrollArgs),
-    /// Talk to one BMC directly (native IPMI): status, on, off, soft-off, reboot, bootdev.
+    /// Talk to one BMC directly (IPMI, or Redfish with --redfish): status, on, off, soft-off, reboot, bootdev, vmedia.
     Bmc(cli::bmc::BmcArgs),
+    /// Build a BIOS + UEFI bootable ISO of a kernel and ramdisk (a deploy_iso for virtual media).
+    Iso(cli::IsoArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -102,5 +104,6 @@ fn main() -> std::process::ExitCode {
         Command::Chassis(a) => cli::run(cli::Cmd::Chassis(a)),
         Command::Enroll(a) => cli::run(cli::Cmd::Enroll(a)),
         Command::Bmc(a) => cli::bmc::run(a),
+        Command::Iso(a) => cli::iso::run(a),
     }
 }

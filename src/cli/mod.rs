@@ -5,6 +5,7 @@
 //! never from the command line.
 
 pub mod bmc;
+pub mod iso;
 
 mod args;
 mod client;
@@ -16,6 +17,7 @@ mod port;
 mod records;
 
 pub use args::{AllocationArgs, ChassisArgs, EnrollArgs, NodeArgs, PortArgs};
+pub use iso::IsoArgs;
 
 use std::process::ExitCode;
 

@@ -9,8 +9,18 @@
 //! record starts with `SP` and `ER`, which is how Linux (and isoinfo, and
 //! blkid) find Rock Ridge. The ISO names underneath are level-2 d-character
 //! names (`META_DATA.JSON;1`), for readers without Rock Ridge.
+//!
+//! Bootable images (El Torito, [`ElTorito`]) add a boot record volume
+//! descriptor after the primary one and a boot catalog after the path
+//! tables: a BIOS no-emulation entry (ISOLINUX, patched with its boot info
+//! table as `mkisofs -boot-info-table` does) and a UEFI section (platform
+//! 0xEF) naming an EFI system partition image. Large files (a kernel, a
+//! ramdisk) are streamed from disk into the image ([`Data::File`]), never
+//! held in memory.
 
 use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
 
 pub const SECTOR: usize = 2048;
 /// Longest name one entry may have (the record must fit in 255 bytes).
@@ -18,9 +28,29 @@ pub const MAX_NAME: usize = 120;
 /// Deepest directory nesting (ECMA-119 allows 8 levels).
 pub const MAX_DEPTH: usize = 8;
 
+/// What a file of the image holds.
+#[derive(Debug, Clone)]
+pub enum Data {
+    Bytes(Vec<u8>),
+    /// Copied from this file when the image is written; its size is read
+    /// when the layout is made, and a file that changed size in between
+    /// fails the write.
+    File(PathBuf),
+}
+
+/// The boot entries of a bootable image: paths of files in the image.
+#[derive(Debug, Clone, Default)]
+pub struct ElTorito {
+    /// A no-emulation BIOS boot image (ISOLINUX's `isolinux.bin`), loaded
+    /// four 512-byte sectors at a time and patched with a boot info table.
+    pub bios: Option<String>,
+    /// An EFI system partition image (FAT) holding `EFI/BOOT/BOOTX64.EFI`.
+    pub efi: Option<String>,
+}
+
 enum Entry {
     Dir(BTreeMap<String, Entry>),
-    File(Vec<u8>),
+    File(Data),
 }
 
 /// One directory, as laid out: its records and where it lands.
@@ -46,20 +76,74 @@ pub fn build(
     files: &[(String, Vec<u8>)],
     now: jiff::Timestamp,
 ) -> Result<Vec<u8>, String> {
+    let files: Vec<(String, Data)> = files
+        .iter()
+        .map(|(p, d)| (p.clone(), Data::Bytes(d.clone())))
+        .collect();
+    let mut out = Vec::new();
+    write_image(&mut out, volume_id, files, None, now)?;
+    Ok(out)
+}
+
+/// Largest BIOS boot image (ISOLINUX's is about 40 KiB).
+const MAX_BIOS_IMAGE: u64 = 1 << 20;
+
+fn data_len(d: &Data) -> Result<u64, String> {
+    match d {
+        Data::Bytes(b) => Ok(b.len() as u64),
+        Data::File(p) => std::fs::metadata(p)
+            .map(|m| m.len())
+            .map_err(|e| format!("cannot read {}: {e}", p.display())),
+    }
+}
+
+/// Writes an image holding `files` to `w`, bootable when `boot` names its
+/// boot images; returns the bytes written. The layout is made first (sizes
+/// only), then every sector is written once, in order.
+pub fn write_image(
+    w: &mut impl Write,
+    volume_id: &str,
+    files: Vec<(String, Data)>,
+    boot: Option<&ElTorito>,
+    now: jiff::Timestamp,
+) -> Result<u64, String> {
     if volume_id.is_empty() || volume_id.len() > 32 || !volume_id.is_ascii() {
         return Err(format!(
             "the volume label {volume_id:?} must be 1 to 32 ASCII characters"
         ));
     }
     let mut root = BTreeMap::new();
+    let mut bios_image: Option<Vec<u8>> = None;
+    let mut efi_path: Option<String> = None;
+    if let Some(b) = boot {
+        if b.bios.is_none() && b.efi.is_none() {
+            return Err("a bootable image needs a BIOS or an EFI boot image".into());
+        }
+        efi_path = b.efi.clone();
+    }
     for (path, data) in files {
-        insert(&mut root, path, data.clone())?;
+        let data = match (&data, boot.and_then(|b| b.bios.as_deref())) {
+            // The BIOS image is patched, so it is held in memory.
+            (Data::File(p), Some(bios)) if bios.trim_matches('/') == path.trim_matches('/') => {
+                if data_len(&data)? > MAX_BIOS_IMAGE {
+                    return Err(format!(
+                        "the BIOS boot image {} is larger than 1 MiB",
+                        p.display()
+                    ));
+                }
+                Data::Bytes(
+                    std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?,
+                )
+            }
+            _ => data,
+        };
+        insert(&mut root, &path, data)?;
     }
 
     // Breadth first: the order of the path tables (level, parent, name).
     let mut dirs: Vec<Dir> = Vec::new();
-    let mut file_data: Vec<Vec<u8>> = Vec::new();
-    let mut queue: Vec<(usize, BTreeMap<String, Entry>)> = vec![(0, root)];
+    let mut file_data: Vec<(String, Data)> = Vec::new();
+    let mut queue: Vec<(usize, String, BTreeMap<String, Entry>)> = vec![(0, String::new(), root)];
     let mut next = 0;
     dirs.push(Dir {
         parent: 0,
@@ -69,7 +153,7 @@ pub fn build(
         size: 0,
     });
     while next < queue.len() {
-        let (me, entries) = std::mem::take(&mut queue[next]);
+        let (me, prefix, entries) = std::mem::take(&mut queue[next]);
         next += 1;
         let mut children = Vec::new();
         let mut taken = std::collections::HashSet::new();
@@ -82,6 +166,7 @@ pub fn build(
             .collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
         for (iso, name, e) in named {
+            let full = format!("{prefix}/{name}");
             match e {
                 Entry::Dir(sub) => {
                     let idx = dirs.len();
@@ -92,16 +177,49 @@ pub fn build(
                         lba: 0,
                         size: 0,
                     });
-                    queue.push((idx, sub));
+                    queue.push((idx, full, sub));
                     children.push((iso, name, Child::Dir(idx)));
                 }
                 Entry::File(data) => {
-                    file_data.push(data);
+                    file_data.push((full, data));
                     children.push((iso, name, Child::File(file_data.len() - 1)));
                 }
             }
         }
         dirs[me].children = children;
+    }
+    let find = |want: &str| {
+        let want = format!("/{}", want.trim_matches('/'));
+        file_data.iter().position(|(p, _)| *p == want)
+    };
+    let bios_file = match boot.and_then(|b| b.bios.as_deref()) {
+        Some(p) => {
+            Some(find(p).ok_or_else(|| format!("the BIOS boot image {p} is not in the image"))?)
+        }
+        None => None,
+    };
+    let efi_file = match efi_path.as_deref() {
+        Some(p) => {
+            Some(find(p).ok_or_else(|| format!("the EFI boot image {p} is not in the image"))?)
+        }
+        None => None,
+    };
+    if let Some(i) = bios_file {
+        if let Data::Bytes(b) = &file_data[i].1 {
+            if b.len() < 64 {
+                return Err("the BIOS boot image is too small to hold a boot info table".into());
+            }
+            bios_image = Some(b.clone());
+        }
+    }
+    let sizes: Vec<u64> = file_data
+        .iter()
+        .map(|(_, d)| data_len(d))
+        .collect::<Result<_, _>>()?;
+    if let Some(big) = sizes.iter().find(|s| **s > u32::MAX as u64) {
+        return Err(format!(
+            "a file of {big} bytes is larger than ISO 9660 allows (4 GiB)"
+        ));
     }
 
     // Sizes first (records do not depend on where things land), then places.
@@ -110,9 +228,14 @@ pub fn build(
         .map(|d| 8 + d.iso_name.len() + d.iso_name.len() % 2)
         .sum();
     let pt_sectors = pt_size.div_ceil(SECTOR) as u32;
-    let l_table = 18u32;
+    let descriptors_end = if boot.is_some() { 19u32 } else { 18 };
+    let l_table = descriptors_end;
     let m_table = l_table + pt_sectors;
     let mut lba = m_table + pt_sectors;
+    let catalog = boot.map(|_| {
+        lba += 1;
+        lba - 1
+    });
     for i in 0..dirs.len() {
         let size = dir_extent(&dirs, i, &[], &[], now, true).len() as u32;
         dirs[i].size = size;
@@ -120,47 +243,175 @@ pub fn build(
         lba += size / SECTOR as u32;
     }
     let mut file_lba = Vec::with_capacity(file_data.len());
-    for data in &file_data {
+    for size in &sizes {
         file_lba.push(lba);
-        lba += (data.len().div_ceil(SECTOR).max(1)) as u32;
+        lba += ((*size as usize).div_ceil(SECTOR).max(1)) as u32;
     }
-    let total = lba as usize;
+    let total = lba;
 
-    let mut out = vec![0u8; total * SECTOR];
+    let mut w = Counting { inner: w, n: 0 };
+    let w = &mut w;
+    fn emit(w: &mut impl Write, data: &[u8]) -> Result<(), String> {
+        w.write_all(data)
+            .map_err(|e| format!("cannot write the image: {e}"))
+    }
+    emit(w, &vec![0u8; 16 * SECTOR])?;
     let root_record = record(&[0], dirs[0].lba, dirs[0].size, true, &[], now);
-    out[16 * SECTOR..17 * SECTOR].copy_from_slice(&pvd(
-        volume_id,
-        total as u32,
-        pt_size as u32,
-        l_table,
-        m_table,
-        &root_record,
-        now,
-    ));
-    let term = &mut out[17 * SECTOR..18 * SECTOR];
+    emit(
+        w,
+        &pvd(
+            volume_id,
+            total,
+            pt_size as u32,
+            l_table,
+            m_table,
+            &root_record,
+            now,
+        ),
+    )?;
+    if let Some(cat) = catalog {
+        emit(w, &boot_record(cat))?;
+    }
+    let mut term = vec![0u8; SECTOR];
     term[0] = 255;
     term[1..6].copy_from_slice(b"CD001");
     term[6] = 1;
+    emit(w, &term)?;
     let (l, m) = path_tables(&dirs);
-    put(&mut out, l_table, &l);
-    put(&mut out, m_table, &m);
-    let sizes: Vec<u32> = file_data.iter().map(|d| d.len() as u32).collect();
+    for t in [l, m] {
+        emit(w, &sector_padded(t))?;
+    }
+    if catalog.is_some() {
+        let entry = |i: usize| (file_lba[i], sizes[i]);
+        emit(w, &boot_catalog(bios_file.map(entry), efi_file.map(entry)))?;
+    }
+    let sizes32: Vec<u32> = sizes.iter().map(|s| *s as u32).collect();
     for i in 0..dirs.len() {
-        let extent = dir_extent(&dirs, i, &file_lba, &sizes, now, false);
-        put(&mut out, dirs[i].lba, &extent);
+        emit(w, &dir_extent(&dirs, i, &file_lba, &sizes32, now, false))?;
     }
-    for (data, at) in file_data.iter().zip(&file_lba) {
-        put(&mut out, *at, data);
+    for (i, (path, data)) in file_data.iter().enumerate() {
+        match data {
+            Data::Bytes(b) if Some(i) == bios_file => {
+                let mut b = bios_image.clone().unwrap_or_else(|| b.clone());
+                boot_info_table(&mut b, file_lba[i]);
+                emit(w, &sector_padded(b))?;
+            }
+            Data::Bytes(b) => emit(w, &sector_padded(b.clone()))?,
+            Data::File(p) => {
+                let mut f = std::fs::File::open(p)
+                    .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+                let copied = std::io::copy(&mut (&mut f).take(sizes[i]), &mut *w)
+                    .map_err(|e| format!("cannot copy {} into the image: {e}", p.display()))?;
+                if copied != sizes[i] {
+                    return Err(format!(
+                        "{} ({path}) changed size while the image was written",
+                        p.display()
+                    ));
+                }
+                let pad = (copied as usize).div_ceil(SECTOR).max(1) * SECTOR - copied as usize;
+                emit(w, &vec![0u8; pad])?;
+            }
+        }
     }
-    Ok(out)
+    w.flush()
+        .map_err(|e| format!("cannot write the image: {e}"))?;
+    debug_assert_eq!(w.n, total as u64 * SECTOR as u64);
+    Ok(w.n)
 }
 
-fn put(out: &mut [u8], lba: u32, data: &[u8]) {
-    let at = lba as usize * SECTOR;
-    out[at..at + data.len()].copy_from_slice(data);
+/// A writer that counts what went through it.
+struct Counting<'a, W: Write> {
+    inner: &'a mut W,
+    n: u64,
 }
 
-fn insert(dir: &mut BTreeMap<String, Entry>, path: &str, data: Vec<u8>) -> Result<(), String> {
+impl<W: Write> Write for Counting<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+use std::io::Read as _;
+
+fn sector_padded(mut v: Vec<u8>) -> Vec<u8> {
+    v.resize(v.len().div_ceil(SECTOR).max(1) * SECTOR, 0);
+    v
+}
+
+/// The El Torito boot record volume descriptor, pointing at the catalog.
+fn boot_record(catalog: u32) -> Vec<u8> {
+    let mut v = vec![0u8; SECTOR];
+    v[1..6].copy_from_slice(b"CD001");
+    v[6] = 1;
+    let id = b"EL TORITO SPECIFICATION";
+    v[7..7 + id.len()].copy_from_slice(id);
+    v[71..75].copy_from_slice(&catalog.to_le_bytes());
+    v
+}
+
+/// The boot catalog: a validation entry, the default (BIOS) entry, and a
+/// final section for UEFI. Each entry is (LBA, size in bytes).
+fn boot_catalog(bios: Option<(u32, u64)>, efi: Option<(u32, u64)>) -> Vec<u8> {
+    let mut c = vec![0u8; SECTOR];
+    // Validation entry: platform of the default entry, checksum, 55 AA.
+    c[0] = 1;
+    c[1] = if bios.is_some() { 0 } else { 0xEF };
+    c[30] = 0x55;
+    c[31] = 0xAA;
+    let sum = c[..32].chunks(2).fold(0u16, |a, w| {
+        a.wrapping_add(u16::from_le_bytes([w[0], w[1]]))
+    });
+    c[28..30].copy_from_slice(&0u16.wrapping_sub(sum).to_le_bytes());
+    let entry = |e: &mut [u8], (lba, size): (u32, u64), sectors: u16| {
+        e[0] = 0x88; // bootable
+        e[1] = 0; // no emulation
+        e[6..8].copy_from_slice(&sectors.to_le_bytes());
+        e[8..12].copy_from_slice(&lba.to_le_bytes());
+        let _ = size;
+    };
+    // 512-byte sectors of an EFI image, as xorriso counts them (capped).
+    let efi_sectors = |size: u64| size.div_ceil(512).min(u16::MAX as u64) as u16;
+    match (bios, efi) {
+        (Some(b), efi) => {
+            // ISOLINUX: load 4 sectors; it loads the rest itself.
+            entry(&mut c[32..64], b, 4);
+            if let Some(e) = efi {
+                c[64] = 0x91; // final section header
+                c[65] = 0xEF;
+                c[66..68].copy_from_slice(&1u16.to_le_bytes());
+                entry(&mut c[96..128], e, efi_sectors(e.1));
+            }
+        }
+        (None, Some(e)) => entry(&mut c[32..64], e, efi_sectors(e.1)),
+        (None, None) => {}
+    }
+    c
+}
+
+/// Writes ISOLINUX's boot info table (bytes 8..64): the primary volume
+/// descriptor's LBA, the image's LBA and length, and the 32-bit sum of the
+/// image from byte 64 on.
+fn boot_info_table(image: &mut [u8], lba: u32) {
+    let len = image.len() as u32;
+    let sum = image[64..].chunks(4).fold(0u32, |a, c| {
+        let mut w = [0u8; 4];
+        w[..c.len()].copy_from_slice(c);
+        a.wrapping_add(u32::from_le_bytes(w))
+    });
+    image[8..12].copy_from_slice(&16u32.to_le_bytes());
+    image[12..16].copy_from_slice(&lba.to_le_bytes());
+    image[16..20].copy_from_slice(&len.to_le_bytes());
+    image[20..24].copy_from_slice(&sum.to_le_bytes());
+    image[24..64].fill(0);
+}
+
+fn insert(dir: &mut BTreeMap<String, Entry>, path: &str, data: Data) -> Result<(), String> {
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     if parts.is_empty() || parts.len() > MAX_DEPTH {
         return Err(format!(

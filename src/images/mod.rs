@@ -4,8 +4,10 @@
 //! Images are named by `http://`, `https://` or `file://` URLs or absolute
 //! paths. `cache` stages them for network boots.
 
+pub mod bootiso;
 pub mod cache;
 pub mod configdrive;
+pub mod fat;
 pub mod iso9660;
 
 use std::path::{Component, Path, PathBuf};

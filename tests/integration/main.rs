@@ -19,3 +19,4 @@ mod resources;
 mod restart;
 mod shared_store;
 mod tftp;
+mod vmedia;
