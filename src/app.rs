@@ -152,6 +152,12 @@ pub fn build_conductor(config: &Config) -> Result<Conductor> {
             power_state_change_timeout: c.power_state_change_timeout.0,
             file_url_allowed_paths: allowed.clone(),
             cache: Some(cache),
+            vmedia: drivers::Vmedia {
+                dir: Some(config.data.dir.join("vmedia")),
+                loaders: config.vmedia.clone(),
+                boot_url: Default::default(),
+                inspection_params: config.inspector.extra_kernel_params.clone(),
+            },
         },
     };
     Ok(Conductor::new(
@@ -486,6 +492,11 @@ async fn start_boot_services(
     }
     .trim_end_matches('/')
     .to_string();
+    if http_listener.is_some() {
+        // Virtual media ISOs are served by the boot HTTP server, and the
+        // ramdisks on them call back there.
+        let _ = conductor.vmedia().boot_url.set(public_url.clone());
+    }
     if let Some(listener) = http_listener {
         start_http(
             config,
@@ -588,6 +599,7 @@ fn start_http(
         cache,
         timeline,
         inspection_params: config.inspector.extra_kernel_params.clone(),
+        vmedia: conductor.vmedia().dir.clone(),
     });
     let agent = api::agent::Agent {
         conductor: conductor.clone(),

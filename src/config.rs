@@ -81,6 +81,8 @@ pub struct Config {
     pub inspector: Inspector,
     pub discovery: Discovery,
     pub agent: Agent,
+    /// `[vmedia]`: the boot loaders of the virtual media ISOs.
+    pub vmedia: crate::images::bootiso::Loaders,
 }
 
 /// `[inspector]`: what in-band inspection does with the data the agent

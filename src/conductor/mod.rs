@@ -322,6 +322,12 @@ impl Conductor {
         self.inner.settings.drivers.cache.clone()
     }
 
+    /// Virtual media's settings: where ISOs go, and the boot HTTP server's
+    /// URL once it listens (`app` sets it).
+    pub fn vmedia(&self) -> &crate::drivers::Vmedia {
+        &self.inner.settings.drivers.vmedia
+    }
+
     pub fn store(&self) -> &Store {
         &self.inner.store
     }

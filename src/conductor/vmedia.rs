@@ -1,15 +1,20 @@
 //! Virtual media (Ironic's `/v1/nodes/{ident}/vmedia`, 1.89+): an image
-//! the BMC presents to the node as a CD, disk or floppy. The `fake`
-//! management interface accepts it (and records it in the node's history);
-//! real BMCs get it with Redfish (issue 14); the others refuse it.
+//! the BMC presents to the node as a CD, disk or floppy, through the
+//! management interface: `redfish` inserts it with the BMC's VirtualMedia
+//! service, `fake` records it; the others refuse it.
 
 use super::*;
 
 impl Conductor {
     /// Refuses drivers whose management interface has no virtual media.
-    fn vmedia_supported(node: &Node, call: &str) -> Result<()> {
-        if node.interfaces.management == "fake" {
-            Ok(())
+    fn vmedia_bundle(&self, node: &Node, call: &str) -> Result<crate::drivers::Bundle> {
+        let bundle = self.bundle(node)?;
+        if bundle.management.has_virtual_media() {
+            bundle
+                .management
+                .validate(node)
+                .map_err(|e| Error::Invalid(e.to_string()))?;
+            Ok(bundle)
         } else {
             Err(Error::Invalid(format!(
                 "Driver {} does not support {call} (disabled or not implemented).",
@@ -26,20 +31,14 @@ impl Conductor {
         url: &str,
         user: Option<String>,
     ) -> Result<()> {
-        let (lock, mut node) = self.lock_ident(ident).await?;
-        Self::vmedia_supported(&node, "attach_virtual_media")?;
-        node.last_error = None;
-        let h = history(
-            Severity::Info,
-            "vmedia",
-            format!(
-                "virtual media {device} attached: {}",
-                crate::redact::redact(url)
-            ),
-            &user,
-        );
-        self.save_locked(node, vec![h], lock).await?;
-        Ok(())
+        let (lock, node) = self.lock_ident(ident).await?;
+        let bundle = self.vmedia_bundle(&node, "attach_virtual_media")?;
+        let mut task = self.task(node).await?;
+        let res = bundle
+            .management
+            .attach_virtual_media(&mut task, device, url)
+            .await;
+        self.vmedia_done(task, lock, res, &user).await
     }
 
     /// Detaches the `devices` (all when empty) under the node's lock.
@@ -49,21 +48,39 @@ impl Conductor {
         devices: Vec<String>,
         user: Option<String>,
     ) -> Result<()> {
-        let (lock, mut node) = self.lock_ident(ident).await?;
-        Self::vmedia_supported(&node, "detach_virtual_media")?;
-        node.last_error = None;
-        let which = if devices.is_empty() {
-            "all devices".to_string()
-        } else {
-            devices.join(", ")
-        };
-        let h = history(
-            Severity::Info,
-            "vmedia",
-            format!("virtual media detached: {which}"),
-            &user,
-        );
-        self.save_locked(node, vec![h], lock).await?;
-        Ok(())
+        let (lock, node) = self.lock_ident(ident).await?;
+        let bundle = self.vmedia_bundle(&node, "detach_virtual_media")?;
+        let mut task = self.task(node).await?;
+        let res = bundle
+            .management
+            .detach_virtual_media(&mut task, &devices)
+            .await;
+        self.vmedia_done(task, lock, res, &user).await
+    }
+
+    /// Saves what a virtual media call did (or why it failed) in the history.
+    async fn vmedia_done(
+        &self,
+        task: crate::drivers::Task,
+        lock: super::locking::LockGuard,
+        res: std::result::Result<String, crate::drivers::Error>,
+        user: &Option<String>,
+    ) -> Result<()> {
+        let mut records = task.take_records();
+        let mut node = task.node;
+        match &res {
+            Ok(done) => {
+                node.last_error = None;
+                records.push(history(Severity::Info, "vmedia", done.clone(), user));
+            }
+            Err(e) => records.push(history(
+                Severity::Error,
+                "vmedia",
+                format!("virtual media failed: {e}"),
+                user,
+            )),
+        }
+        self.save_locked(node, records, lock).await?;
+        res.map(drop).map_err(|e| Error::Invalid(e.to_string()))
     }
 }

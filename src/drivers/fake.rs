@@ -134,6 +134,41 @@ impl Management for FakeManagement {
             Ok((device, persistent))
         })
     }
+
+    fn has_virtual_media(&self) -> bool {
+        true
+    }
+
+    fn attach_virtual_media<'a>(
+        &'a self,
+        _task: &'a mut Task,
+        device: &'a str,
+        url: &'a str,
+    ) -> BoxFuture<'a, Result<String>> {
+        Box::pin(async move {
+            Ok(format!(
+                "virtual media {device} attached: {}",
+                crate::redact::redact(url)
+            ))
+        })
+    }
+
+    fn detach_virtual_media<'a>(
+        &'a self,
+        _task: &'a mut Task,
+        devices: &'a [String],
+    ) -> BoxFuture<'a, Result<String>> {
+        Box::pin(async move {
+            Ok(format!(
+                "virtual media detached: {}",
+                if devices.is_empty() {
+                    "all devices".to_string()
+                } else {
+                    devices.join(", ")
+                }
+            ))
+        })
+    }
 }
 
 /// Fake boot: nothing to check, nothing to prepare, nothing sent to the

@@ -15,6 +15,7 @@ pub mod ipmi;
 pub mod ipmitool;
 pub mod pxe;
 pub mod redfish;
+pub mod vmedia;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -65,6 +66,20 @@ pub struct Settings {
     pub file_url_allowed_paths: Vec<std::path::PathBuf>,
     /// Where network-boot images are staged (None: not staged, as in unit tests).
     pub cache: Option<std::sync::Arc<crate::images::cache::Cache>>,
+    /// Virtual media: where per-node ISOs are written (served by the boot
+    /// HTTP server at `/vmedia/`), the boot loaders, the boot HTTP server's
+    /// URL (set once it listens) and the inspection ramdisk's extra
+    /// kernel parameters.
+    pub vmedia: Vmedia,
+}
+
+/// What the virtual media boot interface needs from the appliance.
+#[derive(Debug, Clone, Default)]
+pub struct Vmedia {
+    pub dir: Option<std::path::PathBuf>,
+    pub loaders: crate::images::bootiso::Loaders,
+    pub boot_url: Arc<std::sync::OnceLock<String>>,
+    pub inspection_params: String,
 }
 
 impl Default for Settings {
@@ -77,6 +92,7 @@ impl Default for Settings {
                 .map(std::path::PathBuf::from)
                 .collect(),
             cache: None,
+            vmedia: Vmedia::default(),
         }
     }
 }
@@ -146,6 +162,38 @@ pub trait Management: Send + Sync {
     /// The devices `set_boot_device` accepts.
     fn supported_boot_devices(&self) -> &'static [&'static str] {
         BOOT_DEVICES
+    }
+    /// Whether the BMC presents images as virtual media.
+    fn has_virtual_media(&self) -> bool {
+        false
+    }
+    /// Inserts the image at `url` as a `device` (`cdrom`, `disk`, `floppy`),
+    /// ejecting what that device held. Says what it did. Idempotent.
+    fn attach_virtual_media<'a>(
+        &'a self,
+        task: &'a mut Task,
+        device: &'a str,
+        url: &'a str,
+    ) -> BoxFuture<'a, Result<String>> {
+        let _ = (task, device, url);
+        Box::pin(async {
+            Err(Error::InvalidParameter(
+                "this management interface has no virtual media".into(),
+            ))
+        })
+    }
+    /// Ejects the `devices` (all when empty). Says what it did. Idempotent.
+    fn detach_virtual_media<'a>(
+        &'a self,
+        task: &'a mut Task,
+        devices: &'a [String],
+    ) -> BoxFuture<'a, Result<String>> {
+        let _ = (task, devices);
+        Box::pin(async {
+            Err(Error::InvalidParameter(
+                "this management interface has no virtual media".into(),
+            ))
+        })
     }
 }
 
@@ -280,7 +328,7 @@ pub const HARDWARE_TYPES: &[HardwareTypeRow] = &[
         interfaces: &[
             ("power", &["redfish"]),
             ("management", &["redfish"]),
-            ("boot", &["ipxe", "pxe"]),
+            ("boot", &["ipxe", "pxe", "redfish-virtual-media"]),
             ("deploy", &["direct", "ramdisk"]),
             ("network", &["noop", "flat"]),
             ("bios", &["no-bios"]),
@@ -292,7 +340,7 @@ pub const HARDWARE_TYPES: &[HardwareTypeRow] = &[
             ("storage", &["noop"]),
             ("vendor", &["no-vendor"]),
         ],
-        properties: &[redfish::PROPERTIES, pxe::PROPERTIES],
+        properties: &[redfish::PROPERTIES, pxe::PROPERTIES, vmedia::PROPERTIES],
     },
 ];
 
@@ -373,6 +421,19 @@ pub const IMPLEMENTATIONS: &[(&str, Constructor)] = &[
     ("fake", Constructor::Boot(|_| Arc::new(fake::FakeBoot))),
     ("ipxe", Constructor::Boot(|_| Arc::new(pxe::PxeBoot))),
     ("pxe", Constructor::Boot(|_| Arc::new(pxe::PxeBoot))),
+    (
+        "redfish-virtual-media",
+        Constructor::Boot(|c| {
+            Arc::new(vmedia::VirtualMediaBoot {
+                management: Arc::new(redfish::RedfishManagement {
+                    pool: c.redfish_pool.clone(),
+                }),
+                power: Arc::new(redfish::RedfishPower {
+                    pool: c.redfish_pool.clone(),
+                }),
+            })
+        }),
+    ),
     ("fake", Constructor::Deploy(|_| Arc::new(fake::FakeDeploy))),
     (
         "ramdisk",

@@ -1,7 +1,9 @@
 //! The boot HTTP server on `[http] listen`: iPXE scripts (`/boot.ipxe`
 //! chains to `/ipxe/{mac}`, rendered from the node's boot decision),
 //! loaders (`/assets/…`, the TFTP root), the node's images
-//! (`/images/{node}/{name}`, staged in the image cache) and `/metrics`.
+//! (`/images/{node}/{name}`, staged in the image cache), the virtual media
+//! ISOs BMCs fetch (`/vmedia/<node>-deploy.iso`, `…-instance.iso`) and
+//! `/metrics`.
 //! Ironic's agent endpoints are served on the same listener from
 //! `api::agent`. Read-only; bodies and connections are bounded.
 
@@ -36,6 +38,8 @@ pub struct BootHttp {
     /// Extra kernel parameters of the inspection ramdisk
     /// (`[inspector] extra_kernel_params`).
     pub inspection_params: String,
+    /// Where the virtual media ISOs are (`/vmedia/<node>-<which>.iso`).
+    pub vmedia: Option<PathBuf>,
 }
 
 type Shared = Arc<BootHttp>;
@@ -47,6 +51,7 @@ pub fn routes(state: BootHttp) -> Router {
         .route("/ipxe/{mac}", get(node_script))
         .route("/assets/{*path}", get(asset))
         .route("/images/{node}/{name}", get(image))
+        .route("/vmedia/{file}", get(vmedia))
         .route("/metrics", get(metrics))
         .with_state(Arc::new(state))
 }
@@ -91,6 +96,7 @@ async fn count(req: axum::extract::Request, next: axum::middleware::Next) -> Res
         "ipxe" => "ipxe",
         "assets" => "assets",
         "images" => "images",
+        "vmedia" => "vmedia",
         "metrics" => "metrics",
         "v1" if path.starts_with("/v1/lookup") => "lookup",
         "v1" if path.starts_with("/v1/continue_inspection") => "continue_inspection",
@@ -100,7 +106,7 @@ async fn count(req: axum::extract::Request, next: axum::middleware::Next) -> Res
     let head = req.method() == Method::HEAD;
     let resp = next.run(req).await;
     crate::metrics::http(route, resp.status().as_u16());
-    if !head && matches!(route, "assets" | "images") && resp.status().is_success() {
+    if !head && matches!(route, "assets" | "images" | "vmedia") && resp.status().is_success() {
         if let Some(n) = resp
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -156,6 +162,7 @@ pub fn render(s: &BootHttp, mac: Mac, who: Option<&NodeBoot>) -> String {
     match &n.action {
         BootAction::LocalDisk => fill(LOCAL, &[("node", &label)]),
         BootAction::Nothing(why) => fail(why.clone()),
+        BootAction::VirtualMedia => fail("it boots from virtual media, not the network".into()),
         BootAction::Network(what) => {
             let im = &n.images;
             let state = n.state.to_string();
@@ -282,6 +289,42 @@ async fn asset(
         }
         Err((_, why)) => Refusal::NotFound.text(&format!("{why}\n")),
     }
+}
+
+/// A node's virtual media ISO, for its BMC (ranges served: BMCs read ISOs
+/// in many partial requests). Only the names the boot interface writes.
+async fn vmedia(
+    State(s): State<Shared>,
+    Path(file): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response<Body> {
+    let node = file
+        .strip_suffix("-deploy.iso")
+        .or_else(|| file.strip_suffix("-instance.iso"))
+        .and_then(|u| u.parse::<Uuid>().ok());
+    let (Some(node), Some(dir)) = (node, &s.vmedia) else {
+        return Refusal::NotFound.text("no such virtual media ISO\n");
+    };
+    let first = headers
+        .get(header::RANGE)
+        .and_then(|r| r.to_str().ok())
+        .is_none_or(|r| r.trim_start_matches("bytes=").starts_with("0-"));
+    if method == Method::GET && first {
+        s.timeline.note(
+            node,
+            Severity::Info,
+            "http",
+            format!("HTTP /vmedia/{file} requested (virtual media)"),
+        );
+    }
+    files::serve(
+        &dir.join(&file),
+        &method,
+        &headers,
+        "application/x-iso9660-image",
+    )
+    .await
 }
 
 async fn image(

@@ -172,6 +172,9 @@ pub enum BootAction {
     LocalDisk,
     /// Nothing to boot now, and why.
     Nothing(String),
+    /// The node boots from virtual media its BMC presents
+    /// (`redfish-virtual-media`): DHCP does not answer it at all.
+    VirtualMedia,
 }
 
 /// What a network boot loads (references as the node holds them:
@@ -267,6 +270,9 @@ pub fn action_of(node: &Node, port: &Port) -> BootAction {
     };
     if !port.pxe_enabled {
         return BootAction::Nothing(format!("port {} has pxe_enabled = false", port.address));
+    }
+    if node.interfaces.boot == "redfish-virtual-media" {
+        return BootAction::VirtualMedia;
     }
     match node.provision_state {
         // The ramdisk deploy boots the instance itself where others boot

@@ -665,3 +665,167 @@ fn bmc_cli_speaks_redfish() {
     );
     assert!(!text(&bad).contains("wrong-pw"));
 }
+
+/// `curl` against the appliance's boot HTTP server: (status, body).
+fn boot_curl(port: u16, path: &str, args: &[&str]) -> (u16, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("b");
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "60", "-o"])
+        .arg(&body)
+        .args(["-w", "%{http_code}"])
+        .args(args)
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0),
+        std::fs::read(&body).unwrap_or_default(),
+    )
+}
+
+/// The `ramdisk` deploy of a `redfish` node with `redfish-virtual-media`
+/// against sushy-tools' fake system: the appliance builds the instance ISO
+/// with the static address from `network_data`, the BMC inserts it (the
+/// emulator fetches it from the boot HTTP server), boots from Cd, and the
+/// ramdisk's call-back makes the node active; undeploy ejects the media,
+/// powers off and deletes the ISO. The `vmedia` API reaches the BMC too.
+#[test]
+fn virtual_media_ramdisk_deploy_against_the_emulator() {
+    let e = Emulator::start(&[(SYSTEM, "Off")], None);
+    let s = Server::start_with("[http]\nlisten = \"127.0.0.1:0\"\n");
+    let http = s.http_port.expect("boot HTTP listens");
+    let img = ImageServer::start();
+    let mac = "52:54:00:aa:00:00";
+    let (st, v) = s.json(
+        "POST",
+        "/v1/nodes",
+        Some(json!({
+            "driver": "redfish", "name": "vm1", "boot_interface": "redfish-virtual-media",
+            "deploy_interface": "ramdisk",
+            "driver_info": {"redfish_address": e.url(),
+                            "deploy_kernel": img.url("deploy.kernel"), "deploy_ramdisk": img.url("deploy.initramfs")},
+            "instance_info": {"kernel": img.url("deploy.kernel"), "ramdisk": img.url("deploy.initramfs")},
+            "network_data": {
+                "links": [{"id": "port0", "type": "phy", "ethernet_mac_address": mac}],
+                "networks": [{"id": "n0", "type": "ipv4", "link": "port0", "ip_address": "10.9.0.5",
+                              "netmask": "255.255.255.0",
+                              "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "10.9.0.1"}]}],
+                "services": []
+            }
+        })),
+    );
+    assert_eq!(st, 201, "{v}");
+    let uuid = v["uuid"].as_str().unwrap().to_string();
+    let (st, _) = s.json(
+        "POST",
+        "/v1/ports",
+        Some(json!({"address": mac, "node_uuid": uuid})),
+    );
+    assert_eq!(st, 201);
+    s.provision("vm1", "manage", "manageable");
+    s.provision("vm1", "provide", "available");
+    let before = e.requests().len();
+    s.provision("vm1", "active", "wait call-back");
+    let n = s.node("vm1");
+    assert_eq!(n["power_state"], "power on");
+    let iso_path = format!("/vmedia/{uuid}-instance.iso");
+    let iso_url = format!("http://127.0.0.1:{http}{iso_path}");
+    // The BMC was told to insert our ISO, boot from Cd and power on.
+    let cd = e.get(&format!("/redfish/v1/Systems/{SYSTEM}/VirtualMedia/Cd"));
+    assert_eq!(
+        (cd["Inserted"].as_bool(), cd["Image"].as_str()),
+        (Some(true), Some(iso_url.as_str())),
+        "{cd}"
+    );
+    let boot = e.system(SYSTEM)["Boot"].clone();
+    assert_eq!(boot["BootSourceOverrideTarget"], "Cd", "{boot}");
+    let calls: Vec<String> = since(&e, before)
+        .into_iter()
+        .filter(|r| !r.starts_with("GET"))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            format!("POST /redfish/v1/Systems/{SYSTEM}/VirtualMedia/Cd/Actions/VirtualMedia.InsertMedia 204"),
+            format!("PATCH /redfish/v1/Systems/{SYSTEM} 204"),
+            format!("POST /redfish/v1/Systems/{SYSTEM}/Actions/ComputerSystem.Reset 204"),
+        ]
+    );
+    // The ISO carries the kernel line a DHCP-less boot needs; it is served
+    // with ranges, as BMCs read it.
+    let events = s.events("vm1");
+    let built = events
+        .iter()
+        .find(|e| e.contains("instance ISO built"))
+        .unwrap_or_else(|| panic!("{events:#?}"));
+    assert!(
+        built.contains(&format!(
+            "root=/dev/ram0 BOOTIF=01-52-54-00-aa-00-00 ipa-api-url=http://127.0.0.1:{http} boot_method=vmedia ip=10.9.0.5::10.9.0.1:255.255.255.0:::off"
+        )),
+        "{built}"
+    );
+    let (st, part) = boot_curl(http, &iso_path, &["-r", "32768-34815"]);
+    assert_eq!((st, part.len()), (206, 2048));
+    assert_eq!(
+        &part[1..6],
+        b"CD001",
+        "sector 16: the primary volume descriptor"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("i.iso");
+    let (st, whole) = boot_curl(http, &iso_path, &[]);
+    assert_eq!(st, 200);
+    std::fs::write(&local, whole).unwrap();
+    let cfg = Command::new("isoinfo")
+        .args(["-R", "-x", "/boot/grub/grub.cfg", "-i"])
+        .arg(&local)
+        .output()
+        .expect("isoinfo (genisoimage)");
+    assert!(
+        String::from_utf8_lossy(&cfg.stdout)
+            .contains("linux /vmlinuz root=/dev/ram0 BOOTIF=01-52-54-00-aa-00-00"),
+        "{cfg:?}"
+    );
+    // The ramdisk looks itself up and calls back: active.
+    let (st, found) = boot_curl(http, &format!("/v1/lookup?addresses={mac}"), &[]);
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&found));
+    let found: Value = serde_json::from_slice(&found).unwrap();
+    let token = found["config"]["agent_token"].as_str().unwrap().to_string();
+    let (st, _) = boot_curl(
+        http,
+        &format!("/v1/heartbeat/{uuid}"),
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &json!({"callback_url": "http://127.0.0.1:9", "agent_version": "test", "agent_token": token}).to_string(),
+        ],
+    );
+    assert_eq!(st, 202);
+    s.wait_state("vm1", "active");
+    // The vmedia API reaches the BMC: detach, then attach again.
+    let (st, v) = s.json("DELETE", "/v1/nodes/vm1/vmedia", None);
+    assert!(st == 204 || st == 200, "{st} {v}");
+    let cd = e.get(&format!("/redfish/v1/Systems/{SYSTEM}/VirtualMedia/Cd"));
+    assert_eq!(cd["Inserted"], false, "{cd}");
+    let (st, v) = s.json(
+        "POST",
+        "/v1/nodes/vm1/vmedia",
+        Some(json!({"device_type": "cdrom", "image_url": iso_url})),
+    );
+    assert!(st == 204 || st == 200, "{st} {v}");
+    let cd = e.get(&format!("/redfish/v1/Systems/{SYSTEM}/VirtualMedia/Cd"));
+    assert_eq!(cd["Inserted"], true, "{cd}");
+    // Undeploy: power off, eject, the ISO is gone.
+    s.provision("vm1", "deleted", "available");
+    e.wait_power(SYSTEM, "Off");
+    let cd = e.get(&format!("/redfish/v1/Systems/{SYSTEM}/VirtualMedia/Cd"));
+    assert_eq!(cd["Inserted"], false, "{cd}");
+    assert_eq!(boot_curl(http, &iso_path, &[]).0, 404);
+}

@@ -731,6 +731,67 @@ impl Management for RedfishManagement {
     fn supported_boot_devices(&self) -> &'static [&'static str] {
         BOOT_DEVICES
     }
+
+    fn has_virtual_media(&self) -> bool {
+        true
+    }
+
+    fn attach_virtual_media<'a>(
+        &'a self,
+        task: &'a mut Task,
+        device: &'a str,
+        url: &'a str,
+    ) -> BoxFuture<'a, Result<String>> {
+        Box::pin(async move {
+            let kind = MediaKind::parse(device).ok_or_else(|| {
+                Error::InvalidParameter(format!(
+                    "virtual media device {device:?} is not cdrom, disk or floppy"
+                ))
+            })?;
+            let info = parse_driver_info(&task.node, self.pool.settings().default_auth)?;
+            let bmc = connect(&self.pool, &info)?;
+            let path = insert_media(&bmc, &info, kind, url).await?;
+            Ok(format!(
+                "Redfish BMC {}: {} inserted into {path}",
+                bmc.base(),
+                crate::redact::redact(url)
+            ))
+        })
+    }
+
+    fn detach_virtual_media<'a>(
+        &'a self,
+        task: &'a mut Task,
+        devices: &'a [String],
+    ) -> BoxFuture<'a, Result<String>> {
+        Box::pin(async move {
+            let info = parse_driver_info(&task.node, self.pool.settings().default_auth)?;
+            let bmc = connect(&self.pool, &info)?;
+            let mut kinds = Vec::new();
+            for d in devices {
+                let k = MediaKind::parse(d).ok_or_else(|| {
+                    Error::InvalidParameter(format!(
+                        "virtual media device {d:?} is not cdrom, disk or floppy"
+                    ))
+                })?;
+                if !kinds.contains(&k) {
+                    kinds.push(k);
+                }
+            }
+            let mut ejected = Vec::new();
+            if kinds.is_empty() {
+                ejected = eject_media(&bmc, &info, None).await?;
+            }
+            for k in kinds {
+                ejected.extend(eject_media(&bmc, &info, Some(k)).await?);
+            }
+            Ok(if ejected.is_empty() {
+                format!("Redfish BMC {}: no virtual media was inserted", bmc.base())
+            } else {
+                format!("Redfish BMC {}: ejected {}", bmc.base(), ejected.join(", "))
+            })
+        })
+    }
 }
 
 /// Which virtual media device an image goes into.

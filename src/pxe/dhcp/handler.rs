@@ -125,6 +125,12 @@ pub fn handle(
         return Outcome::ignore("no valid DHCP message type (option 53)");
     };
     let client = Client::of(req);
+    if let Some(n) = who.filter(|n| n.action == BootAction::VirtualMedia) {
+        return Outcome::ignore(format!(
+            "node {} boots from virtual media (boot interface redfish-virtual-media): DHCP does not answer it",
+            n.label()
+        ));
+    }
     if who.is_none() && (s.mode == Mode::Proxy || !s.unknown_allowed) {
         return Outcome::ignore(format!(
             "MAC {} is not enrolled ({}); set [dhcp] unknown = \"allow\" to give it an address anyway",
@@ -162,6 +168,7 @@ fn boot_answer(
         }
         BootAction::LocalDisk => Err("boots from its local disk: no boot file".into()),
         BootAction::Nothing(why) => Err(format!("{why}: no boot file")),
+        BootAction::VirtualMedia => Err("boots from virtual media: no boot file".into()),
     }
 }
 

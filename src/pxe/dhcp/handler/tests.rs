@@ -243,6 +243,7 @@ fn who_gets_what() {
         "the node is manageable: nothing to boot".into(),
     ));
     let net = network();
+    let vmedia = node(BootAction::VirtualMedia);
     // (settings, node, client) → (verdict, file, note contains)
     type Case<'a> = (
         &'a Settings,
@@ -271,6 +272,22 @@ fn who_gets_what() {
             "local disk: no boot file",
         ),
         (&s, Some(&nothing), Kind::OvmfPxe, "offer", "", "manageable"),
+        (
+            &s,
+            Some(&vmedia),
+            Kind::IpxeBios,
+            "ignore",
+            "",
+            "boots from virtual media",
+        ),
+        (
+            &allow,
+            Some(&vmedia),
+            Kind::Udhcpc,
+            "ignore",
+            "",
+            "DHCP does not answer it",
+        ),
         (&s, Some(&net), Kind::Udhcpc, "offer", "", "address only"),
         (
             &s,
