@@ -580,6 +580,13 @@ impl Conductor {
                         .set_boot_device(task, "disk", true)
                         .await
                         .map_err(|e| step_failed(uuid, &name, e.to_string()))?;
+                    // The deploy ramdisk's boot is over: virtual media is
+                    // ejected (as Ironic's prepare_instance does); PXE has
+                    // nothing to forget.
+                    b.boot
+                        .clean_up_ramdisk(task)
+                        .await
+                        .map_err(|e| step_failed(uuid, &name, e.to_string()))?;
                     task.node.set_boot_decision(Some(BootDecision::Local));
                     task.record(
                         Severity::Info,

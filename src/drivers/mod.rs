@@ -216,8 +216,8 @@ pub trait Boot: Send + Sync {
         task: &'a mut Task,
         bundle: &'a Bundle,
     ) -> BoxFuture<'a, Result<String>>;
-    /// Forgets what [`Boot::prepare_ramdisk`] set up for this node. Touches
-    /// no hardware. Idempotent.
+    /// Forgets what [`Boot::prepare_ramdisk`] set up for this node. Sends no
+    /// power action (virtual media is ejected at the BMC). Idempotent.
     fn clean_up_ramdisk<'a>(&'a self, task: &'a mut Task) -> BoxFuture<'a, Result<()>>;
     /// Records what the node should boot from now on (its boot decision),
     /// without touching the machine. Idempotent.
@@ -230,8 +230,8 @@ pub trait Boot: Send + Sync {
         task: &'a mut Task,
         bundle: &'a Bundle,
     ) -> BoxFuture<'a, Result<String>>;
-    /// Forgets what the node boots (its boot decision), without touching the
-    /// machine. Idempotent.
+    /// Forgets what the node boots (its boot decision); sends no power
+    /// action (virtual media is ejected at the BMC). Idempotent.
     fn clean_up_instance<'a>(&'a self, task: &'a mut Task) -> BoxFuture<'a, Result<()>>;
 }
 
