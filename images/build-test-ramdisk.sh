@@ -3,7 +3,9 @@
 # (vmlinuz) and a busybox initramfs (initrd.cpio.gz) whose /init
 #   1. prints RACKBOOT-RAMDISK-UP on the console,
 #   2. brings up the NIC named by BOOTIF=01-<mac> on the kernel command line,
-#      gets an address with udhcpc (vendor class RackBootRamdisk),
+#      gets an address with udhcpc (vendor class RackBootRamdisk), or takes
+#      the static one of ip=<addr>::<gw>:<netmask>:::off (the kernel's form,
+#      which the virtual media ISOs carry for DHCP-less boot),
 #   3. looks itself up at <ipa-api-url>/v1/lookup?addresses=<mac>,
 #   4. heartbeats to <ipa-api-url>/v1/heartbeat/<uuid> with the agent token
 #      the lookup gave it,
@@ -18,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=$(realpath -m "${1:-images/out}")
-RECIPE=5  # bump when /init changes, so a stale image is rebuilt
+RECIPE=6  # bump when /init changes, so a stale image is rebuilt
 if [[ -s "$OUT/vmlinuz" && -s "$OUT/initrd.cpio.gz" && "$(cat "$OUT/recipe" 2>/dev/null)" == "$RECIPE" ]]; then
     echo "build-test-ramdisk: $OUT/vmlinuz and initrd.cpio.gz exist"
     exit 0
@@ -82,8 +84,20 @@ for x in $(cat /proc/cmdline); do
     case "$x" in
     BOOTIF=*) bootif=${x#BOOTIF=} ;;
     ipa-api-url=*) api=${x#ipa-api-url=} ;;
+    ip=*) static=${x#ip=} ;;
     esac
 done
+# ip=<client>:<server>:<gateway>:<netmask>:<host>:<device>:<autoconf>
+s_ip=$(echo "$static" | cut -d: -f1); s_gw=$(echo "$static" | cut -d: -f3)
+s_mask=$(echo "$static" | cut -d: -f4)
+prefix() {
+    n=0
+    for o in $(echo "$1" | tr '.' ' '); do
+        case $o in 255) n=$((n+8));; 254) n=$((n+7));; 252) n=$((n+6));; 248) n=$((n+5));;
+        240) n=$((n+4));; 224) n=$((n+3));; 192) n=$((n+2));; 128) n=$((n+1));; esac
+    done
+    echo $n
+}
 mac=$(echo "${bootif#01-}" | tr '-' ':' | tr 'A-F' 'a-f')
 if [ -z "$bootif" ]; then
     # No BOOTIF (booted from an ISO, say): the first Ethernet NIC.
@@ -108,7 +122,13 @@ echo "RACKBOOT-NIC mac=$mac iface=$iface api=$api"
 if [ -n "$iface" ] && [ -n "$api" ]; then
     ip link set lo up
     ip link set "$iface" up
-    udhcpc -i "$iface" -s /etc/udhcpc.script -q -n -t 10 -T 2 -V RackBootRamdisk
+    if [ -n "$s_ip" ] && [ -n "$s_mask" ]; then
+        ip addr add "$s_ip/$(prefix "$s_mask")" dev "$iface"
+        [ -n "$s_gw" ] && ip route add default via "$s_gw" dev "$iface"
+        echo "RACKBOOT-STATIC ip=$s_ip/$(prefix "$s_mask") gw=$s_gw"
+    else
+        udhcpc -i "$iface" -s /etc/udhcpc.script -q -n -t 10 -T 2 -V RackBootRamdisk
+    fi
     found=$(timeout 15 wget -q -O - "$api/v1/lookup?addresses=$mac")
     uuid=$(echo "$found" | sed -n 's/.*"uuid": *"\([0-9a-f-]*\)".*/\1/p')
     token=$(echo "$found" | sed -n 's/.*"agent_token": *"\([A-Za-z0-9_*-]*\)".*/\1/p')

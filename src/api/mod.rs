@@ -685,6 +685,10 @@ pub fn router(state: AppState) -> Router {
             get(provision::boot_device_get).put(provision::boot_device_set),
         )
         .route(
+            "/v1/nodes/{ident}/management/inject_nmi",
+            put(node_extras::inject_nmi),
+        )
+        .route(
             "/v1/nodes/{ident}/management/boot_device/supported",
             get(provision::boot_device_supported),
         )

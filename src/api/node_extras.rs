@@ -132,6 +132,24 @@ fn enum_error(v: &Value, allowed: &[&str]) -> String {
     format!("{} is not one of [{}]", py_repr(v), all.join(", "))
 }
 
+/// `PUT /v1/nodes/{ident}/management/inject_nmi` (1.29+): a diagnostic
+/// interrupt through the management interface.
+pub async fn inject_nmi(
+    State(state): State<AppState>,
+    caller: super::auth::Caller,
+    Extension(version): Extension<Version>,
+    Path(ident): Path<String>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<StatusCode, ApiError> {
+    since(version, 29)?;
+    schema::check(Some("inject_nmi"), &body, &[], &[])?;
+    state
+        .conductor
+        .inject_nmi(&ident, caller.user.clone())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `POST /v1/nodes/{ident}/vmedia`: attaches an image as a virtual device.
 pub async fn vmedia_attach(
     State(state): State<AppState>,

@@ -75,6 +75,30 @@ impl Conductor {
         res.map_err(|e| Error::Invalid(e.to_string()))
     }
 
+    /// Sends an NMI through the management interface (Ironic's inject_nmi).
+    pub async fn inject_nmi(&self, ident: &str, user: Option<String>) -> Result<()> {
+        let (lock, node) = self.lock_ident(ident).await?;
+        let bundle = self.bundle(&node)?;
+        bundle
+            .management
+            .validate(&node)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let mut task = self.task(node).await?;
+        let res = bundle.management.inject_nmi(&mut task).await;
+        let mut records = task.take_records();
+        records.push(match &res {
+            Ok(done) => history(Severity::Info, "management", done.clone(), &user),
+            Err(e) => history(
+                Severity::Error,
+                "management",
+                format!("inject NMI failed: {e}"),
+                &user,
+            ),
+        });
+        self.save_locked(task.node, records, lock).await?;
+        res.map(drop).map_err(|e| Error::Invalid(e.to_string()))
+    }
+
     /// Reads the boot device through the management interface.
     pub async fn get_boot_device(&self, ident: &str) -> Result<(Option<String>, Option<bool>)> {
         let node = self.load(ident).await?;

@@ -135,6 +135,10 @@ impl Management for FakeManagement {
         })
     }
 
+    fn inject_nmi<'a>(&'a self, _task: &'a mut Task) -> BoxFuture<'a, Result<String>> {
+        Box::pin(async { Ok("fake management call: inject_nmi".to_string()) })
+    }
+
     fn has_virtual_media(&self) -> bool {
         true
     }

@@ -163,6 +163,15 @@ pub trait Management: Send + Sync {
     fn supported_boot_devices(&self) -> &'static [&'static str] {
         BOOT_DEVICES
     }
+    /// Sends a diagnostic interrupt (NMI). Not idempotent.
+    fn inject_nmi<'a>(&'a self, task: &'a mut Task) -> BoxFuture<'a, Result<String>> {
+        let _ = task;
+        Box::pin(async {
+            Err(Error::InvalidParameter(
+                "this management interface cannot inject an NMI".into(),
+            ))
+        })
+    }
     /// Whether the BMC presents images as virtual media.
     fn has_virtual_media(&self) -> bool {
         false

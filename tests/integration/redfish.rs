@@ -411,6 +411,13 @@ fn redfish_node_is_adopted_without_a_request_then_powered_and_booted() {
     let boot = e.system(SYSTEM)["Boot"].clone();
     assert_eq!(boot["BootSourceOverrideTarget"], "Cd", "{boot}");
     assert_eq!(boot["BootSourceOverrideMode"], "Legacy", "{boot}");
+    // An NMI reaches the BMC (sushy-tools' fake driver refuses it: its
+    // words come back through the API).
+    let text = fails(
+        baremetal(&s, &["node", "inject", "nmi", "rack1-r01"]),
+        "inject nmi",
+    );
+    assert!(text.contains("Power state Nmi is not supported"), "{text}");
     // A device the interface does not set is refused before any request.
     let before = e.requests().len();
     let text = fails(

@@ -355,6 +355,17 @@ impl Management for IpmiManagement {
             with_session(&self.pool, &info, |s| Box::pin(chassis::get_boot_device(s))).await
         })
     }
+
+    fn inject_nmi<'a>(&'a self, task: &'a mut Task) -> BoxFuture<'a, Result<String>> {
+        Box::pin(async move {
+            let info = parse_driver_info(&task.node)?;
+            inject_nmi(&self.pool, &info).await?;
+            Ok(format!(
+                "BMC {}:{} chassis control: diagnostic interrupt (NMI) sent",
+                info.address, info.port
+            ))
+        })
+    }
 }
 
 #[cfg(test)]

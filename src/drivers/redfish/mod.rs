@@ -732,6 +732,18 @@ impl Management for RedfishManagement {
         BOOT_DEVICES
     }
 
+    fn inject_nmi<'a>(&'a self, task: &'a mut Task) -> BoxFuture<'a, Result<String>> {
+        Box::pin(async move {
+            let info = parse_driver_info(&task.node, self.pool.settings().default_auth)?;
+            let bmc = connect(&self.pool, &info)?;
+            inject_nmi(&bmc, &info).await?;
+            Ok(format!(
+                "Redfish BMC {}: ComputerSystem.Reset Nmi sent",
+                bmc.base()
+            ))
+        })
+    }
+
     fn has_virtual_media(&self) -> bool {
         true
     }
