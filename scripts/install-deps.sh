@@ -9,7 +9,10 @@
 #   (the test ISO the sanboot test boots), mmdebstrap + zstd (images/build-ipa-ramdisk.sh),
 #   fdisk (sfdisk) + dosfstools + mtools + syslinux + qemu-utils (images/build-test-disk.sh) and
 #   genisoimage (config-drive ISOs for the disk image's boot test), and
-#   grub-efi-amd64-signed (the UEFI loader of the virtual media ISOs, with isolinux for BIOS)
+#   grub-efi-amd64-signed (the UEFI loader of the virtual media ISOs, with isolinux for BIOS),
+#   and libvirtd (libvirt-daemon, libvirt-clients, python3-libvirt) under sushy-tools' libvirt
+#   driver for the virtual media end-to-end test (tests/libvirt-lab.sh; no libvirt-daemon-system:
+#   the test runs its own daemons in private namespaces)
 #   .venv/ (git-ignored): python-ironicclient pinned, for the real `baremetal` CLI
 #   .sushy-venv/ (git-ignored): sushy-tools pinned (the Redfish BMC emulator Ironic tests
 #   against) and sushy (Ironic's Redfish library, for scripts/bench/redfish.sh)
@@ -19,7 +22,7 @@ cd "$(dirname "$0")/.."
 IRONICCLIENT_VERSION="6.3.0"
 SUSHY_TOOLS_VERSION="2.2.0"
 SUSHY_VERSION="5.14.0"
-PACKAGES=(python3 python3-venv python3-pip apache2-utils iproute2 util-linux curl ca-certificates openipmi ipmitool ipxe busybox cpio xorriso isolinux syslinux-common isc-dhcp-client dnsmasq-base kea-admin atftp tftp-hpa qemu-system-x86 seabios ipxe-qemu ovmf tcpdump mmdebstrap zstd fdisk dosfstools mtools syslinux qemu-utils genisoimage grub-efi-amd64-signed)
+PACKAGES=(python3 python3-venv python3-pip apache2-utils iproute2 util-linux curl ca-certificates openipmi ipmitool ipxe busybox cpio xorriso isolinux syslinux-common isc-dhcp-client dnsmasq-base kea-admin atftp tftp-hpa qemu-system-x86 seabios ipxe-qemu ovmf tcpdump mmdebstrap zstd fdisk dosfstools mtools syslinux qemu-utils genisoimage grub-efi-amd64-signed libvirt-daemon libvirt-clients python3-libvirt)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -104,3 +104,192 @@ fn the_deploy_iso_boots_under_bios_and_uefi() {
         );
     }
 }
+
+/// The libvirt "BMC" of tests/libvirt-lab.sh: libvirtd, virtlogd and
+/// sushy-tools' libvirt driver in front of one TCG domain on `tap`. Torn
+/// down (domain, pool, daemons) on drop.
+struct LibvirtLab {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+    port: u16,
+    system: String,
+}
+
+impl LibvirtLab {
+    fn start(tap: &str, mac: &str) -> LibvirtLab {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("lab.log")).unwrap();
+        let mut child = Command::new("bash")
+            .arg(repo().join("tests/libvirt-lab.sh"))
+            .arg(dir.path())
+            .args([tap, mac, &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("bash");
+        let ready = dir.path().join("ready");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !ready.exists() {
+            if let Ok(Some(st)) = child.try_wait() {
+                panic!(
+                    "tests/libvirt-lab.sh exited ({st}) before it was ready:\n{}",
+                    std::fs::read_to_string(dir.path().join("lab.log")).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tests/libvirt-lab.sh was not ready within 120 s"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let system = std::fs::read_to_string(&ready).unwrap().trim().to_string();
+        LibvirtLab {
+            dir,
+            child,
+            port,
+            system,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn console(&self) -> String {
+        String::from_utf8_lossy(
+            &std::fs::read(self.dir.path().join("console.log")).unwrap_or_default(),
+        )
+        .into_owned()
+    }
+
+    fn get(&self, path: &str) -> serde_json::Value {
+        let out = Command::new("curl")
+            .args(["-sf", "--max-time", "20"])
+            .arg(format!("{}{path}", self.url()))
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn emulator_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("emulator.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for LibvirtLab {
+    fn drop(&mut self) {
+        crate::netns::signal(&self.child, "TERM");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// End to end, as the issue asks: a `redfish` node with
+/// `redfish-virtual-media` and the `ramdisk` deploy, its BMC sushy-tools'
+/// libvirt driver in front of a QEMU VM (TCG) under libvirtd. The BMC
+/// inserts the ISO the appliance built; the VM boots it with no DHCP server
+/// anywhere (the address comes from the node's network_data on the kernel
+/// line) and calls back; the node is active. Undeploy ejects the media and
+/// powers the VM off.
+#[test]
+fn virtual_media_deploys_a_libvirt_vm_with_no_dhcp() {
+    use serde_json::json;
+    crate::netns::require_root();
+    let _turn = crate::netns::agent_vm_turn();
+    let mut seg = crate::netns::Segment::new();
+    let tap = seg.tap();
+    let mac = seg.mac(1);
+    let lab = LibvirtLab::start(&tap, &mac);
+    let images = repo().join("images/out");
+    let ip = seg.server_ip();
+    // No [dhcp]: no DHCP server runs at all.
+    let s = Server::start_with(&format!(
+        "[http]\nlisten = \"{ip}:8080\"\n[conductor]\nfile_url_allowed_paths = [\"{}\"]\n",
+        images.display()
+    ));
+    let file = |name: &str| format!("file://{}", images.join(name).display());
+    let vm_ip = seg.ip(50);
+    let (st, v) = s.json(
+        "POST",
+        "/v1/nodes",
+        Some(json!({
+            "driver": "redfish", "name": "lv1", "boot_interface": "redfish-virtual-media",
+            "deploy_interface": "ramdisk",
+            "driver_info": {"redfish_address": lab.url(), "redfish_system_id": lab.system,
+                            "deploy_kernel": file("vmlinuz"), "deploy_ramdisk": file("initrd.cpio.gz")},
+            "instance_info": {"kernel": file("vmlinuz"), "ramdisk": file("initrd.cpio.gz"),
+                              "kernel_append_params": "console=ttyS0"},
+            "network_data": {
+                "links": [{"id": "port0", "type": "phy", "ethernet_mac_address": mac}],
+                "networks": [{"id": "n0", "type": "ipv4", "link": "port0", "ip_address": vm_ip,
+                              "netmask": "255.255.255.0",
+                              "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": ip}]}],
+                "services": []
+            }
+        })),
+    );
+    assert_eq!(st, 201, "{v}");
+    let uuid = v["uuid"].as_str().unwrap().to_string();
+    let (st, _) = s.json(
+        "POST",
+        "/v1/ports",
+        Some(json!({"address": mac, "node_uuid": uuid})),
+    );
+    assert_eq!(st, 201);
+    s.provision("lv1", "manage", "manageable");
+    assert_eq!(s.node("lv1")["power_state"], "power off");
+    s.provision("lv1", "provide", "available");
+    s.provision("lv1", "active", "wait call-back");
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while s.node("lv1")["provision_state"] != "active" {
+        assert!(
+            Instant::now() < deadline,
+            "the VM did not call back within 240 s: {}\nconsole:\n{}\nemulator:\n{}",
+            s.node("lv1"),
+            lab.console(),
+            lab.emulator_log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let console = lab.console();
+    assert!(
+        console.contains(&format!("RACKBOOT-STATIC ip={vm_ip}/24 gw={ip}")),
+        "{console}"
+    );
+    assert!(console.contains("RACKBOOT-HEARTBEAT-SENT"), "{console}");
+    let line = console
+        .lines()
+        .find(|l| l.contains("Command line:"))
+        .unwrap_or_default();
+    assert!(line.contains("boot_method=vmedia"), "{line}");
+    // The BMC fetched the ISO from the boot HTTP server; the heartbeat came
+    // from the VM's static address.
+    let events = s.events("lv1");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains(&format!("/vmedia/{uuid}-instance.iso requested"))),
+        "{events:#?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains(&format!("heartbeat from {vm_ip}"))),
+        "{events:#?}"
+    );
+    // Undeploy: ejected, off.
+    s.provision("lv1", "deleted", "available");
+    let sys = lab.get(&lab.system);
+    assert_eq!(sys["PowerState"], "Off", "{sys}");
+    let cd = lab.get(&format!("{}/VirtualMedia/Cd", lab.system));
+    assert_eq!(cd["Inserted"], false, "{cd}");
+}
