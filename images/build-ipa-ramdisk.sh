@@ -190,6 +190,64 @@ TimeoutStartSec=3700
 [Install]
 WantedBy=multi-user.target
 EOF
+# DHCP-less boot (virtual media): with ip=<addr>::<gw>:<netmask>:::off on the
+# kernel command line (the kernel's form, which rackboot's virtual media ISOs
+# carry from the node's network_data), the NIC named by BOOTIF gets that
+# static address before systemd-networkd starts: a .network file in /run
+# that sorts before 50-dhcp.network. Without ip= it does nothing.
+cat >"$root/usr/local/sbin/rackboot-static-ip" <<'EOF'
+#!/bin/sh
+static="" bootif=""
+for x in $(cat /proc/cmdline); do
+    case "$x" in
+    ip=*) static=${x#ip=} ;;
+    BOOTIF=*) bootif=${x#BOOTIF=} ;;
+    esac
+done
+addr=$(echo "$static" | cut -d: -f1)
+gw=$(echo "$static" | cut -d: -f3)
+mask=$(echo "$static" | cut -d: -f4)
+dns1=$(echo "$static" | cut -d: -f8)
+dns2=$(echo "$static" | cut -d: -f9)
+[ -n "$addr" ] && [ -n "$mask" ] || exit 0
+prefix=0
+for o in $(echo "$mask" | tr '.' ' '); do
+    case $o in 255) prefix=$((prefix+8));; 254) prefix=$((prefix+7));; 252) prefix=$((prefix+6));;
+    248) prefix=$((prefix+5));; 240) prefix=$((prefix+4));; 224) prefix=$((prefix+3));;
+    192) prefix=$((prefix+2));; 128) prefix=$((prefix+1));; esac
+done
+mac=$(echo "${bootif#01-}" | tr '-' ':' | tr 'A-F' 'a-f')
+mkdir -p /run/systemd/network
+{
+    echo "[Match]"
+    if [ -n "$mac" ]; then echo "MACAddress=$mac"; else echo "Name=en* eth*"; fi
+    echo
+    echo "[Network]"
+    echo "Address=$addr/$prefix"
+    [ -n "$gw" ] && echo "Gateway=$gw"
+    [ -n "$dns1" ] && echo "DNS=$dns1"
+    [ -n "$dns2" ] && echo "DNS=$dns2"
+    echo "LinkLocalAddressing=no"
+    echo "IPv6AcceptRA=no"
+} >/run/systemd/network/10-rackboot-static.network
+echo "RACKBOOT-STATIC ip=$addr/$prefix gw=$gw" >/dev/console
+EOF
+chmod 755 "$root/usr/local/sbin/rackboot-static-ip"
+cat >"$root/etc/systemd/system/rackboot-static-ip.service" <<'EOF'
+[Unit]
+Description=rackboot static address from ip= on the kernel command line (DHCP-less boot)
+ConditionKernelCommandLine=ip
+DefaultDependencies=no
+Before=systemd-networkd.service network-pre.target
+Wants=network-pre.target
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/rackboot-static-ip
+
+[Install]
+WantedBy=sysinit.target
+EOF
 mkdir -p "$root/etc/ironic-python-agent"
 cat >"$root/etc/ironic-python-agent/ironic-python-agent.conf" <<'EOF'
 [DEFAULT]
@@ -197,7 +255,7 @@ cat >"$root/etc/ironic-python-agent/ironic-python-agent.conf" <<'EOF'
 debug = false
 EOF
 chroot "$root" systemctl enable systemd-networkd.service systemd-networkd-wait-online.service \
-    ironic-python-agent.service rackboot-fetch.service >/dev/null 2>&1
+    ironic-python-agent.service rackboot-fetch.service rackboot-static-ip.service >/dev/null 2>&1
 # Wait for any one NIC, not all of them.
 mkdir -p "$root/etc/systemd/system/systemd-networkd-wait-online.service.d"
 cat >"$root/etc/systemd/system/systemd-networkd-wait-online.service.d/any.conf" <<'EOF'

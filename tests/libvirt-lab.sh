@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A libvirt "BMC" for the virtual media end-to-end test: libvirtd + virtlogd
-# and sushy-tools' emulator (libvirt driver) in front of one TCG domain, the
+# and sushy-tools' emulator (libvirt driver) in front of one TCG domain (2 GiB:
+# the agent ramdisk unpacks to about 570 MB), the
 # way Ironic's own CI emulates Redfish BMCs.
 #
 #   tests/libvirt-lab.sh WORKDIR TAP MAC SUSHY_PORT
@@ -108,7 +109,7 @@ virsh -q -c "$URI" pool-start default >/dev/null
 cat >"$W/$DOM.xml" <<XML
 <domain type='qemu'>
   <name>$DOM</name>
-  <memory unit='MiB'>512</memory>
+  <memory unit='MiB'>2048</memory>
   <vcpu>1</vcpu>
   <os>
     <type arch='x86_64' machine='pc'>hvm</type>

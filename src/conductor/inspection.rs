@@ -309,6 +309,16 @@ impl Conductor {
             .apply_inspection(task, record, power_off.then_some(b))
             .await;
         forget_inspection(&mut task.node);
+        // The ramdisk's boot is over (virtual media is ejected; PXE has
+        // nothing to forget), as Ironic's inspection ends with
+        // clean_up_ramdisk.
+        if let Err(e) = b.boot.clean_up_ramdisk(task).await {
+            task.record(
+                Severity::Warning,
+                "inspection",
+                format!("inspection done, but the ramdisk's boot could not be cleaned up: {e}"),
+            );
+        }
         if let Err(e) = done {
             // As Ironic's inspection error handler: the boot is torn down
             // and the machine powered off (best effort), then the failure.

@@ -199,7 +199,9 @@ impl Drop for LibvirtLab {
 /// inserts the ISO the appliance built; the VM boots it with no DHCP server
 /// anywhere (the address comes from the node's network_data on the kernel
 /// line) and calls back; the node is active. Undeploy ejects the media and
-/// powers the VM off.
+/// powers the VM off. Then the same VM is inspected through virtual media
+/// by the real ironic-python-agent (its ramdisk takes the same static
+/// address), and the media is ejected when inspection ends.
 #[test]
 fn virtual_media_deploys_a_libvirt_vm_with_no_dhcp() {
     use serde_json::json;
@@ -292,4 +294,67 @@ fn virtual_media_deploys_a_libvirt_vm_with_no_dhcp() {
     assert_eq!(sys["PowerState"], "Off", "{sys}");
     let cd = lab.get(&format!("{}/VirtualMedia/Cd", lab.system));
     assert_eq!(cd["Inserted"], false, "{cd}");
+
+    // Inspection of the same VM through virtual media, by the real agent.
+    let ipa = images.join("ipa");
+    assert!(
+        ipa.join("ipa.initramfs").exists(),
+        "the agent ramdisk is missing: images/build-ipa-ramdisk.sh builds it (scripts/test.sh runs it)"
+    );
+    s.provision("lv1", "manage", "manageable");
+    let (st, v) = s.json(
+        "PATCH",
+        "/v1/nodes/lv1",
+        Some(json!([
+            {"op": "replace", "path": "/driver_info/deploy_kernel", "value": format!("file://{}", ipa.join("ipa.kernel").display())},
+            {"op": "replace", "path": "/driver_info/deploy_ramdisk", "value": format!("file://{}", ipa.join("ipa.initramfs").display())},
+            {"op": "add", "path": "/driver_info/kernel_append_params", "value": "console=ttyS0"},
+        ])),
+    );
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = s.json(
+        "PATCH",
+        "/v1/nodes/lv1",
+        Some(json!([{"op": "replace", "path": "/instance_info", "value": {}}])),
+    );
+    assert_eq!(st, 200, "{v}");
+    let before = lab.console().len();
+    s.provision("lv1", "inspect", "inspect wait");
+    let deadline = Instant::now() + Duration::from_secs(480);
+    while s.node("lv1")["provision_state"] != "manageable" {
+        let n = s.node("lv1");
+        assert!(
+            n["provision_state"] != "inspect failed",
+            "inspection failed: {}",
+            n["last_error"]
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the agent did not post its inspection data within 480 s: {n}\nconsole:\n{}",
+            &lab.console()[before..]
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let console = lab.console()[before..].to_string();
+    assert!(
+        console.contains(&format!("RACKBOOT-STATIC ip={vm_ip}/24 gw={ip}")),
+        "{console}"
+    );
+    let (st, inv) = s.json("GET", "/v1/nodes/lv1/inventory", None);
+    assert_eq!(st, 200, "{inv}");
+    let macs: Vec<&str> = inv["inventory"]["interfaces"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|i| i["mac_address"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(macs.contains(&mac.as_str()), "{macs:?}");
+    let events = s.events("lv1");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains(&format!("/vmedia/{uuid}-deploy.iso requested"))),
+        "{events:#?}"
+    );
+    let cd = lab.get(&format!("{}/VirtualMedia/Cd", lab.system));
+    assert_eq!(cd["Inserted"], false, "ejected after inspection: {cd}");
+    assert_eq!(lab.get(&lab.system)["PowerState"], "Off");
 }
