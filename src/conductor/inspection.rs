@@ -908,6 +908,40 @@ mod tests {
         );
     }
 
+    /// Discovery with `[discovery] driver = "redfish"`: the BMC address the
+    /// agent reports becomes `redfish_address`, which the redfish driver
+    /// reads as https://<address> (a bare IPv6 address bracketed).
+    #[tokio::test]
+    async fn discovery_enrolls_redfish_nodes_with_their_bmc_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            discovery: Some(Discovery {
+                driver: "redfish".into(),
+                resource_class: None,
+            }),
+            ..Settings::default()
+        };
+        let c = conductor(&dir, settings);
+        let mut data = agent_data("52:54:00:00:05:01", "52:54:00:00:05:02");
+        data.inventory["bmc_address"] = json!("0.0.0.0");
+        data.inventory["bmc_v6address"] = json!("fd00::21");
+        let uuid = c
+            .continue_inspection(data, "10.0.0.8")
+            .await
+            .unwrap()
+            .unwrap();
+        let n = c.load(&uuid.to_string()).await.unwrap();
+        assert_eq!(n.driver, "redfish");
+        assert_eq!(n.interfaces.power, "redfish");
+        assert_eq!(n.driver_info["redfish_address"], "fd00::21");
+        let info = crate::drivers::redfish::parse_driver_info(
+            &n,
+            crate::drivers::redfish::client::AuthType::Auto,
+        )
+        .unwrap();
+        assert_eq!(info.endpoint.base, "https://[fd00::21]");
+    }
+
     #[test]
     fn bmc_addresses_of_driver_info() {
         let mut n = crate::conductor::tests::fake_node("x", State::Manageable);

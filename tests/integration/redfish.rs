@@ -36,6 +36,15 @@ impl Emulator {
     /// An emulator with `systems` (uuid, power state) and, with `auth`, an
     /// htpasswd file (bcrypt) it checks basic authentication against.
     pub fn start(systems: &[(&str, &str)], auth: Option<(&str, &str)>) -> Emulator {
+        Emulator::start_with(systems, auth, None)
+    }
+
+    /// The same over HTTPS with the certificate and key in `tls`.
+    pub fn start_with(
+        systems: &[(&str, &str)],
+        auth: Option<(&str, &str)>,
+        tls: Option<(&std::path::Path, &std::path::Path)>,
+    ) -> Emulator {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let list: Vec<Value> = systems
@@ -72,7 +81,14 @@ impl Emulator {
         let conf = dir.path().join("emulator.conf");
         std::fs::write(&conf, config).unwrap();
         let log = std::fs::File::create(dir.path().join("emulator.log")).unwrap();
-        let mut child = Command::new(sushy_emulator())
+        let mut cmd = Command::new(sushy_emulator());
+        if let Some((cert, key)) = tls {
+            cmd.arg("--ssl-certificate")
+                .arg(cert)
+                .arg("--ssl-key")
+                .arg(key);
+        }
+        let mut child = cmd
             .arg("--config")
             .arg(&conf)
             .args(["--fake", "-i", "127.0.0.1", "-p", &port.to_string()])
@@ -835,4 +851,178 @@ fn virtual_media_ramdisk_deploy_against_the_emulator() {
     let cd = e.get(&format!("/redfish/v1/Systems/{SYSTEM}/VirtualMedia/Cd"));
     assert_eq!(cd["Inserted"], false, "{cd}");
     assert_eq!(boot_curl(http, &iso_path, &[]).0, 404);
+}
+
+/// A CA and a server certificate for 127.0.0.1 it signed (openssl):
+/// (ca.pem, server.pem, server.key).
+fn test_ca(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl is needed for the TLS test");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=rackboot test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
+/// redfish_verify_ca against an emulator serving HTTPS with a certificate
+/// of its own CA: true refuses it (and says which setting to change),
+/// false accepts it, and the CA's path accepts it; the CLI's --ca-file too.
+#[test]
+fn redfish_verify_ca_true_false_and_a_ca_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_ca(dir.path());
+    let e = Emulator::start_with(&[(SYSTEM, "On")], None, Some((&cert, &key)));
+    let url = format!("https://127.0.0.1:{}", e.port);
+    let s = Server::start_with("[conductor]\nsync_power_state_interval = \"1h\"\n");
+    let cases = [
+        ("strict", json!(true), false),
+        ("insecure", json!(false), true),
+        ("ca", json!(ca.display().to_string()), true),
+    ];
+    for (name, verify, works) in cases {
+        let (st, v) = s.json(
+            "POST",
+            "/v1/nodes",
+            Some(json!({"driver": "redfish", "name": name,
+                        "driver_info": {"redfish_address": url, "redfish_verify_ca": verify}})),
+        );
+        assert_eq!(st, 201, "{v}");
+        if works {
+            s.provision(name, "manage", "manageable");
+            assert_eq!(s.node(name)["power_state"], "power on");
+        } else {
+            let text = fails(
+                baremetal(&s, &["node", "manage", name, "--wait", "60"]),
+                "manage against an unknown CA",
+            );
+            assert!(text.contains("enroll"), "{text}");
+            let err = s.node(name)["last_error"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            assert!(
+                err.contains("certificate") && err.contains("check redfish_verify_ca"),
+                "{err}"
+            );
+        }
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_rackboot"))
+        .args(["bmc", "--redfish", "--address", &url, "--ca-file"])
+        .arg(&ca)
+        .arg("status")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Chassis Power is on",
+        "{out:?}"
+    );
+}
+
+/// `instance_info/boot_iso` is used as given: the ramdisk deploy of an ISO
+/// through virtual media serves that ISO (staged in the image cache) and
+/// builds nothing.
+#[test]
+fn virtual_media_serves_a_given_boot_iso() {
+    let e = Emulator::start(&[(SYSTEM, "Off")], None);
+    let s = Server::start_with("[http]\nlisten = \"127.0.0.1:0\"\n");
+    let http = s.http_port.expect("boot HTTP listens");
+    let img = ImageServer::start();
+    let (st, v) = s.json(
+        "POST",
+        "/v1/nodes",
+        Some(json!({
+            "driver": "redfish", "name": "iso1", "boot_interface": "redfish-virtual-media",
+            "deploy_interface": "ramdisk",
+            "driver_info": {"redfish_address": e.url(),
+                            "deploy_kernel": img.url("deploy.kernel"), "deploy_ramdisk": img.url("deploy.initramfs")},
+            "instance_info": {"boot_iso": img.url("deploy.initramfs")}
+        })),
+    );
+    assert_eq!(st, 201, "{v}");
+    let uuid = v["uuid"].as_str().unwrap().to_string();
+    s.provision("iso1", "manage", "manageable");
+    s.provision("iso1", "provide", "available");
+    s.provision("iso1", "active", "wait call-back");
+    let path = format!("/vmedia/{uuid}-instance.iso");
+    let cd = e.get(&format!("/redfish/v1/Systems/{SYSTEM}/VirtualMedia/Cd"));
+    assert_eq!(
+        cd["Image"],
+        format!("http://127.0.0.1:{http}{path}"),
+        "{cd}"
+    );
+    assert_eq!(boot_curl(http, &path, &[]), (200, b"ramdisk".to_vec()));
+    let events = s.events("iso1");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains("instance_info/boot_iso") && e.contains("is the ISO, as given")),
+        "{events:#?}"
+    );
+    assert!(
+        !events.iter().any(|e| e.contains("ISO built")),
+        "{events:#?}"
+    );
+    s.provision("iso1", "deleted", "available");
+    assert_eq!(boot_curl(http, &path, &[]).0, 404);
 }

@@ -657,32 +657,41 @@ impl Bmc {
             let bytes = read_bounded(resp).await?;
             Ok::<_, reqwest::Error>((status, etag, location, token, bytes))
         };
-        let (status, etag, location, token, bytes) =
-            match tokio::time::timeout(wait, exchange).await {
-                Err(_) => {
-                    return Err(Failure::Final(Error::Failed(format!(
-                        "Redfish BMC {} did not answer {what} within {} s",
-                        self.endpoint.base,
-                        wait.as_secs()
-                    ))))
-                }
-                Ok(Err(e)) if e.is_connect() => return Err(Failure::Connect(error_chain(&e))),
-                Ok(Err(e)) if e.is_timeout() => {
-                    return Err(Failure::Final(Error::Failed(format!(
-                        "Redfish BMC {} did not answer {what} within {} s",
-                        self.endpoint.base,
-                        wait.as_secs()
-                    ))))
-                }
-                Ok(Err(e)) => {
-                    return Err(Failure::Final(Error::Failed(format!(
-                        "Redfish BMC {}: {what} failed: {}",
-                        self.endpoint.base,
-                        error_chain(&e)
-                    ))))
-                }
-                Ok(Ok(parts)) => parts,
-            };
+        let (status, etag, location, token, bytes) = match tokio::time::timeout(wait, exchange)
+            .await
+        {
+            Err(_) => {
+                return Err(Failure::Final(Error::Failed(format!(
+                    "Redfish BMC {} did not answer {what} within {} s",
+                    self.endpoint.base,
+                    wait.as_secs()
+                ))))
+            }
+            Ok(Err(e)) if e.is_connect() && error_chain(&e).contains("certificate") => {
+                // Trying again will not change the certificate.
+                return Err(Failure::Final(Error::Failed(format!(
+                    "Redfish BMC {}: the TLS certificate was refused: {}; check redfish_verify_ca (false for a self-signed BMC certificate, or the path of the CA that signed it)",
+                    self.endpoint.base,
+                    error_chain(&e)
+                ))));
+            }
+            Ok(Err(e)) if e.is_connect() => return Err(Failure::Connect(error_chain(&e))),
+            Ok(Err(e)) if e.is_timeout() => {
+                return Err(Failure::Final(Error::Failed(format!(
+                    "Redfish BMC {} did not answer {what} within {} s",
+                    self.endpoint.base,
+                    wait.as_secs()
+                ))))
+            }
+            Ok(Err(e)) => {
+                return Err(Failure::Final(Error::Failed(format!(
+                    "Redfish BMC {}: {what} failed: {}",
+                    self.endpoint.base,
+                    error_chain(&e)
+                ))))
+            }
+            Ok(Ok(parts)) => parts,
+        };
         let body = if bytes.is_empty() {
             Value::Null
         } else {
