@@ -104,8 +104,11 @@ wait_for 30 libvirtd virsh -c "$URI" list
 
 virsh -q -c "$URI" pool-define-as default dir --target "$W/pool" >/dev/null
 virsh -q -c "$URI" pool-start default >/dev/null
-# type='qemu' (TCG): qemu under libvirt cannot open /dev/kvm here. An empty
-# CD drive for the virtual media; the NIC on the test's tap.
+# type='qemu' (TCG): qemu under libvirt cannot open /dev/kvm here. A 5 GiB
+# sparse disk (the agent skips disks under 4 GiB), an empty CD drive for the
+# virtual media; the NIC on the test's tap. SeaBIOS named as the loader, so
+# the emulator reports BootSourceOverrideMode Legacy (without it, none).
+truncate -s 5G "$W/disk0.img"
 cat >"$W/$DOM.xml" <<XML
 <domain type='qemu'>
   <name>$DOM</name>
@@ -113,6 +116,7 @@ cat >"$W/$DOM.xml" <<XML
   <vcpu>1</vcpu>
   <os>
     <type arch='x86_64' machine='pc'>hvm</type>
+    <loader readonly='yes' type='rom'>/usr/share/seabios/bios-256k.bin</loader>
     <boot dev='hd'/>
   </os>
   <features><acpi/></features>
@@ -121,6 +125,11 @@ cat >"$W/$DOM.xml" <<XML
   <on_crash>destroy</on_crash>
   <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file='$W/disk0.img'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
     <disk type='file' device='cdrom'>
       <driver name='qemu' type='raw'/>
       <target dev='hdc' bus='ide'/>
@@ -132,11 +141,11 @@ cat >"$W/$DOM.xml" <<XML
       <model type='e1000'/>
     </interface>
     <serial type='file'>
-      <source path='$W/console.log'/>
+      <source path='$W/console.log' append='on'/>
       <target port='0'/>
     </serial>
     <console type='file'>
-      <source path='$W/console.log'/>
+      <source path='$W/console.log' append='on'/>
       <target type='serial' port='0'/>
     </console>
   </devices>

@@ -260,6 +260,18 @@ impl NodeBoot {
 
 /// Derives the boot action from the node and the port the MAC belongs to.
 pub fn action_of(node: &Node, port: &Port) -> BootAction {
+    if node.interfaces.boot == "redfish-virtual-media" {
+        return BootAction::VirtualMedia;
+    }
+    if !port.pxe_enabled {
+        return BootAction::Nothing(format!("port {} has pxe_enabled = false", port.address));
+    }
+    state_action(node)
+}
+
+/// What the node's provision state boots, however it boots (the network,
+/// or virtual media: its images are served the same way).
+fn state_action(node: &Node) -> BootAction {
     let instance = || {
         let has = |k: &str| node.instance_info.get(k).is_some_and(|v| !v.is_null());
         if has("boot_iso") {
@@ -268,12 +280,6 @@ pub fn action_of(node: &Node, port: &Port) -> BootAction {
             NetworkBoot::InstanceKernel
         }
     };
-    if !port.pxe_enabled {
-        return BootAction::Nothing(format!("port {} has pxe_enabled = false", port.address));
-    }
-    if node.interfaces.boot == "redfish-virtual-media" {
-        return BootAction::VirtualMedia;
-    }
     match node.provision_state {
         // The ramdisk deploy boots the instance itself where others boot
         // the deploy ramdisk.
@@ -408,13 +414,19 @@ impl BootBackend {
         let mut table = HashMap::with_capacity(entries.len());
         for (port, node) in entries {
             let action = action_of(&node, &port);
+            // A node on virtual media fetches what its state needs (the
+            // image the agent writes) from the boot HTTP server too.
+            let images = match action {
+                BootAction::VirtualMedia => images_of(&node, &state_action(&node)),
+                ref a => images_of(&node, a),
+            };
             table.insert(
                 port.address,
                 NodeBoot {
                     node: node.uuid,
                     name: node.name.clone(),
                     state: node.provision_state,
-                    images: images_of(&node, &action),
+                    images,
                     action,
                 },
             );

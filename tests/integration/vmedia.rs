@@ -9,6 +9,11 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 fn boot_iso(iso: &Path, uefi: bool, dir: &Path) -> String {
     let serial = dir.join(if uefi { "uefi.serial" } else { "bios.serial" });
     let mut args: Vec<String> = [
@@ -171,6 +176,20 @@ impl LibvirtLab {
             .output()
             .unwrap();
         serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The domain as libvirt has it now.
+    fn domain_xml(&self) -> String {
+        let uri = format!(
+            "qemu:///system?socket={}",
+            self.dir.path().join("sock/libvirt-sock").display()
+        );
+        let out = Command::new("virsh")
+            .args(["-c", &uri, "dumpxml", "rbvm"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        out
     }
 
     fn emulator_log(&self) -> String {
@@ -357,4 +376,75 @@ fn virtual_media_deploys_a_libvirt_vm_with_no_dhcp() {
     let cd = lab.get(&format!("{}/VirtualMedia/Cd", lab.system));
     assert_eq!(cd["Inserted"], false, "ejected after inspection: {cd}");
     assert_eq!(lab.get(&lab.system)["PowerState"], "Off");
+
+    // The direct deploy through virtual media: the agent, booted from the
+    // ISO with its static address, writes the test disk image; the deploy
+    // ISO is ejected and the VM boots its disk.
+    let image = images.join("disk/test-disk.raw");
+    let sha = std::fs::read_to_string(images.join("disk/test-disk.raw.sha256"))
+        .expect("images/build-test-disk.sh builds the test disk (scripts/test.sh runs it)");
+    let (st, v) = s.json(
+        "PATCH",
+        "/v1/nodes/lv1",
+        Some(json!([
+            {"op": "replace", "path": "/deploy_interface", "value": "direct"},
+            {"op": "replace", "path": "/instance_info", "value": {
+                "image_source": format!("file://{}", image.display()),
+                "image_checksum": sha.split_whitespace().next().unwrap_or(""),
+                "image_disk_format": "raw"}},
+        ])),
+    );
+    assert_eq!(st, 200, "{v}");
+    s.provision("lv1", "provide", "available");
+    let before = lab.console().len();
+    let (st, v) = s.json(
+        "PUT",
+        "/v1/nodes/lv1/states/provision",
+        Some(json!({"target": "active"})),
+    );
+    assert_eq!(st, 202, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while s.node("lv1")["provision_state"] != "active" {
+        let n = s.node("lv1");
+        assert!(
+            n["provision_state"] != "deploy failed",
+            "the direct deploy failed: {}\nconsole:\n{}",
+            n["last_error"],
+            &lab.console()[before..]
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the direct deploy did not end within 600 s: {n}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !lab.console()[before..].contains("RACKBOOT-DISK-BOOTED") {
+        assert!(
+            Instant::now() < deadline,
+            "the VM did not boot its disk within 180 s; domain:\n{}\nconsole tail:\n{}\nevents:\n{:#?}",
+            lab.domain_xml(),
+            tail(&lab.console(), 40),
+            s.events("lv1")
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let console = lab.console()[before..].to_string();
+    assert!(
+        console.contains(&format!("RACKBOOT-STATIC ip={vm_ip}/24 gw={ip}")),
+        "{console}"
+    );
+    let events = s.events("lv1");
+    let pos = |needle: &str| {
+        events
+            .iter()
+            .rposition(|e| e.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in {events:#?}"))
+    };
+    assert!(
+        pos("deploy step deploy.write_image done")
+            < pos("deploy step deploy.prepare_instance_boot:")
+    );
+    let cd = lab.get(&format!("{}/VirtualMedia/Cd", lab.system));
+    assert_eq!(cd["Inserted"], false, "ejected after the deploy: {cd}");
 }
