@@ -559,6 +559,11 @@ impl Conductor {
         self.power_action(task, b, PowerState::Off)
             .await
             .map_err(|e| format!("Failed to tear down cleaning of node {uuid}: {e}"))?;
+        // And forget the ramdisk's boot (virtual media is ejected).
+        b.boot
+            .clean_up_ramdisk(task)
+            .await
+            .map_err(|e| format!("Failed to tear down cleaning of node {uuid}: {e}"))?;
         forget_cleaning(&mut task.node);
         let manual = task
             .node

@@ -220,7 +220,9 @@ impl Drop for LibvirtLab {
 /// line) and calls back; the node is active. Undeploy ejects the media and
 /// powers the VM off. Then the same VM is inspected through virtual media
 /// by the real ironic-python-agent (its ramdisk takes the same static
-/// address), and the media is ejected when inspection ends.
+/// address), deployed with the `direct` interface (the agent writes the
+/// test disk image; the VM boots its disk) and cleaned on undeploy; the
+/// media is ejected after each.
 #[test]
 fn virtual_media_deploys_a_libvirt_vm_with_no_dhcp() {
     use serde_json::json;
@@ -447,4 +449,61 @@ fn virtual_media_deploys_a_libvirt_vm_with_no_dhcp() {
     );
     let cd = lab.get(&format!("{}/VirtualMedia/Cd", lab.system));
     assert_eq!(cd["Inserted"], false, "ejected after the deploy: {cd}");
+    let disk = lab.dir.path().join("disk0.img");
+    let head = |p: &std::path::Path| {
+        let mut b = vec![0u8; 512];
+        std::io::Read::read_exact(&mut std::fs::File::open(p).unwrap(), &mut b).unwrap();
+        b
+    };
+    assert_eq!(
+        &head(&disk)[510..],
+        &[0x55, 0xAA],
+        "the image's MBR is on the disk"
+    );
+
+    // Undeploy with automated cleaning through virtual media: the agent
+    // boots from the deploy ISO again and wipes the disk's metadata; the
+    // node is powered off and the media ejected.
+    let (st, v) = s.json(
+        "PATCH",
+        "/v1/nodes/lv1",
+        Some(json!([{"op": "replace", "path": "/automated_clean", "value": true}])),
+    );
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = s.json(
+        "PUT",
+        "/v1/nodes/lv1/states/provision",
+        Some(json!({"target": "deleted"})),
+    );
+    assert_eq!(st, 202, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while s.node("lv1")["provision_state"] != "available" {
+        let n = s.node("lv1");
+        assert!(
+            n["provision_state"] != "clean failed",
+            "cleaning failed: {}\nconsole tail:\n{}",
+            n["last_error"],
+            tail(&lab.console(), 40)
+        );
+        assert!(
+            Instant::now() < deadline,
+            "cleaning did not end within 600 s: {n}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let events = s.events("lv1");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains("erase_devices_metadata") && e.ends_with(": done")),
+        "{events:#?}"
+    );
+    assert_ne!(
+        &head(&disk)[510..],
+        &[0x55, 0xAA],
+        "cleaning wiped the partition table"
+    );
+    let cd = lab.get(&format!("{}/VirtualMedia/Cd", lab.system));
+    assert_eq!(cd["Inserted"], false, "ejected after cleaning: {cd}");
+    assert_eq!(lab.get(&lab.system)["PowerState"], "Off");
 }
