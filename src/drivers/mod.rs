@@ -437,9 +437,6 @@ pub const IMPLEMENTATIONS: &[(&str, Constructor)] = &[
                 management: Arc::new(redfish::RedfishManagement {
                     pool: c.redfish_pool.clone(),
                 }),
-                power: Arc::new(redfish::RedfishPower {
-                    pool: c.redfish_pool.clone(),
-                }),
             })
         }),
     ),

@@ -112,20 +112,7 @@ impl Boot for PxeBoot {
 
     fn prepare_instance<'a>(&'a self, task: &'a mut Task) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let decision = if task.node.interfaces.deploy == "ramdisk" {
-                BootDecision::Network
-            } else {
-                BootDecision::Local
-            };
-            task.node.set_boot_decision(Some(decision));
-            task.record(
-                Severity::Info,
-                "provisioning",
-                format!(
-                    "boot decision recorded: {} (boot device left unchanged)",
-                    decision.as_str()
-                ),
-            );
+            record_boot_decision(task, "boot device left unchanged");
             // Stage what a later network boot needs, so it is served from
             // here whatever happens to the sources (takeover).
             stage_deploy_images(task, false).await?;
@@ -173,6 +160,23 @@ impl Boot for PxeBoot {
             Ok(())
         })
     }
+}
+
+/// Records what the node boots from now on, without touching the machine:
+/// the network for the `ramdisk` deploy (its instance), else its disk.
+/// `left` says what was left alone, for the history.
+pub(super) fn record_boot_decision(task: &mut Task, left: &str) {
+    let decision = if task.node.interfaces.deploy == "ramdisk" {
+        BootDecision::Network
+    } else {
+        BootDecision::Local
+    };
+    task.node.set_boot_decision(Some(decision));
+    task.record(
+        Severity::Info,
+        "provisioning",
+        format!("boot decision recorded: {} ({left})", decision.as_str()),
+    );
 }
 
 /// Stages `driver_info/deploy_kernel` and `deploy_ramdisk`; `required`:

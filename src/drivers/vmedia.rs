@@ -20,7 +20,7 @@ use super::{Boot, BoxFuture, Bundle, Error, Result, Task};
 
 type BootFuture<'a> = BoxFuture<'a, Result<String>>;
 use crate::images::bootiso;
-use crate::model::{BootDecision, PowerState, Severity};
+use crate::model::{PowerState, Severity};
 use crate::redact::redact;
 
 /// driver_info keys of the virtual media boot interface (with `pxe`'s
@@ -316,13 +316,15 @@ async fn boot_from_media(
     ))
 }
 
-/// Ejects the CD and deletes the node's ISO of `which`.
-async fn eject_and_forget(task: &mut Task, bundle: Option<&Bundle>, which: Which) -> Result<()> {
-    if let Some(b) = bundle {
-        let done = b
-            .management
-            .detach_virtual_media(task, &["cdrom".to_string()])
-            .await?;
+/// Ejects the CD (through `management`, when given) and deletes the
+/// node's ISO of `which`.
+async fn eject_and_forget(
+    task: &mut Task,
+    management: Option<&dyn super::Management>,
+    which: Which,
+) -> Result<()> {
+    if let Some(m) = management {
+        let done = m.detach_virtual_media(task, &["cdrom".to_string()]).await?;
         task.record(Severity::Info, "vmedia", done);
     }
     if let Ok(dir) = vmedia_dir(task) {
@@ -336,42 +338,6 @@ pub struct VirtualMediaBoot {
     /// The management interface that presents media, for clean-ups (which
     /// get no bundle).
     pub management: std::sync::Arc<dyn super::Management>,
-    pub power: std::sync::Arc<dyn super::Power>,
-}
-
-impl VirtualMediaBoot {
-    fn bundle_for_cleanup(&self) -> Bundle {
-        Bundle {
-            power: self.power.clone(),
-            management: self.management.clone(),
-            boot: std::sync::Arc::new(NoBoot),
-            deploy: std::sync::Arc::new(super::fake::FakeDeploy),
-        }
-    }
-}
-
-/// A stand-in boot interface inside clean-up bundles (never called).
-struct NoBoot;
-
-impl Boot for NoBoot {
-    fn validate<'a>(&'a self, _: &'a Task) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async { Ok(()) })
-    }
-    fn prepare_ramdisk<'a>(&'a self, _: &'a mut Task, _: &'a Bundle) -> BootFuture<'a> {
-        Box::pin(async { Ok(String::new()) })
-    }
-    fn clean_up_ramdisk<'a>(&'a self, _: &'a mut Task) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async { Ok(()) })
-    }
-    fn prepare_instance<'a>(&'a self, _: &'a mut Task) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async { Ok(()) })
-    }
-    fn boot_instance<'a>(&'a self, _: &'a mut Task, _: &'a Bundle) -> BootFuture<'a> {
-        Box::pin(async { Ok(String::new()) })
-    }
-    fn clean_up_instance<'a>(&'a self, _: &'a mut Task) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async { Ok(()) })
-    }
 }
 
 impl Boot for VirtualMediaBoot {
@@ -418,27 +384,13 @@ impl Boot for VirtualMediaBoot {
     /// Ejects the deploy ISO and deletes it (a BMC call; no power action).
     fn clean_up_ramdisk<'a>(&'a self, task: &'a mut Task) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let b = self.bundle_for_cleanup();
-            eject_and_forget(task, Some(&b), Which::Deploy).await
+            eject_and_forget(task, Some(self.management.as_ref()), Which::Deploy).await
         })
     }
 
     fn prepare_instance<'a>(&'a self, task: &'a mut Task) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let decision = if task.node.interfaces.deploy == "ramdisk" {
-                BootDecision::Network
-            } else {
-                BootDecision::Local
-            };
-            task.node.set_boot_decision(Some(decision));
-            task.record(
-                Severity::Info,
-                "provisioning",
-                format!(
-                    "boot decision recorded: {} (virtual media and boot device left unchanged)",
-                    decision.as_str()
-                ),
-            );
+            super::pxe::record_boot_decision(task, "virtual media and boot device left unchanged");
             Ok(())
         })
     }
@@ -458,8 +410,8 @@ impl Boot for VirtualMediaBoot {
             let had = dir
                 .map(|d| d.join(iso_file(task.node.uuid, Which::Instance)))
                 .is_some_and(|p| p.symlink_metadata().is_ok());
-            let b = self.bundle_for_cleanup();
-            eject_and_forget(task, had.then_some(&b), Which::Instance).await
+            let m = had.then_some(self.management.as_ref());
+            eject_and_forget(task, m, Which::Instance).await
         })
     }
 }

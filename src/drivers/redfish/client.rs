@@ -311,6 +311,12 @@ impl Bmc {
         })
     }
 
+    /// The system paths found so far (a poisoned lock is still usable: the
+    /// map holds plain paths).
+    fn systems(&self) -> std::sync::MutexGuard<'_, HashMap<Option<String>, String>> {
+        self.systems.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// `scheme://authority` of this BMC, for messages.
     pub fn base(&self) -> &str {
         &self.endpoint.base
@@ -712,12 +718,7 @@ impl Bmc {
     /// or the Id of a member), else the only member of Systems.
     pub async fn system_path(&self, system_id: Option<&str>) -> Result<String> {
         let key = system_id.map(str::to_string);
-        if let Some(p) = self
-            .systems
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
+        if let Some(p) = self.systems().get(&key) {
             return Ok(p.clone());
         }
         let found = match system_id {
@@ -756,10 +757,7 @@ impl Bmc {
                 }
             }
         };
-        self.systems
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, found.clone());
+        self.systems().insert(key, found.clone());
         Ok(found)
     }
 
@@ -769,10 +767,7 @@ impl Bmc {
         let path = self.system_path(system_id).await?;
         let r = self.call(Method::GET, &path, None, None).await?;
         if r.status == StatusCode::NOT_FOUND {
-            self.systems
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clear();
+            self.systems().clear();
             let members = self.system_members().await.unwrap_or_default();
             return Err(Error::Failed(format!(
                 "system {path} not found on Redfish BMC {}; set redfish_system_id to one of: {}",

@@ -614,26 +614,31 @@ pub async fn get_boot(bmc: &Bmc, info: &RedfishInfo) -> Result<(Option<String>, 
     Ok((device, persistent))
 }
 
+/// A node's Redfish driver_info, with the pool's default authentication.
+fn info_of(pool: &Pool, node: &Node) -> Result<RedfishInfo> {
+    parse_driver_info(node, pool.settings().default_auth)
+}
+
+/// A node's driver_info and the kept connection to its BMC.
+fn bmc_of(pool: &Pool, node: &Node) -> Result<(RedfishInfo, Arc<Bmc>)> {
+    let info = info_of(pool, node)?;
+    let bmc = connect(pool, &info)?;
+    Ok((info, bmc))
+}
+
 /// Redfish power control.
 pub struct RedfishPower {
     pub pool: Arc<Pool>,
 }
 
-impl RedfishPower {
-    fn info(&self, node: &Node) -> Result<RedfishInfo> {
-        parse_driver_info(node, self.pool.settings().default_auth)
-    }
-}
-
 impl Power for RedfishPower {
     fn validate(&self, node: &Node) -> Result<()> {
-        self.info(node).map(|_| ())
+        info_of(&self.pool, node).map(|_| ())
     }
 
     fn get_power_state<'a>(&'a self, task: &'a Task) -> BoxFuture<'a, Result<PowerState>> {
         Box::pin(async move {
-            let info = self.info(&task.node)?;
-            let bmc = connect(&self.pool, &info)?;
+            let (info, bmc) = bmc_of(&self.pool, &task.node)?;
             let state = power_state(&bmc, &info).await?;
             task.record(
                 Severity::Info,
@@ -650,8 +655,7 @@ impl Power for RedfishPower {
         target: PowerState,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let info = self.info(&task.node)?;
-            let bmc = connect(&self.pool, &info)?;
+            let (info, bmc) = bmc_of(&self.pool, &task.node)?;
             let sent = set_power(
                 &bmc,
                 &info,
@@ -684,7 +688,7 @@ pub struct RedfishManagement {
 
 impl Management for RedfishManagement {
     fn validate(&self, node: &Node) -> Result<()> {
-        parse_driver_info(node, self.pool.settings().default_auth).map(|_| ())
+        info_of(&self.pool, node).map(|_| ())
     }
 
     fn set_boot_device<'a>(
@@ -694,8 +698,7 @@ impl Management for RedfishManagement {
         persistent: bool,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let info = parse_driver_info(&task.node, self.pool.settings().default_auth)?;
-            let bmc = connect(&self.pool, &info)?;
+            let (info, bmc) = bmc_of(&self.pool, &task.node)?;
             let mode = wanted_boot_mode(&task.node);
             let set = set_boot(&bmc, &info, device, persistent, mode).await?;
             let want = if persistent { "Continuous" } else { "Once" };
@@ -722,8 +725,7 @@ impl Management for RedfishManagement {
         task: &'a Task,
     ) -> BoxFuture<'a, Result<(Option<String>, Option<bool>)>> {
         Box::pin(async move {
-            let info = parse_driver_info(&task.node, self.pool.settings().default_auth)?;
-            let bmc = connect(&self.pool, &info)?;
+            let (info, bmc) = bmc_of(&self.pool, &task.node)?;
             get_boot(&bmc, &info).await
         })
     }
@@ -734,8 +736,7 @@ impl Management for RedfishManagement {
 
     fn inject_nmi<'a>(&'a self, task: &'a mut Task) -> BoxFuture<'a, Result<String>> {
         Box::pin(async move {
-            let info = parse_driver_info(&task.node, self.pool.settings().default_auth)?;
-            let bmc = connect(&self.pool, &info)?;
+            let (info, bmc) = bmc_of(&self.pool, &task.node)?;
             inject_nmi(&bmc, &info).await?;
             Ok(format!(
                 "Redfish BMC {}: ComputerSystem.Reset Nmi sent",
@@ -760,8 +761,7 @@ impl Management for RedfishManagement {
                     "virtual media device {device:?} is not cdrom, disk or floppy"
                 ))
             })?;
-            let info = parse_driver_info(&task.node, self.pool.settings().default_auth)?;
-            let bmc = connect(&self.pool, &info)?;
+            let (info, bmc) = bmc_of(&self.pool, &task.node)?;
             let path = insert_media(&bmc, &info, kind, url).await?;
             Ok(format!(
                 "Redfish BMC {}: {} inserted into {path}",
@@ -777,8 +777,7 @@ impl Management for RedfishManagement {
         devices: &'a [String],
     ) -> BoxFuture<'a, Result<String>> {
         Box::pin(async move {
-            let info = parse_driver_info(&task.node, self.pool.settings().default_auth)?;
-            let bmc = connect(&self.pool, &info)?;
+            let (info, bmc) = bmc_of(&self.pool, &task.node)?;
             let mut kinds = Vec::new();
             for d in devices {
                 let k = MediaKind::parse(d).ok_or_else(|| {
